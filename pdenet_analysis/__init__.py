@@ -1,0 +1,31 @@
+"""pdenet_analysis: deep residual networks read as discretised PDEs (Ruthotto & Haber, arXiv 1804.04272).
+
+Three swappable objects — an operator (what is integrated), a scheme (how), a gradient strategy —
+meet in :func:`integrate`; networks, analysis, training and the CLI are built on them.
+"""
+
+from . import errors, gradients, networks, operators, schemes
+from .errors import (
+    DataError,
+    IncompatibleSchemeError,
+    IntegrationError,
+    NonFiniteError,
+    PDENetError,
+    ShapeError,
+    UnknownNameError,
+)
+from .gradients import Adjoint, Backprop, Reversible
+from .integrate import Solution, Stats, integrate, reverse
+from .networks import PDEBlock, PDECNN, available_presets, build_preset
+from .operators import hamiltonian, parabolic, resnet, second_order
+from .schemes import available_schemes, get_scheme, register_scheme
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "errors", "gradients", "networks", "operators", "schemes", "DataError", "IncompatibleSchemeError",
+    "IntegrationError", "NonFiniteError", "PDENetError", "ShapeError", "UnknownNameError", "Adjoint",
+    "Backprop", "Reversible", "Solution", "Stats", "integrate", "reverse", "PDEBlock", "PDECNN",
+    "available_presets", "build_preset", "hamiltonian", "parabolic", "resnet", "second_order",
+    "available_schemes", "get_scheme", "register_scheme", "__version__",
+]

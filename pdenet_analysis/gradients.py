@@ -1,0 +1,106 @@
+"""Gradient strategies: how ∂loss/∂(θ, Y₀) is obtained through an integration.
+
+``Backprop``    autograd records every stage of every step (memory O(n_steps · stages)).
+``Reversible``  only the final state is kept; the backward pass rebuilds each earlier state with
+                the scheme's exact inverse step and backpropagates one step at a time (memory
+                O(1) in the number of steps; one extra forward step per step). Requires a
+                reversible scheme (symplectic Euler, Verlet, leapfrog). The gradient equals the
+                backprop gradient up to the round-off of the reconstruction (paper §3.2; the
+                authors' ``DoubleHamiltonianNN.JTmv`` does the same).
+``Adjoint``     torchdiffeq's continuous adjoint (Chen et al. 2018) for adaptive schemes: solves the
+                adjoint ODE backwards; memory O(1), gradient accurate to the solver tolerance.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import IncompatibleSchemeError, UnknownNameError
+
+
+class GradientStrategy:
+    name = ""
+
+    def check(self, scheme) -> None:
+        """Raise if this strategy cannot be used with ``scheme``."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Backprop(GradientStrategy):
+    """Differentiate through the scheme's operations with autograd."""
+
+    name = "backprop"
+
+
+class Reversible(GradientStrategy):
+    """Exact reversible recomputation (see module docstring)."""
+
+    name = "reversible"
+
+    def check(self, scheme) -> None:
+        if not scheme.reversible:
+            raise IncompatibleSchemeError(
+                f"gradient 'reversible' needs a reversible scheme; {scheme.name!r} has no exact inverse. "
+                "Use symplectic_euler, verlet, leapfrog or leapfrog_symmetric, or gradient='backprop'"
+            )
+
+
+class Adjoint(GradientStrategy):
+    """torchdiffeq's adjoint method (adaptive schemes only)."""
+
+    name = "adjoint"
+
+    def check(self, scheme) -> None:
+        if not scheme.adaptive:
+            raise IncompatibleSchemeError(
+                f"gradient 'adjoint' is available for the adaptive torchdiffeq schemes, not {scheme.name!r}; "
+                "for fixed steps use 'backprop', or 'reversible' with a reversible scheme"
+            )
+
+
+GRADIENTS = {"backprop": Backprop, "reversible": Reversible, "adjoint": Adjoint}
+
+
+def get_gradient(gradient: str | GradientStrategy) -> GradientStrategy:
+    if isinstance(gradient, GradientStrategy):
+        return gradient
+    if gradient not in GRADIENTS:
+        raise UnknownNameError("gradient strategy", str(gradient), GRADIENTS)
+    return GRADIENTS[gradient]()
+
+
+class ReversibleFunction(torch.autograd.Function):
+    """Integrate n steps keeping only the final state; backward by inverse steps."""
+
+    @staticmethod
+    def forward(ctx, run, n_state: int, *tensors):
+        state, params = tensors[:n_state], tensors[n_state:]
+        with torch.no_grad():
+            final = run.forward_steps(tuple(state))
+        ctx.run, ctx.n_state = run, n_state
+        ctx.params = params
+        ctx.save_for_backward(*final)
+        return final
+
+    @staticmethod
+    def backward(ctx, *grad_out):
+        run, params = ctx.run, ctx.params
+        state = tuple(x.detach() for x in ctx.saved_tensors)
+        grads = tuple(torch.zeros_like(x) if g is None else g for x, g in zip(state, grad_out))
+        param_grads = [torch.zeros_like(p) for p in params]
+        for j in reversed(range(run.n_steps)):
+            t = run.t0 + j * run.h
+            with torch.no_grad():
+                prev = run.scheme.inverse_step(run.op, state, t, run.h)
+            with torch.enable_grad():
+                inp = tuple(x.detach().requires_grad_(True) for x in prev)
+                out = run.scheme.step(run.op, inp, t, run.h)
+                got = torch.autograd.grad(out, inp + tuple(params), grads, allow_unused=True)
+            grads = tuple(torch.zeros_like(x) if g is None else g for x, g in zip(inp, got[: len(inp)]))
+            for acc, g in zip(param_grads, got[len(inp):]):
+                if g is not None:
+                    acc.add_(g)
+            state = prev
+        return (None, None, *grads, *param_grads)

@@ -1,0 +1,245 @@
+"""The one entry point: ``integrate(operator, y0, scheme, ...)`` → :class:`Solution`.
+
+Operator, scheme and gradient strategy are three separate objects (DESIGN.md); any operator can
+be integrated with any scheme that accepts its kind, over [0, T]:
+
+* fixed-step schemes take ``n_steps`` steps of h = T / n_steps (default: one step per weight set
+  of the operator's time grid, which for forward Euler is exactly the paper's ResNet, eq. 3);
+* adaptive schemes (torchdiffeq) choose their steps from ``rtol``/``atol``.
+
+Statistics are counted the same way for both: ``n_evals`` is the number of evaluations of the
+operator's full right-hand side (a partitioned scheme's evaluation of one half of a Hamiltonian
+counts ½; of the free part Y' = V of a second-order operator, 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from .errors import IntegrationError, NonFiniteError, require_positive
+from .gradients import Adjoint, ReversibleFunction, Reversible, get_gradient
+from .schemes import get_scheme
+from .schemes.base import Scheme
+
+State = tuple
+
+
+@dataclass
+class Stats:
+    """Counts of one integration, identical in meaning for fixed and adaptive schemes."""
+
+    n_steps: int = 0
+    n_accepted: int = 0
+    n_rejected: int = 0
+    n_evals: float = 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Solution:
+    """Result of :func:`integrate`.
+
+    ``y``          the state at T in the layout of ``y0`` (tensor, or tuple if a tuple was given)
+    ``state``      the operator's first-order state at T: (Y,), (Y, V) or (Y, Z)
+    ``internal``   the scheme's internal state at T (for leapfrog (Y_N, Y_{N−1}); used by inverse steps)
+    ``times``      times of ``trajectory`` (None unless requested)
+    ``trajectory`` list of first-order states at ``times``
+    ``stats``      :class:`Stats`;  ``status`` "success" (failures raise :class:`IntegrationError`)
+    """
+
+    y: object
+    state: State
+    internal: State
+    stats: Stats
+    scheme: Scheme
+    T: float
+    h: float | None = None
+    times: torch.Tensor | None = None
+    trajectory: list | None = None
+    status: str = "success"
+    extra: dict = field(default_factory=dict)
+
+
+class CountingOperator:
+    """A view of an operator that counts right-hand-side evaluations and adaptive steps."""
+
+    def __init__(self, operator):
+        self.operator = operator
+        self.kind = operator.kind
+        self.evals = 0.0
+        self.accepted = 0
+        self.rejected = 0
+        self._cf, self._cg = operator.part_costs
+
+    def vector_field(self, t, state):
+        self.evals += 1
+        return self.operator.vector_field(t, state)
+
+    def part_f(self, t, b):
+        self.evals += self._cf
+        return self.operator.part_f(t, b)
+
+    def part_g(self, t, a):
+        self.evals += self._cg
+        return self.operator.part_g(t, a)
+
+    def acceleration(self, t, y):
+        self.evals += 1
+        return self.operator.acceleration(t, y)
+
+
+def _all_finite(state: State) -> torch.Tensor:
+    if len(state) == 1:
+        return torch.isfinite(state[0]).all()
+    return torch.stack([torch.isfinite(x).all() for x in state]).all()
+
+
+class FixedStepRun:
+    """n steps of a fixed-step scheme from t0 with step h (used by all gradient strategies)."""
+
+    def __init__(self, scheme, op, t0: float, h: float, n_steps: int, record: bool, check_finite: bool):
+        self.scheme, self.op, self.t0, self.h, self.n_steps = scheme, op, t0, h, n_steps
+        self.record, self.check_finite = record, check_finite
+        self.trajectory: list | None = None
+
+    def forward_steps(self, state: State) -> State:
+        scheme, op, h = self.scheme, self.op, self.h
+        flags = [] if self.check_finite else None
+        traj = [scheme.to_state(op, state, h)] if self.record else None
+        for j in range(self.n_steps):
+            state = scheme.step(op, state, self.t0 + j * h, h)
+            if flags is not None:
+                flags.append(_all_finite(state))
+            if traj is not None:
+                traj.append(scheme.to_state(op, state, h))
+        if flags:
+            ok = torch.stack(flags)
+            if not bool(ok.all()):
+                j = int((~ok).nonzero()[0, 0])
+                t = self.t0 + (j + 1) * h
+                raise NonFiniteError(
+                    f"NaN or Inf appeared in step {j + 1} of {self.n_steps} (t = {t:.6g}) of scheme "
+                    f"{scheme.name!r} with h = {h:.6g}; the step is probably outside the stability region: "
+                    "use more steps, a stabler scheme, or smaller weights",
+                    step=j + 1,
+                    time=t,
+                )
+        self.trajectory = traj
+        return state
+
+
+def integrate(
+    operator,
+    y0,
+    scheme: str | Scheme = "rk4",
+    *,
+    T: float | None = None,
+    n_steps: int | None = None,
+    gradient="backprop",
+    trajectory: bool = False,
+    t_eval: torch.Tensor | None = None,
+    check_finite: bool = True,
+    **scheme_kwargs,
+) -> Solution:
+    """Integrate ``operator`` from ``y0`` at t = 0 to t = T with ``scheme``.
+
+    Args:
+        operator: an :class:`~pdenet_analysis.operators.Operator`.
+        y0: initial state: a tensor (for a Hamiltonian operator, split along channels; for a
+            second-order operator, Y₀ with V₀ = 0) or a tuple ((Y₀, Z₀) or (Y₀, V₀)).
+        scheme: a :class:`Scheme` or a registered name (``available_schemes()``).
+        T: final time; default the operator's (its time grid's T). Must not exceed it.
+        n_steps: number of fixed steps; default one per weight set of the operator's grid.
+        gradient: "backprop", "reversible" (reversible schemes) or "adjoint" (adaptive schemes).
+        trajectory: also return the states after every step (fixed) or at ``t_eval`` (adaptive).
+        t_eval: output times for adaptive schemes (default [0, T]).
+        check_finite: raise :class:`NonFiniteError` naming the step where NaN/Inf appeared.
+        **scheme_kwargs: options of a scheme given by name (rtol, atol, max_steps).
+
+    Returns:
+        :class:`Solution`.
+    """
+    scheme = get_scheme(scheme, **scheme_kwargs)
+    scheme.check_operator(operator)
+    grad = get_gradient(gradient)
+    grad.check(scheme)
+    T_op = operator.T
+    if T is None:
+        if T_op is None:
+            raise ValueError("this operator has no time grid: pass the final time T")
+        T = T_op
+    T = require_positive("final time T", T)
+    if T_op is not None and T > T_op * (1 + 1e-12):
+        raise ValueError(
+            f"T = {T:g} exceeds the operator's final time {T_op:g}: θ(t) is only defined on [0, {T_op:g}]"
+        )
+    state0 = operator.to_state(y0)
+    op = CountingOperator(operator)
+
+    if scheme.adaptive:
+        if t_eval is None:
+            n = n_steps if (trajectory and n_steps) else 1
+            t_eval = torch.linspace(0.0, T, n + 1, dtype=state0[0].dtype, device=state0[0].device)
+        t_eval = torch.as_tensor(t_eval, dtype=state0[0].dtype, device=state0[0].device)
+        if check_finite and not bool(_all_finite(state0)):
+            raise NonFiniteError("the initial state contains NaN or Inf", step=0, time=0.0)
+        try:
+            states = scheme.solve(op, state0, t_eval, op, adjoint=isinstance(grad, Adjoint))
+        except AssertionError as exc:  # torchdiffeq signals failure by assert
+            raise IntegrationError(
+                f"adaptive scheme {scheme.name!r} failed: {exc}. The dynamics may be stiff or blowing up; "
+                "loosen rtol/atol, raise max_steps, or use a fixed-step scheme"
+            ) from exc
+        final = tuple(s[-1] for s in states)
+        stats = Stats(n_steps=op.accepted, n_accepted=op.accepted, n_rejected=op.rejected, n_evals=op.evals)
+        traj = [tuple(s[i] for s in states) for i in range(len(t_eval))] if trajectory else None
+        return Solution(operator.from_state(final, y0), final, final, stats, scheme, T, None,
+                        t_eval if trajectory else None, traj)
+
+    if n_steps is None:
+        grid = operator.grid
+        if grid is None:
+            raise ValueError(f"fixed-step scheme {scheme.name!r} needs n_steps for an operator without a time grid")
+        n_steps = grid.n_pieces
+    if int(n_steps) != n_steps or n_steps < 1:
+        raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
+    n_steps = int(n_steps)
+    h = T / n_steps
+    if check_finite and not bool(_all_finite(state0)):
+        raise NonFiniteError("the initial state contains NaN or Inf", step=0, time=0.0)
+
+    internal0 = scheme.init(op, state0, 0.0, h)
+    run = FixedStepRun(scheme, op, 0.0, h, n_steps, trajectory, check_finite)
+    if isinstance(grad, Reversible) and torch.is_grad_enabled():
+        params = [p for p in operator.parameters() if p.requires_grad]
+        internal = ReversibleFunction.apply(run, len(internal0), *internal0, *params)
+    else:
+        internal = run.forward_steps(internal0)
+    final = scheme.to_state(op, internal, h)
+    stats = Stats(n_steps=n_steps, n_accepted=n_steps, n_rejected=0, n_evals=op.evals)
+    times = None
+    if trajectory:
+        times = torch.linspace(0.0, T, n_steps + 1, dtype=state0[0].dtype, device=state0[0].device)
+    return Solution(operator.from_state(final, y0), final, internal, stats, scheme, T, h, times, run.trajectory)
+
+
+def reverse(operator, solution: Solution, n_steps: int | None = None, check_finite: bool = True) -> State:
+    """Run a reversible scheme backwards from ``solution`` to t = 0; returns the first-order state.
+
+    Raises :class:`~pdenet_analysis.errors.IncompatibleSchemeError` for schemes without an inverse.
+    """
+    scheme, h = solution.scheme, solution.h
+    scheme.require_inverse()
+    n = int(round(solution.T / h)) if n_steps is None else n_steps
+    op = CountingOperator(operator)
+    state = solution.internal
+    for j in reversed(range(n)):
+        state = scheme.inverse_step(op, state, j * h, h)
+        if check_finite and not bool(_all_finite(state)):
+            raise NonFiniteError(f"NaN or Inf in inverse step {j + 1} (t = {j * h:.6g})", step=j + 1, time=j * h)
+    # internal state at t0 -> first-order state (for leapfrog V₀ is recovered as (Y₀ − Y₋₁)/h)
+    return scheme.to_state(op, state, h)

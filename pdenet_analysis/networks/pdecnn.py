@@ -1,0 +1,140 @@
+"""The paper's PDE-CNN (Ruthotto & Haber §5; layout of the authors' ``cnnDriver.m``, spec §4).
+
+    opening:  3×3 conv (c_in → nf₀, no bias) → batch norm → ReLU
+    unit k:   PDE block at width nf_k  →  1×1 conv (nf_k → nf_{k+1}, no bias) → batch norm → ReLU
+              → 2×2 average pooling (k < U) or global average pooling (k = U)
+    classifier: linear nf_U → n_classes with bias
+
+``widths`` is the authors' vector nf = [nf₀, ..., nf_U]: U = len(widths) − 1 units.
+Architectures: ``parabolic`` (F_sym, forward Euler), ``hamiltonian`` (channel split, symplectic
+Euler of eq. 10), ``second_order`` (F_sym, leapfrog), ``resnet`` (eq. 1 layer, forward Euler).
+Initialisation follows the authors' code (spec §5.2): truncated-normal kernels with
+sd = sqrt(2/(k·k·c_in·c_out)), classifier 0.1·N(0,1) clipped to ±0.2, normalisation scale 1, shift 0.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from ..errors import UnknownNameError
+from ..operators import OPERATOR_FACTORIES, truncated_normal_kernel
+from .blocks import PDEBlock
+
+ARCHITECTURES = tuple(OPERATOR_FACTORIES)
+
+
+def _conv_bn_relu(c_in: int, c_out: int, k: int, bn_eps: float) -> nn.Sequential:
+    conv = nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(truncated_normal_kernel(tuple(conv.weight.shape)))
+    return nn.Sequential(conv, nn.BatchNorm2d(c_out, eps=bn_eps, momentum=0.1), nn.ReLU())
+
+
+class Unit(nn.Module):
+    """PDE block → connector → pooling."""
+
+    def __init__(self, block: PDEBlock, connector: nn.Module, pool: nn.Module):
+        super().__init__()
+        self.block, self.connector, self.pool = block, connector, pool
+
+    def forward(self, x):
+        return self.pool(self.connector(self.block(x)))
+
+
+class PDECNN(nn.Module):
+    """The PDE-CNN of the paper; ``config`` rebuilds it (see :func:`from_config`)."""
+
+    def __init__(
+        self,
+        architecture: str,
+        widths: list[int],
+        in_channels: int = 3,
+        n_classes: int = 10,
+        T: float = 3.0,
+        n_steps: int = 3,
+        scheme: str | None = None,
+        interpolation: str = "constant",
+        activation: str = "relu",
+        normalise: bool = True,
+        eps: float = 1e-3,
+        bn_eps: float = 1e-4,
+        gradient: str = "backprop",
+        scheme_kwargs: dict | None = None,
+    ):
+        super().__init__()
+        if architecture not in OPERATOR_FACTORIES:
+            raise UnknownNameError("architecture", architecture, OPERATOR_FACTORIES)
+        if len(widths) < 2:
+            raise ValueError(f"widths needs at least two entries [nf0, nf1], got {widths!r}")
+        self.config = dict(
+            architecture=architecture, widths=list(widths), in_channels=in_channels, n_classes=n_classes,
+            T=T, n_steps=n_steps, scheme=scheme, interpolation=interpolation, activation=activation,
+            normalise=normalise, eps=eps, bn_eps=bn_eps, gradient=gradient, scheme_kwargs=scheme_kwargs or {},
+        )
+        factory = OPERATOR_FACTORIES[architecture]
+        self.opening = _conv_bn_relu(in_channels, widths[0], 3, bn_eps)
+        units = []
+        U = len(widths) - 1
+        for k in range(U):
+            op = factory(widths[k], T=T, n_pieces=n_steps, interpolation=interpolation,
+                         activation=activation, normalise=normalise, eps=eps)
+            block = PDEBlock(op, scheme, T=T, n_steps=n_steps, gradient=gradient, **(scheme_kwargs or {}))
+            pool = nn.AvgPool2d(2) if k < U - 1 else nn.AdaptiveAvgPool2d(1)
+            units.append(Unit(block, _conv_bn_relu(widths[k], widths[k + 1], 1, bn_eps), pool))
+        self.units = nn.ModuleList(units)
+        self.classifier = nn.Linear(widths[-1], n_classes)
+        with torch.no_grad():
+            self.classifier.weight.copy_((0.1 * torch.randn_like(self.classifier.weight)).clamp_(-0.2, 0.2))
+            self.classifier.bias.copy_((0.1 * torch.randn_like(self.classifier.bias)).clamp_(-0.2, 0.2))
+
+    @property
+    def blocks(self) -> list[PDEBlock]:
+        return [u.block for u in self.units]
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.opening(x)
+        for unit in self.units:
+            x = unit(x)
+        return x.flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def evaluations(self) -> float:
+        """Operator evaluations of the last forward pass, summed over the blocks."""
+        return sum(b.last_stats.n_evals for b in self.blocks if b.last_stats is not None)
+
+    def with_scheme(self, scheme=None, n_steps: int | None = None, gradient=None, **scheme_kwargs) -> "PDECNN":
+        """The same network (shared weights) with every PDE block integrated differently."""
+        new = copy.copy(self)
+        new._modules = dict(self._modules)
+        units = []
+        for u in self.units:
+            nu = copy.copy(u)
+            nu._modules = dict(u._modules)
+            nu.block = u.block.with_scheme(scheme, n_steps, gradient, **scheme_kwargs)
+            units.append(nu)
+        new.units = nn.ModuleList(units)
+        new.config = dict(self.config)
+        if scheme is not None:
+            new.config["scheme"] = scheme if isinstance(scheme, str) else scheme.name
+            new.config["scheme_kwargs"] = scheme_kwargs
+        if n_steps is not None:
+            new.config["integration_steps"] = n_steps
+        return new
+
+
+def from_config(config: dict) -> PDECNN:
+    """Rebuild a network (random weights) from ``PDECNN.config``."""
+    cfg = dict(config)
+    steps = cfg.pop("integration_steps", None)
+    model = PDECNN(**cfg)
+    if steps is not None:
+        model = model.with_scheme(n_steps=steps)
+    return model

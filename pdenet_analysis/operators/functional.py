@@ -1,0 +1,94 @@
+"""Stateless building blocks of the paper's layers (Ruthotto & Haber, arXiv 1804.04272 §2–§3).
+
+All functions act on image batches ``(batch, channels, height, width)``.
+
+* ``conv(y, w)`` is the operator K of eq. 2: a 3×3 (or k×k) convolution, stride 1, zero
+  padding ``(k-1)//2``, no bias.
+* ``conv_adjoint(z, w)`` is Kᵀ, the transposed convolution with the same weights and padding.
+  It is the exact adjoint: ⟨K x, z⟩ = ⟨x, Kᵀ z⟩ for all x, z.
+* ``tv_norm`` is the total-variation normalisation of eq. 9: each pixel's feature vector is
+  divided by its Euclidean norm across channels, ``x / sqrt(Σ_c x² + ε)``, then scaled and
+  shifted per channel. No mean is subtracted and examples are not coupled.
+* ``symmetric_layer`` is F_sym(θ, Y) = −Kᵀ σ(N(K Y)) (eq. 7).
+* ``resnet_layer`` is F(θ, Y) = K₂ σ(N(K₁ Y)) (eq. 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as nnf
+
+from ..errors import UnknownNameError
+
+Activation = Callable[[torch.Tensor], torch.Tensor]
+
+ACTIVATIONS: dict[str, Activation] = {
+    "relu": torch.relu,
+    "tanh": torch.tanh,
+    "identity": lambda x: x,
+}
+
+
+def activation(name: str) -> Activation:
+    """The pointwise nonlinearity σ called ``name`` (relu, tanh or identity)."""
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise UnknownNameError("activation", name, ACTIVATIONS) from None
+
+
+def conv(y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """K y: convolution with ``weight`` of shape (c_out, c_in, k, k), 'same' zero padding."""
+    return nnf.conv2d(y, weight, padding=weight.shape[-1] // 2)
+
+
+def conv_adjoint(z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Kᵀ z: the exact adjoint of :func:`conv` with the same ``weight``."""
+    return nnf.conv_transpose2d(z, weight, padding=weight.shape[-1] // 2)
+
+
+def tv_norm(
+    x: torch.Tensor, scale: torch.Tensor | None, shift: torch.Tensor | None, eps: float
+) -> torch.Tensor:
+    """N_tv(x) = s ⊙ x / sqrt(Σ_c x² + ε) + b  (paper eq. 9, per-channel scale s and shift b)."""
+    z = x * torch.rsqrt(x.square().sum(dim=1, keepdim=True) + eps)
+    if scale is not None:
+        z = z * scale.view(1, -1, 1, 1)
+    if shift is not None:
+        z = z + shift.view(1, -1, 1, 1)
+    return z
+
+
+def symmetric_layer(
+    y: torch.Tensor,
+    weight: torch.Tensor,
+    scale: torch.Tensor | None,
+    shift: torch.Tensor | None,
+    sigma: Activation,
+    eps: float,
+    normalise: bool,
+) -> torch.Tensor:
+    """F_sym(θ, Y) = −Kᵀ σ(N(K Y))  (eq. 7); N is the identity when ``normalise`` is False."""
+    z = conv(y, weight)
+    if normalise:
+        z = tv_norm(z, scale, shift, eps)
+    return -conv_adjoint(sigma(z), weight)
+
+
+def resnet_layer(
+    y: torch.Tensor,
+    weight1: torch.Tensor,
+    weight2: torch.Tensor,
+    scale: torch.Tensor | None,
+    shift: torch.Tensor | None,
+    sigma: Activation,
+    eps: float,
+    normalise: bool,
+) -> torch.Tensor:
+    """F(θ, Y) = K₂ σ(N(K₁ Y))  (eq. 1), K₁ and K₂ independent convolutions."""
+    z = conv(y, weight1)
+    if normalise:
+        z = tv_norm(z, scale, shift, eps)
+    return conv(sigma(z), weight2)

@@ -1,0 +1,109 @@
+"""Time-dependent parameters θ(t) on a grid of [0, T].
+
+The paper trains one weight set per time step (θ piecewise constant in time, §3). To evaluate
+the same network with another scheme, finer steps or an adaptive solver, θ must be a function of
+continuous t. Two interpolations are offered:
+
+``"constant"``
+    ``n_pieces`` weight sets; θ(t) = θ_j on [t_j, t_{j+1}), t_j = j·T/n_pieces. This is the
+    paper's parametrisation: forward Euler with n_steps = n_pieces is exactly the ResNet of eq. 3.
+``"linear"``
+    ``n_pieces + 1`` weight sets at the nodes t_0..t_N, linearly interpolated in between, so θ is
+    continuous and an adaptive solver may evaluate it at any t.
+
+:meth:`TimeGrid.refined` doubles the number of pieces while describing **the same function**
+θ(t) (copies for constant pieces, midpoint averages for linear nodes), so a trained block can be
+re-integrated with finer steps: the ODE stays the same and only the discretisation changes.
+
+Discontinuities. With piecewise-constant θ the right-hand side jumps at the t_j. A one-step
+scheme keeps its order only if every stage of a step uses the weights of the piece that holds
+the step, also at the end point t_{j+1}. Schemes therefore pass stage times as :class:`StepTime`,
+a float that remembers the step it belongs to, and piecewise-constant lookup uses the step's
+midpoint. A plain float (as an adaptive solver passes) is looked up right-continuously.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import UnknownNameError, require_positive
+
+INTERPOLATIONS = ("constant", "linear")
+
+
+class StepTime(float):
+    """A stage time t_j + c·h that knows its step [t_j, t_j + h].
+
+    Behaves as a float everywhere; :class:`TimeGrid` uses ``midpoint`` to pick the piece of a
+    piecewise-constant θ so that all stages of one step see one weight set.
+    """
+
+    __slots__ = ("midpoint",)
+
+    def __new__(cls, t: float, step_start: float, step_size: float) -> "StepTime":
+        self = super().__new__(cls, t)
+        self.midpoint = step_start + 0.5 * step_size
+        return self
+
+
+@dataclass(frozen=True)
+class TimeGrid:
+    """A uniform grid of ``n_pieces`` pieces on [0, T] and how θ is interpolated on it."""
+
+    T: float
+    n_pieces: int
+    interpolation: str = "constant"
+
+    def __post_init__(self) -> None:
+        require_positive("final time T", self.T)
+        if int(self.n_pieces) != self.n_pieces or self.n_pieces < 1:
+            raise ValueError(f"n_pieces must be a positive integer, got {self.n_pieces!r}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise UnknownNameError("interpolation", self.interpolation, INTERPOLATIONS)
+
+    @property
+    def n_nodes(self) -> int:
+        """Number of stored weight sets."""
+        return self.n_pieces + (self.interpolation == "linear")
+
+    @property
+    def spacing(self) -> float:
+        return self.T / self.n_pieces
+
+    def refined(self, factor: int = 2) -> "TimeGrid":
+        return TimeGrid(self.T, self.n_pieces * factor, self.interpolation)
+
+    def coefficients(self, t: float | torch.Tensor) -> tuple[int, int, float]:
+        """(i, k, s) such that θ(t) = (1 − s)·θ_i + s·θ_k."""
+        if isinstance(t, torch.Tensor):
+            t = float(t.detach())
+        if self.interpolation == "constant":
+            u = getattr(t, "midpoint", t) / self.spacing
+            j = min(max(int(math.floor(u)), 0), self.n_pieces - 1)
+            return j, j, 0.0
+        u = min(max(t / self.spacing, 0.0), float(self.n_pieces))
+        j = min(int(math.floor(u)), self.n_pieces - 1)
+        return j, j + 1, u - j
+
+    def refine_values(self, values: torch.Tensor, factor: int = 2) -> torch.Tensor:
+        """Node values of the refined grid that describe the same θ(t) (leading dim = nodes)."""
+        if self.interpolation == "constant":
+            return values.repeat_interleave(factor, dim=0)
+        s = torch.arange(factor, dtype=values.dtype, device=values.device) / factor
+        s = s.view(1, factor, *([1] * (values.dim() - 1)))
+        left, right = values[:-1].unsqueeze(1), values[1:].unsqueeze(1)
+        inner = ((1 - s) * left + s * right).flatten(0, 1)
+        return torch.cat([inner, values[-1:]], dim=0)
+
+
+def evaluate(grid: TimeGrid, values: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
+    """θ(t) from the stacked node values (leading dimension = ``grid.n_nodes``)."""
+    i, k, s = grid.coefficients(t)
+    if s == 0.0:
+        return values[i]
+    if s == 1.0:
+        return values[k]
+    return torch.lerp(values[i], values[k], s)

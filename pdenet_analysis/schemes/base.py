@@ -1,0 +1,98 @@
+"""The scheme interface and its metadata.
+
+A scheme advances a state of an :class:`~pdenet_analysis.operators.Operator` over one step
+[t, t + h]. It knows nothing of convolutions: it calls only the operator's views
+(``vector_field``, ``part_f``/``part_g``, ``acceleration``).
+
+Every scheme declares the same metadata, which the test-suite and the analysis read:
+
+``name``        registry name
+``order``       global order of accuracy p (error O(h^p))
+``kinds``       operator kinds it accepts (``first_order``, ``second_order``, ``hamiltonian``)
+``symplectic``  whether it preserves the symplectic form of a Hamiltonian flow
+``reversible``  whether it has an exact inverse step (``inverse_step``)
+``adaptive``    whether the step is chosen by error control (then ``n_steps`` is not used)
+``stability_variable``  "h*lambda" (one-step methods on y' = λy) or "h^2*lambda" (schemes for
+                partitioned / second-order systems, whose linear test problem is y'' = λy)
+
+A fixed-step scheme keeps an *internal* state, which may differ from the operator's first-order
+state (leapfrog keeps (Y_j, Y_{j−1})): ``init`` makes it, ``step``/``inverse_step`` advance it,
+``to_state`` converts it back.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from ..errors import IncompatibleSchemeError
+from ..operators.timegrid import StepTime
+
+State = tuple
+
+
+def stage_time(t: float, c: float, h: float) -> StepTime:
+    """The time t + c·h of a stage of the step [t, t + h]."""
+    return StepTime(t + c * h, t, h)
+
+
+class Scheme:
+    """Base class of all schemes (see the module docstring for the metadata)."""
+
+    name: ClassVar[str] = ""
+    order: int = 0
+    kinds: frozenset = frozenset()
+    symplectic: bool = False
+    reversible: bool = False
+    adaptive: bool = False
+    stability_variable: ClassVar[str] = "h*lambda"
+
+    # ---- compatibility ---------------------------------------------------------------------
+    def accepts(self, kind: str) -> bool:
+        return kind in self.kinds
+
+    def check_operator(self, operator) -> None:
+        if not self.accepts(operator.kind):
+            from .registry import names_accepting
+
+            raise IncompatibleSchemeError(
+                f"scheme {self.name!r} does not accept {operator.kind} operators; schemes that do: "
+                f"{', '.join(names_accepting(operator.kind))}"
+            )
+
+    # ---- fixed-step interface --------------------------------------------------------------
+    def init(self, op, state: State, t0: float, h: float) -> State:
+        """Internal state at t0 from the operator's first-order state."""
+        return state
+
+    def step(self, op, state: State, t: float, h: float) -> State:
+        raise NotImplementedError
+
+    def inverse_step(self, op, state: State, t: float, h: float) -> State:
+        """The state at t from the state at t + h (reversible schemes only)."""
+        self.require_inverse()
+        raise NotImplementedError
+
+    def require_inverse(self) -> None:
+        """Raise :class:`IncompatibleSchemeError` unless the scheme has an exact inverse step."""
+        if self.reversible:
+            return
+        raise IncompatibleSchemeError(
+            f"scheme {self.name!r} is not reversible: it has no exact inverse step. "
+            "Reversible schemes: symplectic_euler, verlet, leapfrog, leapfrog_symmetric"
+        )
+
+    def to_state(self, op, state: State, h: float) -> State:
+        """The operator's first-order state from the internal state."""
+        return state
+
+    # ---- linear stability ------------------------------------------------------------------
+    def amplification(self, z) -> np.ndarray:
+        """Largest modulus of the amplification factor(s) of one step of the linear test
+        problem, as a function of the stability variable z (see ``stability_variable``).
+        The stability region is {z : amplification(z) ≤ 1}."""
+        raise IncompatibleSchemeError(f"scheme {self.name!r} has no linear stability function")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"

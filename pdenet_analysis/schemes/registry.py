@@ -1,0 +1,53 @@
+"""The one registry of schemes, by name.
+
+``get_scheme("rk4")`` builds a scheme; ``register_scheme(name, factory)`` adds a user's scheme,
+after which the project's property checks (``pdenet_analysis.testing``) and the test-suite's
+registry-driven tests apply to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..errors import UnknownNameError
+from .adaptive import ADAPTIVE_METHODS, TorchDiffEq
+from .base import Scheme
+from .runge_kutta import RK4, ForwardEuler, Heun, Midpoint
+from .symplectic import Leapfrog, StormerVerlet, SymplecticEuler
+
+_REGISTRY: dict[str, Callable[..., Scheme]] = {
+    "euler": ForwardEuler,
+    "heun": Heun,
+    "midpoint": Midpoint,
+    "rk4": RK4,
+    "symplectic_euler": SymplecticEuler,
+    "verlet": StormerVerlet,
+    "leapfrog": lambda: Leapfrog("paper"),
+    "leapfrog_symmetric": lambda: Leapfrog("symmetric"),
+}
+for _m in ADAPTIVE_METHODS:
+    _REGISTRY[_m] = (lambda m: (lambda **kw: TorchDiffEq(m, **kw)))(_m)
+
+
+def register_scheme(name: str, factory: Callable[..., Scheme], overwrite: bool = False) -> None:
+    """Add a scheme factory under ``name``."""
+    if name in _REGISTRY and not overwrite:
+        raise ValueError(f"a scheme named {name!r} is already registered; pass overwrite=True to replace it")
+    _REGISTRY[name] = factory
+
+
+def available_schemes() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_scheme(scheme: str | Scheme, **kwargs) -> Scheme:
+    """A scheme from its name (keyword arguments go to adaptive solvers: rtol, atol, ...)."""
+    if isinstance(scheme, Scheme):
+        return scheme
+    if not isinstance(scheme, str) or scheme not in _REGISTRY:
+        raise UnknownNameError("scheme", str(scheme), _REGISTRY)
+    return _REGISTRY[scheme](**kwargs)
+
+
+def names_accepting(kind: str) -> list[str]:
+    return [n for n in available_schemes() if get_scheme(n).accepts(kind)]

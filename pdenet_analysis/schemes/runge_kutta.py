@@ -1,0 +1,93 @@
+"""Explicit Runge–Kutta schemes from Butcher tableaux.
+
+They integrate the first-order form of any operator (Y for first order, (Y, V) for second order,
+(Y, Z) for Hamiltonian), so they accept every kind. Stability: |R(hλ)| ≤ 1 with R the tableau's
+stability polynomial (:meth:`ButcherTableau.stability_polynomial`).
+
+References: Hairer, Nørsett & Wanner, *Solving Ordinary Differential Equations I*, §II.1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .base import Scheme, stage_time
+from .tableau import ButcherTableau
+
+
+class ExplicitRungeKutta(Scheme):
+    """An explicit RK scheme defined by a :class:`ButcherTableau` and its declared order."""
+
+    kinds = frozenset({"first_order", "second_order", "hamiltonian"})
+
+    def __init__(self, tableau: ButcherTableau, order: int, name: str = "explicit_rk"):
+        if not tableau.order_conditions_satisfied(min(order, 4)):
+            raise ValueError(f"tableau of {name!r} does not satisfy the order conditions of order {order}")
+        self.tableau, self.order, self.name = tableau, int(order), name
+        self._rows = [[(j, a) for j, a in enumerate(row[:i]) if a != 0.0] for i, row in enumerate(tableau.a)]
+        self._weights = [(i, b) for i, b in enumerate(tableau.b) if b != 0.0]
+
+    @property
+    def n_stages(self) -> int:
+        return self.tableau.stages
+
+    def step(self, op, state, t: float, h: float):
+        ks = []
+        for i, row in enumerate(self._rows):
+            y = state
+            for j, a in row:
+                y = tuple(torch.add(yi, kj, alpha=h * a) for yi, kj in zip(y, ks[j]))
+            ks.append(op.vector_field(stage_time(t, self.tableau.c[i], h), y))
+        out = state
+        for i, b in self._weights:
+            out = tuple(yi + (h * b) * ki for yi, ki in zip(out, ks[i]))
+        return out
+
+    def stability_function(self, z) -> np.ndarray:
+        """R(z) on y' = λy, z = hλ."""
+        return np.polyval(self.tableau.stability_polynomial()[::-1], np.asarray(z, dtype=complex))
+
+    def amplification(self, z) -> np.ndarray:
+        return np.abs(self.stability_function(z))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class ForwardEuler(ExplicitRungeKutta):
+    """y⁺ = y + h f(t, y). Order 1; stable for |1 + hλ| ≤ 1. Eq. 3 of the paper with h = 1."""
+
+    name = "euler"
+
+    def __init__(self):
+        super().__init__(ButcherTableau.explicit([], [1.0]), 1, "euler")
+
+
+class Heun(ExplicitRungeKutta):
+    """Heun's method (explicit trapezoidal rule). Order 2; R(z) = 1 + z + z²/2."""
+
+    name = "heun"
+
+    def __init__(self):
+        super().__init__(ButcherTableau.explicit([[1.0]], [0.5, 0.5]), 2, "heun")
+
+
+class Midpoint(ExplicitRungeKutta):
+    """Explicit midpoint rule. Order 2; R(z) = 1 + z + z²/2."""
+
+    name = "midpoint"
+
+    def __init__(self):
+        super().__init__(ButcherTableau.explicit([[0.5]], [0.0, 1.0]), 2, "midpoint")
+
+
+class RK4(ExplicitRungeKutta):
+    """The classical fourth-order Runge–Kutta method. R(z) = Σ_{k≤4} z^k/k!."""
+
+    name = "rk4"
+
+    def __init__(self):
+        super().__init__(
+            ButcherTableau.explicit([[0.5], [0.0, 0.5], [0.0, 0.0, 1.0]], [1 / 6, 1 / 3, 1 / 3, 1 / 6]), 4, "rk4"
+        )
