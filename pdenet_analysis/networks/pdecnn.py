@@ -134,7 +134,10 @@ def from_config(config: dict) -> PDECNN:
     """Rebuild a network (random weights) from ``PDECNN.config``."""
     cfg = dict(config)
     steps = cfg.pop("integration_steps", None)
+    preset = cfg.pop("preset", None)
     model = PDECNN(**cfg)
+    if preset is not None:
+        model.config["preset"] = preset
     if steps is not None:
         model = model.with_scheme(n_steps=steps)
     return model

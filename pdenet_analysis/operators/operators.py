@@ -48,6 +48,9 @@ class Operator(nn.Module):
     kind: str = ""
     #: cost of (part_f, part_g) in full right-hand-side evaluations
     part_costs: tuple[float, float] = (0.5, 0.5)
+    #: components of the first-order state that are the solution (errors and orders are measured
+    #: on these); for second order only Y — V is auxiliary and leapfrog recovers it to O(h) only
+    solution_components: tuple[int, ...] | None = None
 
     # ---- time grid ---------------------------------------------------------------------------
     @property
@@ -134,6 +137,7 @@ class SecondOrderOperator(Operator):
 
     kind = "second_order"
     part_costs = (0.0, 1.0)  # f(V) = V is free; g(Y) = F(Y) is one evaluation
+    solution_components = (0,)
 
     def __init__(self, layer: nn.Module):
         super().__init__()

@@ -100,8 +100,16 @@ class TimeGrid:
 
 
 def evaluate(grid: TimeGrid, values: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
-    """θ(t) from the stacked node values (leading dimension = ``grid.n_nodes``)."""
+    """θ(t) from the stacked node values (leading dimension = ``grid.n_nodes``).
+
+    For a tensor ``t`` (as adaptive solvers pass) a piecewise-linear θ stays differentiable in t:
+    backpropagation through an adaptive solver differentiates its step sizes, whose effect on the
+    result passes through ∂θ/∂t; cutting it gives wrong gradients.
+    """
     i, k, s = grid.coefficients(t)
+    if isinstance(t, torch.Tensor) and i != k and t.requires_grad:
+        w = (t / grid.spacing - i).clamp(0.0, 1.0).to(values.dtype)
+        return values[i] + w * (values[k] - values[i])
     if s == 0.0:
         return values[i]
     if s == 1.0:

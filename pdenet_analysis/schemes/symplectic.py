@@ -107,7 +107,8 @@ class Leapfrog(Scheme):
     one-sided difference for Y'(0): the first step then carries an O(h²) error that the
     recursion turns into a **first-order** global error. ``start="symmetric"`` uses the central
     difference, Y_{−1} = Y₀ − h V₀ + (h²/2) F(t₀, Y₀), which keeps the scheme second order.
-    Both are reversible and symplectic (as maps on (Y_j, Y_{j−1})). Stable for h²ρ(∂F/∂Y) ≤ 4
+    Both are reversible and symplectic (as maps on (Y_j, Y_{j−1})). The order is that of Y; the
+    velocity reported in the first-order state, V_N = (Y_N − Y_{N−1})/h, is first order only. Stable for h²ρ(∂F/∂Y) ≤ 4
     when the spectrum is real and non-positive.
     """
 

@@ -1,0 +1,43 @@
+"""Registries the tests iterate over: every registered scheme, every problem kind."""
+
+import torch
+
+import pdenet_analysis as pa
+from pdenet_analysis.operators import OPERATOR_FACTORIES
+from pdenet_analysis.testing import LinearFirstOrder, LinearHamiltonian, LinearSecondOrder, random_spd, random_stable_matrix
+
+FIXED_SCHEMES = [n for n in pa.available_schemes() if not pa.get_scheme(n).adaptive]
+ADAPTIVE_SCHEMES = [n for n in pa.available_schemes() if pa.get_scheme(n).adaptive]
+REVERSIBLE_SCHEMES = [n for n in FIXED_SCHEMES if pa.get_scheme(n).reversible]
+
+
+def linear_problem(kind: str, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    if kind == "first_order":
+        return LinearFirstOrder(random_stable_matrix(4, seed, spread=2.0)), torch.randn(2, 4, generator=g)
+    if kind == "hamiltonian":
+        op = LinearHamiltonian(random_spd(3, seed), -random_spd(3, seed + 1))
+        return op, (torch.randn(2, 3, generator=g), torch.randn(2, 3, generator=g))
+    op = LinearSecondOrder(-random_spd(3, seed + 2))
+    return op, (torch.randn(2, 3, generator=g), torch.randn(2, 3, generator=g))
+
+
+def paper_operator(arch: str, channels: int = 4, size: int = 5, seed: int = 0, scale: float | None = None, **kw):
+    """A small nonlinear operator of the paper (smooth: tanh, no normalisation unless asked).
+
+    Kernels are multiplied by ``scale`` (default 2; 1 for the Hamiltonian, whose half-width
+    kernels start twice as large), which keeps the problems non-stiff at the tested steps."""
+    if scale is None:
+        scale = 1.0 if arch == "hamiltonian" else 2.0
+    torch.manual_seed(seed)
+    kw = {"activation": "tanh", "normalise": False, "interpolation": "linear", "T": 1.0, "n_pieces": 2, **kw}
+    op = OPERATOR_FACTORIES[arch](channels, **kw).to(torch.get_default_dtype())
+    with torch.no_grad():
+        for layer in op.layers():
+            for w in layer.kernels():
+                w.mul_(scale)
+    y0 = torch.randn(2, channels, size, size)
+    return op, y0
+
+
+ARCH_OF_KIND = {"first_order": ["parabolic", "resnet"], "hamiltonian": ["hamiltonian"], "second_order": ["second_order"]}

@@ -1,0 +1,131 @@
+"""Every kind of bad input raises a clear error naming the problem."""
+
+import math
+
+import pytest
+import torch
+
+import pdenet_analysis as pa
+
+from .helpers import paper_operator
+
+
+def test_wrong_channel_count():
+    op, _ = paper_operator("parabolic", channels=4)
+    with pytest.raises(pa.ShapeError, match=r"\(batch, 4, height, width\)"):
+        pa.integrate(op, torch.randn(2, 3, 5, 5), "euler")
+
+
+def test_wrong_rank():
+    op, _ = paper_operator("parabolic", channels=4)
+    with pytest.raises(pa.ShapeError, match="expects a state of shape"):
+        pa.integrate(op, torch.randn(4, 5, 5), "euler")
+
+
+def test_odd_channels_for_hamiltonian_operator():
+    with pytest.raises(pa.ShapeError, match="even number of channels"):
+        pa.hamiltonian(5)
+
+
+def test_odd_channels_for_hamiltonian_state():
+    op, _ = paper_operator("hamiltonian", channels=4)
+    with pytest.raises(pa.ShapeError, match="even number of channels, got 5"):
+        pa.integrate(op, torch.randn(1, 5, 5, 5), "verlet")
+
+
+def test_odd_width_hamiltonian_network():
+    with pytest.raises(pa.ShapeError, match="even number"):
+        pa.networks.PDECNN("hamiltonian", [15, 16], in_channels=1)
+
+
+@pytest.mark.parametrize("T", [0.0, -1.0, math.inf, math.nan, "x"])
+def test_non_positive_final_time(T):
+    op, y0 = paper_operator("parabolic")
+    with pytest.raises(ValueError, match="final time T"):
+        pa.integrate(op, y0, "euler", T=T)
+
+
+def test_final_time_beyond_grid():
+    op, y0 = paper_operator("parabolic")
+    with pytest.raises(ValueError, match="exceeds the operator's final time"):
+        pa.integrate(op, y0, "euler", T=2.0)
+
+
+@pytest.mark.parametrize("n", [0, -3, 2.5])
+def test_bad_step_count(n):
+    op, y0 = paper_operator("parabolic")
+    with pytest.raises(ValueError, match="n_steps"):
+        pa.integrate(op, y0, "euler", n_steps=n)
+
+
+def test_scheme_not_accepting_kind_names_those_that_do():
+    op, y0 = paper_operator("parabolic")
+    with pytest.raises(pa.IncompatibleSchemeError) as e:
+        pa.integrate(op, y0, "leapfrog")
+    assert "does not accept first_order" in str(e.value) and "rk4" in str(e.value) and "leapfrog" not in str(e.value).split(":")[-1]
+
+
+def test_unknown_scheme_lists_valid():
+    op, y0 = paper_operator("parabolic")
+    with pytest.raises(pa.UnknownNameError, match="valid schemes: .*dopri5.*rk4"):
+        pa.integrate(op, y0, "rk5")
+
+
+def test_unknown_gradient_and_incompatible_gradients():
+    op, y0 = paper_operator("parabolic")
+    with pytest.raises(pa.UnknownNameError, match="backprop"):
+        pa.integrate(op, y0, "euler", gradient="magic")
+    with pytest.raises(pa.IncompatibleSchemeError, match="reversible scheme"):
+        pa.integrate(op, y0, "rk4", gradient="reversible")
+    with pytest.raises(pa.IncompatibleSchemeError, match="adaptive"):
+        pa.integrate(op, y0, "rk4", gradient="adjoint")
+
+
+def test_nan_during_integration_names_step_and_time():
+    op, y0 = paper_operator("parabolic", activation="relu", interpolation="constant", n_pieces=1)
+    with torch.no_grad():
+        op.layer.weight.mul_(1e3)
+    with pytest.raises(pa.NonFiniteError) as e:
+        pa.integrate(op, y0, "euler", n_steps=400)
+    assert e.value.step is not None and f"step {e.value.step} of 400" in str(e.value) and "t = " in str(e.value)
+
+
+def test_nan_in_initial_state():
+    op, y0 = paper_operator("parabolic")
+    y0[0, 0, 0, 0] = float("nan")
+    with pytest.raises(pa.NonFiniteError, match="initial state"):
+        pa.integrate(op, y0, "euler")
+
+
+class _NaNAfterHalf(pa.operators.FirstOrderOperator):
+    """Y' = −Y, but the right-hand side is NaN for t > 0.5."""
+
+    def __init__(self):
+        super().__init__(torch.nn.Identity())
+
+    def vector_field(self, t, state):
+        y = state[0]
+        return (-y if float(t) <= 0.5 else y * float("nan"),)
+
+
+def test_nan_during_adaptive_integration_names_time():
+    with pytest.raises(pa.NonFiniteError, match=r"t = 0\.[5-9]") as e:
+        pa.integrate(_NaNAfterHalf(), torch.ones(3), "dopri5", T=1.0)
+    assert e.value.time > 0.5
+
+
+def test_nan_during_fixed_integration_of_custom_operator():
+    with pytest.raises(pa.NonFiniteError, match=r"step 7 of 10 \(t = 0.7\)"):
+        pa.integrate(_NaNAfterHalf(), torch.ones(3), "euler", T=1.0, n_steps=10)
+
+
+def test_dtype_mismatch_is_explained():
+    op, y0 = paper_operator("parabolic")
+    with pytest.raises(TypeError, match="dtype"):
+        pa.integrate(op, y0.float(), "euler")
+
+
+def test_adaptive_failure_is_an_integration_error():
+    op, y0 = paper_operator("parabolic")
+    with pytest.raises(pa.IntegrationError, match="max_num_steps|failed"):
+        pa.integrate(op, y0, "dopri5", rtol=1e-14, atol=1e-16, max_steps=3)

@@ -1,0 +1,172 @@
+"""integrate() against hand-written loops, torchdiffeq, and its own gradients; statistics."""
+
+import pytest
+import torch
+import torchdiffeq
+
+import pdenet_analysis as pa
+from pdenet_analysis.operators import functional as F
+
+from .helpers import paper_operator
+
+
+def _sym(layer, j, y):
+    return F.symmetric_layer(y, layer.weight[j], layer.scale[j], layer.shift[j], torch.relu, layer.eps, True)
+
+
+def _paper_op(arch, device, channels=4):
+    op, y0 = paper_operator(arch, channels=channels, activation="relu", normalise=True,
+                            interpolation="constant", n_pieces=3, T=3.0, scale=1.0)
+    return op.to(device), y0.to(device)
+
+
+def test_parabolic_euler_equals_hand_loop(device):
+    op, y = _paper_op("parabolic", device)
+    out = pa.integrate(op, y, "euler").y
+    for j in range(3):
+        y = y + 1.0 * _sym(op.layer, j, y)
+    assert torch.equal(out, y)
+
+
+def test_hamiltonian_symplectic_euler_equals_hand_loop(device):
+    op, x = _paper_op("hamiltonian", device)
+    out = pa.integrate(op, x, "symplectic_euler").y
+    Y, Z = x.split(2, dim=1)
+    for j in range(3):
+        Y = Y + 1.0 * _sym(op.layer_y, j, Z)
+        Z = Z - 1.0 * _sym(op.layer_z, j, Y)
+    assert torch.equal(out, torch.cat([Y, Z], 1))
+
+
+def test_second_order_leapfrog_equals_hand_loop(device):
+    op, y = _paper_op("second_order", device)
+    out = pa.integrate(op, y, "leapfrog").y
+    y_old = y
+    for j in range(3):
+        y, y_old = 2 * y - y_old + 1.0**2 * _sym(op.layer, j, y), y
+    assert torch.allclose(out, y, rtol=0, atol=1e-14)
+
+
+def test_resnet_euler_equals_hand_loop(device):
+    op, y = _paper_op("resnet", device)
+    L = op.layer
+    out = pa.integrate(op, y, "euler").y
+    for j in range(3):
+        y = y + 1.0 * F.resnet_layer(y, L.weight1[j], L.weight2[j], L.scale[j], L.shift[j], torch.relu, L.eps, True)
+    assert torch.equal(out, y)
+
+
+@pytest.mark.parametrize("method", ["dopri5", "bosh3", "adaptive_heun"])
+@pytest.mark.parametrize("arch", ["parabolic", "hamiltonian", "second_order"])
+def test_adaptive_agrees_with_fine_fixed_step(method, arch):
+    op, y0 = paper_operator(arch)
+    rtol = {"dopri5": 1e-8, "bosh3": 1e-7, "adaptive_heun": 1e-5}[method]
+    sol = pa.integrate(op, y0, method, rtol=rtol, atol=rtol * 1e-2)
+    ref = pa.integrate(op, y0, "rk4", n_steps=512)
+    err = max(float((a.detach() - b.detach()).abs().max()) for a, b in zip(sol.state, ref.state))
+    assert err < 100 * rtol * max(float(x.abs().max()) for x in ref.state)
+    assert sol.stats.n_accepted > 0 and sol.stats.n_evals > 0
+
+
+def test_adaptive_evaluations_equal_raw_torchdiffeq():
+    op, y0 = paper_operator("parabolic")
+    sol = pa.integrate(op, y0, "dopri5", rtol=1e-6, atol=1e-8)
+    calls = []
+
+    def f(t, y):
+        calls.append(1)
+        return op.vector_field(t, (y,))[0]
+
+    raw = torchdiffeq.odeint(f, y0, torch.tensor([0.0, 1.0]), rtol=1e-6, atol=1e-8, method="dopri5")
+    assert sol.stats.n_evals == len(calls)
+    assert torch.allclose(raw[-1], sol.y, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("name,per_step", [("euler", 1), ("rk4", 4), ("heun", 2)])
+def test_fixed_step_evaluation_counts(name, per_step):
+    op, y0 = paper_operator("parabolic")
+    assert pa.integrate(op, y0, name, n_steps=7).stats.n_evals == 7 * per_step
+
+
+def test_partitioned_evaluation_counts():
+    op, x0 = paper_operator("hamiltonian")
+    assert pa.integrate(op, x0, "symplectic_euler", n_steps=6).stats.n_evals == 6
+    assert pa.integrate(op, x0, "verlet", n_steps=6).stats.n_evals == 9
+    op2, y0 = paper_operator("second_order")
+    assert pa.integrate(op2, y0, "leapfrog", n_steps=6).stats.n_evals == 6
+    assert pa.integrate(op2, y0, "leapfrog_symmetric", n_steps=6).stats.n_evals == 7
+    assert pa.integrate(op2, y0, "rk4", n_steps=6).stats.n_evals == 24
+
+
+def _grads(op, y0, scheme, gradient, **kw):
+    y0 = y0.clone().requires_grad_(True)
+    params = [p for p in op.parameters()]
+    for p in params:
+        p.grad = None
+    out = pa.integrate(op, y0, scheme, gradient=gradient, **kw).y
+    w = torch.linspace(-1, 1, out.numel()).reshape(out.shape)
+    (out * w).sum().backward()
+    return [y0.grad.clone()] + [p.grad.clone() for p in params]
+
+
+@pytest.mark.parametrize("arch,scheme", [("hamiltonian", "symplectic_euler"), ("hamiltonian", "verlet"),
+                                         ("second_order", "leapfrog"), ("second_order", "leapfrog_symmetric")])
+def test_reversible_gradient_equals_backprop(arch, scheme):
+    op, y0 = paper_operator(arch, activation="relu", normalise=True, interpolation="constant", n_pieces=3, T=3.0)
+    g_bp = _grads(op, y0, scheme, "backprop", n_steps=6)
+    g_rev = _grads(op, y0, scheme, "reversible", n_steps=6)
+    for a, b in zip(g_bp, g_rev):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("arch", ["parabolic", "hamiltonian", "second_order"])
+def test_adjoint_gradient_equals_backprop(arch):
+    """Both adaptive gradients agree with each other and with a fine fixed-step gradient.
+
+    (Backprop through an adaptive solver also differentiates its step sizes; that needs θ(t) to
+    be differentiable in t, which piecewise-linear θ is.)"""
+    op, y0 = paper_operator(arch)
+    kw = dict(rtol=1e-10, atol=1e-12)
+    g_bp = _grads(op, y0, "dopri5", "backprop", **kw)
+    g_adj = _grads(op, y0, "dopri5", "adjoint", **kw)
+    g_ref = _grads(op, y0, "rk4", "backprop", n_steps=256)
+    for a, b, r in zip(g_bp, g_adj, g_ref):
+        scale = float(r.abs().max())
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5 * scale)
+        torch.testing.assert_close(b, r, rtol=0, atol=1e-7 * scale)
+
+
+def test_backprop_gradient_matches_finite_differences():
+    op, y0 = paper_operator("parabolic", channels=2, size=3)
+    y0 = y0[:1].clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda y: pa.integrate(op, y, "rk4", n_steps=4).y, (y0,))
+
+
+@pytest.mark.parametrize("interp", ["constant", "linear"])
+def test_refined_weights_describe_the_same_ode(interp):
+    op, y0 = paper_operator("parabolic", interpolation=interp, n_pieces=3)
+    fine = op.refined(2)
+    assert fine.grid.n_pieces == 6
+    for t in torch.linspace(0, 1, 13).tolist():
+        a, b = op.vector_field(t, (y0,))[0], fine.vector_field(t, (y0,))[0]
+        assert torch.allclose(a, b, atol=1e-13, rtol=0)
+    s1 = pa.integrate(op, y0, "rk4", n_steps=12).y
+    s2 = pa.integrate(fine, y0, "rk4", n_steps=12).y
+    assert torch.allclose(s1, s2, atol=1e-13, rtol=0)
+
+
+def test_trajectory_and_times():
+    op, y0 = paper_operator("parabolic")
+    sol = pa.integrate(op, y0, "heun", n_steps=5, trajectory=True)
+    assert len(sol.trajectory) == 6 and sol.times.shape == (6,)
+    assert torch.equal(sol.trajectory[0][0], y0) and torch.equal(sol.trajectory[-1][0], sol.y)
+    sol = pa.integrate(op, y0, "dopri5", trajectory=True, t_eval=torch.linspace(0, 1, 4))
+    assert len(sol.trajectory) == 4
+
+
+def test_float32_runs_and_matches_float64():
+    op, y0 = paper_operator("parabolic")
+    ref = pa.integrate(op, y0, "rk4", n_steps=8).y
+    out = pa.integrate(op.float(), y0.float(), "rk4", n_steps=8).y
+    assert out.dtype == torch.float32
+    assert torch.allclose(out.double(), ref, atol=1e-5)
