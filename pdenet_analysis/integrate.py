@@ -52,7 +52,6 @@ class Solution:
     """
 
     y: object
-    state: State
     internal: State
     stats: Stats
     scheme: Scheme
@@ -62,6 +61,13 @@ class Solution:
     trajectory: list | None = None
     status: str = "success"
     extra: dict = field(default_factory=dict)
+    _state: State | None = field(default=None, repr=False)
+
+    @property
+    def state(self) -> State:
+        if self._state is None:  # built on demand: leapfrog's V costs two passes over the state
+            self._state = self.scheme.to_state(None, self.internal, self.h)
+        return self._state
 
 
 class CountingOperator:
@@ -92,10 +98,7 @@ class CountingOperator:
         return self.operator.acceleration(t, y)
 
 
-def _all_finite(state: State) -> torch.Tensor:
-    if len(state) == 1:
-        return torch.isfinite(state[0]).all()
-    return torch.stack([torch.isfinite(x).all() for x in state]).all()
+from .schemes.adaptive import all_finite as _all_finite
 
 
 class FixedStepRun:
@@ -107,27 +110,40 @@ class FixedStepRun:
         self.trajectory: list | None = None
 
     def forward_steps(self, state: State) -> State:
+        """Advance ``n_steps`` steps.
+
+        NaN/Inf detection costs nothing per step: only the final state is checked, and if it is
+        not finite the steps are replayed (deterministically, without autograd) to name the first
+        step whose result was not finite."""
         scheme, op, h = self.scheme, self.op, self.h
-        flags = [] if self.check_finite else None
+        start = state
         traj = [scheme.to_state(op, state, h)] if self.record else None
         for j in range(self.n_steps):
             state = scheme.step(op, state, self.t0 + j * h, h)
-            if flags is not None:
-                flags.append(_all_finite(state))
             if traj is not None:
                 traj.append(scheme.to_state(op, state, h))
-        if flags:
-            ok = torch.stack(flags)
-            if not bool(ok.all()):
-                j = int((~ok).nonzero()[0, 0])
-                t = self.t0 + (j + 1) * h
-                raise NonFiniteError(
-                    f"NaN or Inf appeared in step {j + 1} of {self.n_steps} (t = {t:.6g}) of scheme "
-                    f"{scheme.name!r} with h = {h:.6g}; the step is probably outside the stability region: "
-                    "use more steps, a stabler scheme, or smaller weights",
-                    step=j + 1,
-                    time=t,
-                )
+        if self.check_finite and not _all_finite(state):
+            if not _all_finite(start):
+                raise NonFiniteError("the initial state contains NaN or Inf", step=0, time=self.t0)
+            j = self._first_nonfinite_step(start)
+            t = self.t0 + j * h
+            raise NonFiniteError(
+                f"NaN or Inf appeared in step {j} of {self.n_steps} (t = {t:.6g}) of scheme "
+                f"{scheme.name!r} with h = {h:.6g}; the step is probably outside the stability region: "
+                "use more steps, a stabler scheme, or smaller weights",
+                step=j,
+                time=t,
+            )
+        self.trajectory = traj
+        return state
+
+    def _first_nonfinite_step(self, state: State) -> int:
+        with torch.no_grad():
+            for j in range(self.n_steps):
+                state = self.scheme.step(self.op, state, self.t0 + j * self.h, self.h)
+                if not _all_finite(state):
+                    return j + 1
+        return self.n_steps
         self.trajectory = traj
         return state
 
@@ -185,7 +201,7 @@ def integrate(
             n = n_steps if (trajectory and n_steps) else 1
             t_eval = torch.linspace(0.0, T, n + 1, dtype=state0[0].dtype, device=state0[0].device)
         t_eval = torch.as_tensor(t_eval, dtype=state0[0].dtype, device=state0[0].device)
-        if check_finite and not bool(_all_finite(state0)):
+        if check_finite and not _all_finite(state0):
             raise NonFiniteError("the initial state contains NaN or Inf", step=0, time=0.0)
         try:
             states = scheme.solve(op, state0, t_eval, op, adjoint=isinstance(grad, Adjoint))
@@ -197,8 +213,8 @@ def integrate(
         final = tuple(s[-1] for s in states)
         stats = Stats(n_steps=op.accepted, n_accepted=op.accepted, n_rejected=op.rejected, n_evals=op.evals)
         traj = [tuple(s[i] for s in states) for i in range(len(t_eval))] if trajectory else None
-        return Solution(operator.from_state(final, y0), final, final, stats, scheme, T, None,
-                        t_eval if trajectory else None, traj)
+        return Solution(operator.from_state(final, y0), final, stats, scheme, T, None,
+                        t_eval if trajectory else None, traj, _state=final)
 
     if n_steps is None:
         grid = operator.grid
@@ -209,8 +225,6 @@ def integrate(
         raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
     n_steps = int(n_steps)
     h = T / n_steps
-    if check_finite and not bool(_all_finite(state0)):
-        raise NonFiniteError("the initial state contains NaN or Inf", step=0, time=0.0)
 
     internal0 = scheme.init(op, state0, 0.0, h)
     run = FixedStepRun(scheme, op, 0.0, h, n_steps, trajectory, check_finite)
@@ -219,12 +233,15 @@ def integrate(
         internal = ReversibleFunction.apply(run, len(internal0), *internal0, *params)
     else:
         internal = run.forward_steps(internal0)
-    final = scheme.to_state(op, internal, h)
     stats = Stats(n_steps=n_steps, n_accepted=n_steps, n_rejected=0, n_evals=op.evals)
     times = None
     if trajectory:
         times = torch.linspace(0.0, T, n_steps + 1, dtype=state0[0].dtype, device=state0[0].device)
-    return Solution(operator.from_state(final, y0), final, internal, stats, scheme, T, h, times, run.trajectory)
+    sol = Solution(None, internal, stats, scheme, T, h, times, run.trajectory)
+    # Every scheme keeps Y first in its internal state; a second-order solution given Y₀ alone is Y.
+    only_y = operator.kind == "second_order" and not isinstance(y0, (tuple, list))
+    sol.y = internal[0] if only_y else operator.from_state(sol.state, y0)
+    return sol
 
 
 def reverse(operator, solution: Solution, n_steps: int | None = None, check_finite: bool = True) -> State:
@@ -239,7 +256,7 @@ def reverse(operator, solution: Solution, n_steps: int | None = None, check_fini
     state = solution.internal
     for j in reversed(range(n)):
         state = scheme.inverse_step(op, state, j * h, h)
-        if check_finite and not bool(_all_finite(state)):
+        if check_finite and not _all_finite(state):
             raise NonFiniteError(f"NaN or Inf in inverse step {j + 1} (t = {j * h:.6g})", step=j + 1, time=j * h)
     # internal state at t0 -> first-order state (for leapfrog V₀ is recovered as (Y₀ − Y₋₁)/h)
     return scheme.to_state(op, state, h)

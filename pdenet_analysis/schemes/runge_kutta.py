@@ -41,7 +41,7 @@ class ExplicitRungeKutta(Scheme):
             ks.append(op.vector_field(stage_time(t, self.tableau.c[i], h), y))
         out = state
         for i, b in self._weights:
-            out = tuple(yi + (h * b) * ki for yi, ki in zip(out, ks[i]))
+            out = tuple(torch.add(yi, ki, alpha=h * b) for yi, ki in zip(out, ks[i]))
         return out
 
     def stability_function(self, z) -> np.ndarray:

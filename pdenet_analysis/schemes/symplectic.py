@@ -16,7 +16,7 @@ References: Hairer, Lubich & Wanner, *Geometric Numerical Integration*, 2nd ed.,
 from __future__ import annotations
 
 import numpy as np
-
+import torch
 
 from .base import Scheme, stage_time
 
@@ -55,15 +55,15 @@ class SymplecticEuler(_PartitionedScheme):
     def step(self, op, state, t, h):
         a, b = state
         s = stage_time(t, 0.0, h)
-        a = a + h * op.part_f(s, b)
-        b = b + h * op.part_g(s, a)
+        a = torch.add(a, op.part_f(s, b), alpha=h)
+        b = torch.add(b, op.part_g(s, a), alpha=h)
         return (a, b)
 
     def inverse_step(self, op, state, t, h):
         a, b = state
         s = stage_time(t, 0.0, h)
-        b = b - h * op.part_g(s, a)
-        a = a - h * op.part_f(s, b)
+        b = torch.add(b, op.part_g(s, a), alpha=-h)
+        a = torch.add(a, op.part_f(s, b), alpha=-h)
         return (a, b)
 
 
@@ -82,16 +82,16 @@ class StormerVerlet(_PartitionedScheme):
 
     def step(self, op, state, t, h):
         a, b = state
-        b = b + (0.5 * h) * op.part_g(stage_time(t, 0.0, h), a)
-        a = a + h * op.part_f(stage_time(t, 0.5, h), b)
-        b = b + (0.5 * h) * op.part_g(stage_time(t, 1.0, h), a)
+        b = torch.add(b, op.part_g(stage_time(t, 0.0, h), a), alpha=0.5 * h)
+        a = torch.add(a, op.part_f(stage_time(t, 0.5, h), b), alpha=h)
+        b = torch.add(b, op.part_g(stage_time(t, 1.0, h), a), alpha=0.5 * h)
         return (a, b)
 
     def inverse_step(self, op, state, t, h):
         a, b = state
-        b = b - (0.5 * h) * op.part_g(stage_time(t, 1.0, h), a)
-        a = a - h * op.part_f(stage_time(t, 0.5, h), b)
-        b = b - (0.5 * h) * op.part_g(stage_time(t, 0.0, h), a)
+        b = torch.add(b, op.part_g(stage_time(t, 1.0, h), a), alpha=-0.5 * h)
+        a = torch.add(a, op.part_f(stage_time(t, 0.5, h), b), alpha=-h)
+        b = torch.add(b, op.part_g(stage_time(t, 0.0, h), a), alpha=-0.5 * h)
         return (a, b)
 
 
@@ -126,18 +126,18 @@ class Leapfrog(Scheme):
 
     def init(self, op, state, t0, h):
         y, v = state
-        y_prev = y - h * v
+        y_prev = torch.add(y, v, alpha=-h)
         if self.start == "symmetric":
-            y_prev = y_prev + (0.5 * h * h) * op.acceleration(stage_time(t0, 0.0, h), y)
+            y_prev = torch.add(y_prev, op.acceleration(stage_time(t0, 0.0, h), y), alpha=0.5 * h * h)
         return (y, y_prev)
 
     def step(self, op, state, t, h):
         y, y_prev = state
-        return (2 * y - y_prev + h**2 * op.acceleration(stage_time(t, 0.0, h), y), y)
+        return (torch.add(2 * y - y_prev, op.acceleration(stage_time(t, 0.0, h), y), alpha=h * h), y)
 
     def inverse_step(self, op, state, t, h):
         y_next, y = state
-        return (y, 2 * y - y_next + h**2 * op.acceleration(stage_time(t, 0.0, h), y))
+        return (y, torch.add(2 * y - y_next, op.acceleration(stage_time(t, 0.0, h), y), alpha=h * h))
 
     def to_state(self, op, state, h):
         y, y_prev = state

@@ -1,0 +1,33 @@
+"""Provenance recorded beside every benchmark and study result."""
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import torch
+
+
+def provenance(command: str | None = None) -> dict:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        commit = ""
+    dev = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+    import torchdiffeq
+
+    return dict(
+        command=command or " ".join([os.path.basename(sys.executable)] + sys.argv),
+        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        device=dev, python=platform.python_version(), torch=torch.__version__,
+        torchdiffeq=torchdiffeq.__version__, commit=commit,
+    )
+
+
+def save(path: str, payload: dict) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(payload, f, indent=2)
+    print(f"wrote {path}")
