@@ -1,0 +1,169 @@
+"""Conditioning of the forward map, reversibility error and energy along a trajectory.
+
+* Conditioning: Φ: Y₀ ↦ Y(T) of a block (or a whole network's features) for one example; its
+  extreme singular values from Lanczos on ΦᵀΦ with JVPs/VJPs, the condition number, and the
+  growth ‖δY_j‖/‖δY₀‖ of a perturbation step by step (the linearised trajectory).
+* Reversibility: integrate forward, then backward with the exact inverse step; relative error
+  against the number of steps, the step size and the dtype (paper §3.2, claim 4 of spec §8).
+* Energy: ‖Y_j‖ per step; for a second-order operator with N = id the energy of eq. 12,
+  E = ½(‖Y'‖² + ⟨KY, σ(KY)⟩); for a Hamiltonian operator with σ = ReLU and N = id,
+  H = ½‖σ(K₁Z)‖² + ½‖σ(K₂Y)‖², which the flow conserves.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.func import jvp
+
+from ..integrate import integrate, reverse
+from ..operators import functional as F
+from ..operators.layers import SymmetricLayer
+from ..schemes import get_scheme
+from .eigen import extreme_singular_values
+from .linear import JacobianOperator
+from .report import Report
+
+
+def conditioning(operator, y0, scheme="euler", *, T=None, n_steps=None, example: int = 0,
+                 backend: str = "auto", tol: float = 1e-6, seed: int = 0) -> Report:
+    """Singular values and condition number of the block's flow-map Jacobian; growth per step."""
+    scheme = get_scheme(scheme)
+    x = y0[example : example + 1].detach()
+
+    def flow(y):
+        return integrate(operator, y, scheme, T=T, n_steps=n_steps, check_finite=False).y
+
+    J = JacobianOperator(flow, x)
+    sv = extreme_singular_values(J, k=1, backend=backend, tol=tol)
+    g = torch.Generator().manual_seed(seed)
+    d = torch.randn(x.shape, generator=g, dtype=torch.float64).to(x.device, x.dtype)
+    d = d / d.norm()
+
+    def traj(y):
+        sol = integrate(operator, y, scheme, T=T, n_steps=n_steps, trajectory=True, check_finite=False)
+        return torch.stack([s[0] if len(s) == 1 or operator.kind == "second_order" else torch.cat(s, 1)
+                            for s in sol.trajectory])
+
+    _, dtraj = jvp(traj, (x,), (d,))
+    growth = [float(dtraj[j].norm() / dtraj[0].norm()) for j in range(dtraj.shape[0])]
+    rows = [[j, gr] for j, gr in enumerate(growth)]
+
+    def plot(fig):
+        ax = fig.add_subplot(111)
+        ax.semilogy(range(len(growth)), growth, "o-", label="‖δY_j‖/‖δY_0‖ (random δ)")
+        ax.axhline(sv["sigma_max"][0], color="C1", ls="--", label=f"σ_max = {sv['sigma_max'][0]:.3g}")
+        ax.axhline(max(sv["sigma_min"][0], 1e-300), color="C2", ls="--", label=f"σ_min = {sv['sigma_min'][0]:.3g}")
+        ax.set_xlabel("step j")
+        ax.set_ylabel("growth")
+        ax.set_title(f"flow-map conditioning ({scheme.name}), κ = {sv['condition']:.3g}")
+        ax.legend(fontsize=8)
+
+    notes = [f"σ_max = {sv['sigma_max'][0]:.6g}, σ_min = {sv['sigma_min'][0]:.6g}, κ = {sv['condition']:.6g} "
+             f"({sv['status']}, max relative residual {sv['residual_max']:.2e})"]
+    return Report("conditioning", f"Conditioning of the flow map ({scheme.name})", ["step", "growth"], rows,
+                  dict(scheme=scheme.name, **sv, growth=growth), plot, notes)
+
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def reversibility(operator, y0, scheme, *, T=None, n_steps_list=(1, 2, 4, 8, 16, 32, 64),
+                  dtypes=("float64", "float32", "bfloat16"), step_sizes=None) -> Report:
+    """Relative reconstruction error ‖Y₀ − R(Φ(Y₀))‖/‖Y₀‖ after n forward and n inverse steps.
+
+    With ``step_sizes`` (a list of h), T = n·h for each n (depth grows at fixed h); otherwise T is
+    fixed and h = T/n. Raises :class:`IncompatibleSchemeError` for a scheme without an inverse.
+    """
+    scheme = get_scheme(scheme)
+    scheme.require_inverse()
+    T = operator.T if T is None else T
+    rows, data = [], []
+    for dname in dtypes:
+        dt = DTYPES[dname]
+        op = _cast(operator, dt)
+        x0 = tuple(t.to(dt) for t in y0) if isinstance(y0, (tuple, list)) else y0.to(dt)
+        for h in (step_sizes or [None]):
+            for n in n_steps_list:
+                TT = T if h is None else min(n * h, op.T or n * h)
+                with torch.no_grad():
+                    sol = integrate(op, x0, scheme, T=TT, n_steps=n, check_finite=False)
+                    back = reverse(op, sol, check_finite=False)
+                ref = op.to_state(x0)
+                comps = op.solution_components or range(len(ref))
+                num = sum(float((back[i].double() - ref[i].double()).square().sum()) for i in comps) ** 0.5
+                den = sum(float(ref[i].double().square().sum()) for i in comps) ** 0.5
+                err = num / max(den, 1e-300)
+                rows.append([dname, n, TT / n, err])
+                data.append(dict(dtype=dname, n_steps=n, h=TT / n, relative_error=err))
+
+    def plot(fig):
+        ax = fig.add_subplot(111)
+        for dname in dtypes:
+            pts = [(d["n_steps"], d["relative_error"]) for d in data if d["dtype"] == dname]
+            ax.loglog([p[0] for p in pts], [max(p[1], 1e-18) for p in pts], "o-", label=dname)
+        ax.set_xlabel("number of steps")
+        ax.set_ylabel("relative reconstruction error")
+        ax.set_title(f"reversibility of {scheme.name}")
+        ax.legend()
+
+    return Report("reversibility", f"Reversibility of {scheme.name}", ["dtype", "steps", "h", "relative error"],
+                  rows, dict(scheme=scheme.name, results=data), plot,
+                  [f"unit round-off: float64 {2**-53:.1e}, float32 {2**-24:.1e}, bfloat16 {2**-8:.1e}"])
+
+
+def _cast(operator, dtype):
+    import copy
+
+    op = copy.deepcopy(operator)
+    return op.to(dtype)
+
+
+def energy(operator, y0, scheme, *, T=None, n_steps=None, example: int | None = None) -> Report:
+    """Norms along the trajectory and, where defined, the energy of eq. 12 or the Hamiltonian."""
+    scheme = get_scheme(scheme)
+    with torch.no_grad():
+        sol = integrate(operator, y0, scheme, T=T, n_steps=n_steps, trajectory=True)
+    sl = slice(None) if example is None else slice(example, example + 1)
+    norms, energies = [], []
+    for j, s in enumerate(sol.trajectory):
+        t = float(sol.times[j])
+        state = tuple(x[sl] for x in s)
+        norms.append(float(torch.cat([x.flatten(1) for x in (state if operator.kind == "hamiltonian" else state[:1])], 1).norm()))
+        energies.append(_energy(operator, state, min(t, (operator.T or t) * (1 - 1e-12))))
+    rows = [[j, float(sol.times[j]), n, e] for j, (n, e) in enumerate(zip(norms, energies))]
+    has_e = any(e is not None for e in energies)
+
+    def plot(fig):
+        ax = fig.add_subplot(111)
+        ax.plot(sol.times.cpu().numpy(), norms, "o-", label="‖Y(t)‖")
+        if has_e:
+            ax.plot(sol.times.cpu().numpy(), energies, "s-", label="energy")
+        ax.set_xlabel("t")
+        ax.set_title(f"{operator.kind} operator, {scheme.name}")
+        ax.legend()
+
+    return Report("energy", f"Norm and energy along the trajectory ({scheme.name})", ["step", "t", "norm", "energy"],
+                  rows, dict(scheme=scheme.name, norms=norms, energies=energies), plot,
+                  ["energy: eq. 12 for second order, H for Hamiltonian; defined only without normalisation (N = id)"])
+
+
+def _energy(operator, state, t):
+    def part(layer, y):
+        if not isinstance(layer, SymmetricLayer) or layer.normalise:
+            return None
+        p = layer.params_at(t)
+        ky = F.conv(y, p["weight"])
+        return ky, layer.sigma(ky)
+
+    if operator.kind == "second_order" and len(state) == 2:
+        r = part(operator.layer, state[0])
+        if r is None:
+            return None
+        return float(0.5 * (state[1].square().sum() + (r[0] * r[1]).sum()))
+    if operator.kind == "hamiltonian" and operator.layer_y.activation == "relu":
+        a, b = part(operator.layer_y, state[1]), part(operator.layer_z, state[0])
+        if a is None or b is None:
+            return None
+        return float(0.5 * (a[1].square().sum() + b[1].square().sum()))
+    return None

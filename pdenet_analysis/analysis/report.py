@@ -1,0 +1,97 @@
+"""Reports: every analysis returns one; it serialises to JSON, renders a Markdown table and draws
+a matplotlib figure (PNG)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, (complex, np.complexfloating)):
+        return {"re": float(x.real), "im": float(x.imag)}
+    if isinstance(x, (np.floating, float)):
+        return None if not math.isfinite(float(x)) else float(x)
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.bool_,)):
+        return bool(x)
+    return x
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, complex):
+        return f"{v.real:.4g}{v.imag:+.4g}i"
+    return str(v)
+
+
+@dataclass
+class Report:
+    """``title``; ``columns`` and ``rows`` for the Markdown table; ``data`` for JSON; ``plot``
+    draws into a matplotlib figure."""
+
+    name: str
+    title: str
+    columns: list[str]
+    rows: list[list]
+    data: dict = field(default_factory=dict)
+    plot: Callable | None = field(default=None, repr=False)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return _jsonable(dict(name=self.name, title=self.title, columns=self.columns, rows=self.rows,
+                              notes=self.notes, data=self.data))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def to_markdown(self) -> str:
+        lines = [f"### {self.title}", ""]
+        if self.rows:
+            lines += ["| " + " | ".join(self.columns) + " |", "|" + "---|" * len(self.columns)]
+            lines += ["| " + " | ".join(_fmt(v) for v in r) + " |" for r in self.rows]
+        lines += [""] + [f"- {n}" for n in self.notes]
+        return "\n".join(lines) + "\n"
+
+    def figure(self):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=(6.4, 4.4))
+        if self.plot is not None:
+            self.plot(fig)
+        fig.tight_layout()
+        return fig
+
+    def save(self, directory: str) -> dict:
+        """Write ``<name>.json``, ``<name>.md`` and ``<name>.png``; returns their paths."""
+        import matplotlib.pyplot as plt
+
+        os.makedirs(directory, exist_ok=True)
+        paths = {ext: os.path.join(directory, f"{self.name}.{ext}") for ext in ("json", "md", "png")}
+        with open(paths["json"], "w") as f:
+            f.write(self.to_json())
+        with open(paths["md"], "w") as f:
+            f.write(self.to_markdown())
+        if self.plot is not None:
+            fig = self.figure()
+            fig.savefig(paths["png"], dpi=110)
+            plt.close(fig)
+        else:
+            paths.pop("png")
+        return paths
