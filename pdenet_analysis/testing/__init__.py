@@ -9,5 +9,9 @@ from .problems import (
     random_stable_matrix,
 )
 
-__all__ = ["LinearFirstOrder", "LinearHamiltonian", "LinearSecondOrder", "harmonic_oscillator",
+from . import strategies
+from .checks import check_adjoint, check_inversion, check_nonexpansive, check_order, linear_problem
+
+__all__ = ["strategies", "check_adjoint", "check_inversion", "check_nonexpansive", "check_order", "linear_problem",
+           "LinearFirstOrder", "LinearHamiltonian", "LinearSecondOrder", "harmonic_oscillator",
            "random_spd", "random_stable_matrix"]

@@ -1,0 +1,73 @@
+"""Property checks for schemes — yours or ours. Each raises ``AssertionError`` with a message
+that says what failed (they are meant to be called from a test), and returns what it measured.
+
+    from pdenet_analysis.testing import check_order, check_inversion
+    check_order(MyScheme())             # fitted order within ±0.15 of MyScheme.order
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..analysis.convergence import convergence_study
+from ..integrate import integrate, reverse
+from ..schemes import get_scheme
+from .problems import LinearFirstOrder, LinearHamiltonian, LinearSecondOrder, random_spd, random_stable_matrix
+
+
+def linear_problem(kind: str, seed: int = 0):
+    """A linear test problem of ``kind`` with an exact solution, and an initial value."""
+    g = torch.Generator().manual_seed(seed)
+    dt = torch.float64
+    if kind == "first_order":
+        return LinearFirstOrder(random_stable_matrix(4, seed, spread=2.0)), torch.randn(2, 4, generator=g, dtype=dt)
+    if kind == "hamiltonian":
+        return (LinearHamiltonian(random_spd(3, seed), -random_spd(3, seed + 1)),
+                (torch.randn(2, 3, generator=g, dtype=dt), torch.randn(2, 3, generator=g, dtype=dt)))
+    if kind == "second_order":
+        return (LinearSecondOrder(-random_spd(3, seed + 2)),
+                (torch.randn(2, 3, generator=g, dtype=dt), torch.randn(2, 3, generator=g, dtype=dt)))
+    raise ValueError(f"unknown kind {kind!r}")
+
+
+def check_order(scheme, kinds=None, n_steps=(8, 16, 32, 64, 128), T: float = 2.0, tolerance: float = 0.15) -> dict:
+    """Observed order (fitted slope, float64, exact solutions) within ``tolerance`` of ``scheme.order``."""
+    scheme = get_scheme(scheme)
+    out = {}
+    for kind in kinds or sorted(scheme.kinds):
+        op, y0 = linear_problem(kind)
+        r = convergence_study(op, y0, scheme, list(n_steps), T=T)
+        out[kind] = r.observed_order
+        assert abs(r.observed_order - scheme.order) <= tolerance, (
+            f"{scheme.name} on {kind}: observed order {r.observed_order:.3f}, declared {scheme.order}; errors {r.errors}")
+    return out
+
+
+def check_inversion(scheme, operator, y0, n_steps: int, T: float | None = None, rtol: float = 1e-12) -> float:
+    """Forward then inverse steps recover y0 to ``rtol`` (relative, max-norm, scaled by depth)."""
+    scheme = get_scheme(scheme)
+    sol = integrate(operator, y0, scheme, T=T, n_steps=n_steps)
+    back = reverse(operator, sol)
+    ref = operator.to_state(y0)
+    comps = operator.solution_components or range(len(ref))
+    err = max(float((back[i] - ref[i]).abs().max()) for i in comps)
+    scale = max(1.0, max(float(x.abs().max()) for x in sol.state))
+    assert err <= rtol * scale * n_steps, f"{scheme.name}: reconstruction error {err:.3e} after {n_steps} steps"
+    return err
+
+
+def check_nonexpansive(scheme, operator, y1, y2, n_steps: int, T: float | None = None) -> list[float]:
+    """‖Y_j − Ỹ_j‖ never increases along the two trajectories."""
+    s1 = integrate(operator, y1, scheme, T=T, n_steps=n_steps, trajectory=True)
+    s2 = integrate(operator, y2, scheme, T=T, n_steps=n_steps, trajectory=True)
+    d = [float(sum((a - b).square().sum() for a, b in zip(p, q)) ** 0.5) for p, q in zip(s1.trajectory, s2.trajectory)]
+    assert all(b <= a * (1 + 1e-10) for a, b in zip(d, d[1:])), f"distances increased: {d}"
+    return d
+
+
+def check_adjoint(forward, adjoint, x: torch.Tensor, y: torch.Tensor, rtol: float = 1e-10) -> float:
+    """⟨forward(x), y⟩ = ⟨x, adjoint(y)⟩ (e.g. a convolution and its transpose)."""
+    lhs, rhs = float((forward(x) * y).sum()), float((x * adjoint(y)).sum())
+    err = abs(lhs - rhs) / max(abs(lhs), abs(rhs), 1e-300)
+    assert err <= rtol, f"⟨Kx, y⟩ = {lhs!r} but ⟨x, Kᵀy⟩ = {rhs!r}"
+    return err
