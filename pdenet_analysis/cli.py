@@ -1,8 +1,11 @@
 """The ``pdenet-analysis`` command.
 
-    pdenet-analysis demo                 integrate the paper's three operators and print what happened
-    pdenet-analysis schemes              list the schemes and their metadata
-    pdenet-analysis presets              list the network presets and their weight counts
+    pdenet-analysis quickstart            train the four networks on the embedded digits, analyse them, write a report
+    pdenet-analysis train --dataset D --model PRESET [--scheme S] [--epochs E] [--device D] [--out DIR] [--resume]
+    pdenet-analysis analyze MODEL [--scheme NAME] [--steps N] [--device D] [--out DIR]
+    pdenet-analysis demo                  integrate the paper's three operators and print what happened
+    pdenet-analysis schemes               list the schemes and their metadata
+    pdenet-analysis presets               list the network presets and their weight counts
 """
 
 from __future__ import annotations
@@ -62,20 +65,127 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+def _load_model_arg(name: str, scheme, steps, device):
+    """A preset name (random weights) or a checkpoint file."""
+    import os
+
+    from .networks import PRESETS, build_preset
+    from .training import load_model
+
+    if name in PRESETS:
+        torch.manual_seed(0)
+        model = build_preset(name)
+        if scheme or steps:
+            model = model.with_scheme(scheme, steps)
+    elif os.path.exists(name) or name.endswith(".pt"):
+        model = load_model(name, scheme, steps)
+    else:
+        from .errors import UnknownNameError
+
+        raise UnknownNameError("preset", name, PRESETS)
+    return model.to(device)
+
+
+def _cmd_analyze(args) -> int:
+    from .analysis.model import analyze_model
+    from .networks.presets import DATASET_SHAPES
+
+    model = _load_model_arg(args.model, args.scheme, args.steps, args.device)
+    c, s = model.config["in_channels"], None
+    ds = model.config.get("preset", "").split("-")[0]
+    s = DATASET_SHAPES[ds].image_size if ds in DATASET_SHAPES else args.image_size
+    torch.manual_seed(args.seed)
+    x = torch.randn(1, c, s, s, device=args.device)
+    blocks = None if args.all_blocks else [0]
+    res = analyze_model(model, x, args.out, blocks=blocks, with_conditioning=not args.no_conditioning)
+    for i, r in res.items():
+        for name, paths in r["paths"].items():
+            print(f"block {i} {name:14s} {paths['md']}")
+    return 0
+
+
+def _cmd_train(args) -> int:
+    import json
+    import os
+
+    from .data import load_dataset
+    from .networks import build_preset
+    from .training import TrainConfig, train
+
+    data = load_dataset(args.dataset, args.data_dir)
+    torch.manual_seed(args.seed)
+    model = build_preset(args.model)
+    if args.scheme or args.steps:
+        model = model.with_scheme(args.scheme, args.steps)
+    cfg = TrainConfig(epochs=args.epochs, device=args.device, out=args.out, resume=args.resume, seed=args.seed,
+                      augment=not args.no_augment, lr=args.lr)
+    summary = train(model, data, cfg)
+    summary.pop("history")
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    print(json.dumps(summary))
+    return 0
+
+
+def _cmd_quickstart(args) -> int:
+    from .quickstart import run_quickstart
+
+    path = run_quickstart(args.out, epochs=args.epochs, seed=args.seed)
+    print(f"report written to {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pdenet-analysis", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("demo", help="integrate the paper's three operators and print the results")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=_cmd_demo)
+    q = sub.add_parser("quickstart", help="train the four networks on the embedded digits data, analyse them, write a report")
+    q.add_argument("--out", default="reports/quickstart")
+    q.add_argument("--epochs", type=int, default=15)
+    q.add_argument("--seed", type=int, default=0)
+    q.set_defaults(func=_cmd_quickstart)
+    t = sub.add_parser("train", help="train a preset on a data set by the paper's protocol")
+    t.add_argument("--dataset", required=True)
+    t.add_argument("--model", required=True, help="preset name, e.g. fashion_mnist-hamiltonian")
+    t.add_argument("--scheme", default=None)
+    t.add_argument("--steps", type=int, default=None)
+    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--lr", type=float, default=0.1)
+    t.add_argument("--device", default="cpu")
+    t.add_argument("--out", default="runs/train")
+    t.add_argument("--data-dir", default=None)
+    t.add_argument("--resume", action="store_true")
+    t.add_argument("--no-augment", action="store_true")
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=_cmd_train)
+    a = sub.add_parser("analyze", help="spectra, stability, conditioning, reversibility, convergence, energy")
+    a.add_argument("model", help="a preset name (random weights) or a checkpoint file")
+    a.add_argument("--scheme", default=None)
+    a.add_argument("--steps", type=int, default=None)
+    a.add_argument("--device", default="cpu")
+    a.add_argument("--out", default="reports/analyze")
+    a.add_argument("--image-size", type=int, default=32)
+    a.add_argument("--all-blocks", action="store_true", help="analyse every PDE block, not only the first")
+    a.add_argument("--no-conditioning", action="store_true")
+    a.add_argument("--seed", type=int, default=0)
+    a.set_defaults(func=_cmd_analyze)
     sub.add_parser("schemes", help="list schemes and their metadata").set_defaults(func=_cmd_schemes)
     sub.add_parser("presets", help="list network presets and weight counts").set_defaults(func=_cmd_presets)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .errors import PDENetError
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except PDENetError as e:
+        print(f"pdenet-analysis: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

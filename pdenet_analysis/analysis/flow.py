@@ -46,6 +46,7 @@ def conditioning(operator, y0, scheme="euler", *, T=None, n_steps=None, example:
                             for s in sol.trajectory])
 
     _, dtraj = jvp(traj, (x,), (d,))
+    dtraj = dtraj.detach()
     growth = [float(dtraj[j].norm() / dtraj[0].norm()) for j in range(dtraj.shape[0])]
     rows = [[j, gr] for j, gr in enumerate(growth)]
 

@@ -1,0 +1,110 @@
+"""Data readers, training, checkpoints and the CLI on the embedded digits data."""
+
+import gzip
+import os
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+import pdenet_analysis as pa
+from pdenet_analysis.cli import main
+from pdenet_analysis.data import load_dataset, standardize
+from pdenet_analysis.data.datasets import read_idx
+from pdenet_analysis.training import TrainConfig, load_checkpoint, load_model, train
+
+
+def _write_idx(path, arr, gz=False, truncate=0, magic=0x08):
+    raw = bytes([0, 0, magic, arr.ndim]) + struct.pack(">" + "I" * arr.ndim, *arr.shape) + arr.astype(np.uint8).tobytes()
+    raw = raw[: len(raw) - truncate]
+    (gzip.open if gz else open)(path, "wb").write(raw)
+
+
+def test_idx_reader_roundtrip_and_errors(tmp_path):
+    a = np.random.default_rng(0).integers(0, 255, (5, 28, 28))
+    p = str(tmp_path / "x-idx3-ubyte.gz")
+    _write_idx(p, a, gz=True)
+    np.testing.assert_array_equal(read_idx(p, 3), a)
+    _write_idx(str(tmp_path / "t"), a, truncate=10)
+    with pytest.raises(pa.DataError, match="truncated"):
+        read_idx(str(tmp_path / "t"), 3)
+    _write_idx(str(tmp_path / "m"), a, magic=0x0D)
+    with pytest.raises(pa.DataError, match="magic"):
+        read_idx(str(tmp_path / "m"), 3)
+    with pytest.raises(pa.DataError, match="missing"):
+        read_idx(str(tmp_path / "nope"), 3)
+
+
+def test_idx_dataset_from_directory(tmp_path):
+    rng = np.random.default_rng(0)
+    for stem, arr in [("train-images-idx3-ubyte", rng.integers(0, 255, (20, 28, 28))), ("train-labels-idx1-ubyte", rng.integers(0, 10, 20)),
+                      ("t10k-images-idx3-ubyte", rng.integers(0, 255, (8, 28, 28))), ("t10k-labels-idx1-ubyte", rng.integers(0, 10, 8))]:
+        _write_idx(str(tmp_path / stem), arr)
+    s = load_dataset("fashion_mnist", str(tmp_path))
+    assert s.x_train.shape == (20, 1, 28, 28) and s.x_test.shape == (8, 1, 28, 28) and s.x_train.max() <= 1
+
+
+def test_unknown_dataset_lists_valid():
+    with pytest.raises(pa.UnknownNameError, match="digits"):
+        load_dataset("cifar11")
+
+
+def test_standardize_per_image():
+    x = torch.rand(4, 3, 8, 8) * 5 + 2
+    z = standardize(x).flatten(1)
+    torch.testing.assert_close(z.mean(1), torch.zeros(4), atol=1e-6, rtol=0)
+    torch.testing.assert_close(z.std(1, unbiased=False), torch.ones(4), atol=1e-6, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    d = load_dataset("digits")
+    return type(d)(d.x_train[:400], d.y_train[:400], d.x_test[:200], d.y_test[:200], "digits")
+
+
+def test_training_learns_and_checkpoint_rebuilds(tmp_path, digits):
+    torch.manual_seed(0)
+    model = pa.build_preset("digits-hamiltonian").float()
+    out = str(tmp_path / "run")
+    r = train(model, digits, TrainConfig(epochs=4, batch_size=32, augment=False, progress=False, out=out, lr=0.1))
+    assert r["test_accuracy"] > 0.6
+    ck = load_checkpoint(os.path.join(out, "checkpoint.pt"))
+    assert ck["epoch"] == 4 and len(ck["metrics"]) == 4
+    assert len(open(os.path.join(out, "metrics.jsonl")).read().splitlines()) == 4
+    m2 = load_model(os.path.join(out, "checkpoint.pt"), scheme="verlet", n_steps=6)
+    assert m2.blocks[0].scheme.name == "verlet" and m2.n_parameters() == model.n_parameters()
+    for k in m2.blocks[0].operator.layers():
+        assert float(k.weight.abs().max()) <= 1.0  # box constraint
+
+
+def test_resume_continues_where_it_stopped(tmp_path, digits):
+    cfg = dict(augment=False, progress=False, out=str(tmp_path / "r"), lr=0.1, batch_size=32, lr_milestones=())
+    torch.manual_seed(0)
+    full = train(pa.build_preset("digits-parabolic").float(), digits, TrainConfig(epochs=3, **{**cfg, "out": str(tmp_path / "f")}))
+    torch.manual_seed(0)
+    train(pa.build_preset("digits-parabolic").float(), digits, TrainConfig(epochs=2, **cfg))
+    torch.manual_seed(0)
+    resumed = train(pa.build_preset("digits-parabolic").float(), digits, TrainConfig(epochs=3, resume=True, **cfg))
+    assert [round(h["train_loss"], 10) for h in resumed["history"]] == [round(h["train_loss"], 10) for h in full["history"]]
+
+
+def test_nan_loss_stops_with_epoch_and_hint(tmp_path, digits):
+    model = pa.build_preset("digits-parabolic").float()
+    with pytest.raises(pa.NonFiniteError, match=r"epoch 1.*learning rate"):
+        train(model, digits, TrainConfig(epochs=1, augment=False, progress=False, lr=float("inf")))
+
+
+def test_corrupt_checkpoint_names_the_file(tmp_path):
+    p = tmp_path / "bad.pt"
+    p.write_bytes(b"not a checkpoint")
+    with pytest.raises(pa.DataError, match="bad.pt"):
+        load_model(str(p))
+
+
+def test_cli_analyze_preset_writes_reports(tmp_path, capsys):
+    assert main(["analyze", "digits-second_order", "--out", str(tmp_path), "--no-conditioning"]) == 0
+    for name in ("stability", "energy", "reversibility", "convergence"):
+        assert os.path.exists(tmp_path / "block0" / f"{name}.png")
+    assert main(["analyze", "nope-model", "--out", str(tmp_path)]) == 2
+    assert "valid presets" in capsys.readouterr().err
