@@ -4,10 +4,30 @@ import datetime
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
+import time
 
 import torch
+
+
+def interleaved_medians(fns, repeats: int, device, warmup: int = 3) -> list[float]:
+    """Median seconds of each function; runs interleaved so that machine drift hits all alike."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    ts = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, acc in zip(fns, ts):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            acc.append(time.perf_counter() - t0)
+    return [statistics.median(a) for a in ts]
 
 
 def provenance(command: str | None = None) -> dict:

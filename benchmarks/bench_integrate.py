@@ -7,34 +7,13 @@ adaptive solves use the same operator evaluations as calling torchdiffeq directl
 """
 
 import argparse
-import statistics
-import time
-
 import torch
 import torchdiffeq
 
 import pdenet_analysis as pa
 from pdenet_analysis.operators import functional as F
 
-from _provenance import provenance, save
-
-
-def timeit(fns, repeats, device):
-    """Median seconds of each function, runs interleaved so that machine drift hits all alike."""
-    for _ in range(3):
-        for fn in fns:
-            fn()
-    ts = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, acc in zip(fns, ts):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            fn()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            acc.append(time.perf_counter() - t0)
-    return [statistics.median(a) for a in ts]
+from _provenance import interleaved_medians as timeit, provenance, save
 
 
 def main():

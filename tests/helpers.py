@@ -4,22 +4,11 @@ import torch
 
 import pdenet_analysis as pa
 from pdenet_analysis.operators import OPERATOR_FACTORIES
-from pdenet_analysis.testing import LinearFirstOrder, LinearHamiltonian, LinearSecondOrder, random_spd, random_stable_matrix
+from pdenet_analysis.testing import linear_problem  # noqa: F401 - re-exported for the tests
 
 FIXED_SCHEMES = [n for n in pa.available_schemes() if not pa.get_scheme(n).adaptive]
 ADAPTIVE_SCHEMES = [n for n in pa.available_schemes() if pa.get_scheme(n).adaptive]
 REVERSIBLE_SCHEMES = [n for n in FIXED_SCHEMES if pa.get_scheme(n).reversible]
-
-
-def linear_problem(kind: str, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    if kind == "first_order":
-        return LinearFirstOrder(random_stable_matrix(4, seed, spread=2.0)), torch.randn(2, 4, generator=g)
-    if kind == "hamiltonian":
-        op = LinearHamiltonian(random_spd(3, seed), -random_spd(3, seed + 1))
-        return op, (torch.randn(2, 3, generator=g), torch.randn(2, 3, generator=g))
-    op = LinearSecondOrder(-random_spd(3, seed + 2))
-    return op, (torch.randn(2, 3, generator=g), torch.randn(2, 3, generator=g))
 
 
 def paper_operator(arch: str, channels: int = 4, size: int = 5, seed: int = 0, scale: float | None = None, **kw):

@@ -108,3 +108,25 @@ def test_cli_analyze_preset_writes_reports(tmp_path, capsys):
         assert os.path.exists(tmp_path / "block0" / f"{name}.png")
     assert main(["analyze", "nope-model", "--out", str(tmp_path)]) == 2
     assert "valid presets" in capsys.readouterr().err
+
+
+def test_continuous_depth_training_logs_evaluations(digits):
+    """An adaptive solver trains (piecewise-linear θ); its evaluations are logged per epoch."""
+    torch.manual_seed(0)
+    model = pa.networks.PDECNN("parabolic", [8, 16], in_channels=1, interpolation="linear", scheme="bosh3",
+                               scheme_kwargs=dict(rtol=5e-2, atol=1e-2)).float()
+    small = type(digits)(digits.x_train[:250], digits.y_train[:250], digits.x_test, digits.y_test, "digits")
+    r = train(model, small, TrainConfig(epochs=3, batch_size=20, augment=False, progress=False, lr=0.1))
+    evals = [h["operator_evals_per_forward"] for h in r["history"]]
+    assert len(evals) == 3 and all(e >= 4 for e in evals)  # bosh3: ≥ 1 initial + 3 per accepted step
+    losses = [h["train_loss"] for h in r["history"]]
+    assert losses[0] > losses[1] > losses[2], losses  # it learns
+
+
+def test_bfloat16_autocast_and_channels_last_train(digits):
+    torch.manual_seed(0)
+    model = pa.build_preset("digits-hamiltonian").float()
+    r = train(model, digits, TrainConfig(epochs=3, batch_size=32, augment=False, progress=False, amp=True, channels_last=True))
+    losses = [h["train_loss"] for h in r["history"]]
+    assert losses[-1] < 0.8 * losses[0] and r["test_accuracy"] > 0.3, (losses, r["test_accuracy"])  # chance is 0.1
+    assert all(p.dtype == torch.float32 for p in model.parameters())

@@ -61,6 +61,11 @@ def tv_norm(
     return z
 
 
+def _activated(z, scale, shift, sigma: Activation, eps: float, normalise: bool) -> torch.Tensor:
+    """σ(N(z)), N = N_tv with affine parameters, or the identity when ``normalise`` is False."""
+    return sigma(tv_norm(z, scale, shift, eps) if normalise else z)
+
+
 def symmetric_layer(
     y: torch.Tensor,
     weight: torch.Tensor,
@@ -71,10 +76,7 @@ def symmetric_layer(
     normalise: bool,
 ) -> torch.Tensor:
     """F_sym(θ, Y) = −Kᵀ σ(N(K Y))  (eq. 7); N is the identity when ``normalise`` is False."""
-    z = conv(y, weight)
-    if normalise:
-        z = tv_norm(z, scale, shift, eps)
-    return -conv_adjoint(sigma(z), weight)
+    return -conv_adjoint(_activated(conv(y, weight), scale, shift, sigma, eps, normalise), weight)
 
 
 def resnet_layer(
@@ -88,7 +90,4 @@ def resnet_layer(
     normalise: bool,
 ) -> torch.Tensor:
     """F(θ, Y) = K₂ σ(N(K₁ Y))  (eq. 1), K₁ and K₂ independent convolutions."""
-    z = conv(y, weight1)
-    if normalise:
-        z = tv_norm(z, scale, shift, eps)
-    return conv(sigma(z), weight2)
+    return conv(_activated(conv(y, weight1), scale, shift, sigma, eps, normalise), weight2)

@@ -39,7 +39,16 @@ class TimeDependentLayer(nn.Module):
     #: names of stacked parameters that are convolution kernels (box constraint, weight decay)
     kernel_names: tuple[str, ...] = ()
 
-    def __init__(self, channels: int, grid: TimeGrid, activation: str, normalise: bool, eps: float):
+    def __init__(
+        self,
+        channels: int,
+        grid: TimeGrid,
+        activation: str = "relu",
+        normalise: bool = True,
+        eps: float = 1e-3,
+        kernel_size: int = 3,
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
         if int(channels) != channels or channels < 1:
             raise ShapeError(f"channels must be a positive integer, got {channels!r}")
@@ -49,6 +58,16 @@ class TimeDependentLayer(nn.Module):
         self.sigma = F.activation(activation)
         self.normalise = normalise
         self.eps = float(eps)
+        self._add_kernels(self.kernel_names, kernel_size, generator)
+
+    def _add_kernels(self, names: tuple[str, ...], kernel_size: int, generator) -> None:
+        """Stacked c×c kernels (one per node) and, when normalising, the TV scale and shift."""
+        c, n, k = self.channels, self.grid.n_nodes, kernel_size
+        for name in names:
+            setattr(self, name, nn.Parameter(truncated_normal_kernel((n, c, c, k, k), generator)))
+        if self.normalise:
+            self.scale = nn.Parameter(torch.ones(n, c))
+            self.shift = nn.Parameter(torch.zeros(n, c))
 
     def params_at(self, t) -> dict[str, torch.Tensor]:
         return {name: evaluate(self.grid, p, t) for name, p in self.named_parameters(recurse=False)}
@@ -89,23 +108,6 @@ class SymmetricLayer(TimeDependentLayer):
 
     kernel_names = ("weight",)
 
-    def __init__(
-        self,
-        channels: int,
-        grid: TimeGrid,
-        activation: str = "relu",
-        normalise: bool = True,
-        eps: float = 1e-3,
-        kernel_size: int = 3,
-        generator: torch.Generator | None = None,
-    ):
-        super().__init__(channels, grid, activation, normalise, eps)
-        c, n = self.channels, grid.n_nodes
-        self.weight = nn.Parameter(truncated_normal_kernel((n, c, c, kernel_size, kernel_size), generator))
-        if normalise:
-            self.scale = nn.Parameter(torch.ones(n, c))
-            self.shift = nn.Parameter(torch.zeros(n, c))
-
     def forward(self, t, y: torch.Tensor) -> torch.Tensor:
         p = self.params_at(t)
         return F.symmetric_layer(y, p["weight"], p.get("scale"), p.get("shift"), self.sigma, self.eps, self.normalise)
@@ -115,24 +117,6 @@ class ResNetLayer(TimeDependentLayer):
     """F(θ(t), Y) = K₂(t) σ(N_tv(K₁(t) Y))  (paper eq. 1), the standard residual layer."""
 
     kernel_names = ("weight1", "weight2")
-
-    def __init__(
-        self,
-        channels: int,
-        grid: TimeGrid,
-        activation: str = "relu",
-        normalise: bool = True,
-        eps: float = 1e-3,
-        kernel_size: int = 3,
-        generator: torch.Generator | None = None,
-    ):
-        super().__init__(channels, grid, activation, normalise, eps)
-        c, n, k = self.channels, grid.n_nodes, kernel_size
-        self.weight1 = nn.Parameter(truncated_normal_kernel((n, c, c, k, k), generator))
-        self.weight2 = nn.Parameter(truncated_normal_kernel((n, c, c, k, k), generator))
-        if normalise:
-            self.scale = nn.Parameter(torch.ones(n, c))
-            self.shift = nn.Parameter(torch.zeros(n, c))
 
     def forward(self, t, y: torch.Tensor) -> torch.Tensor:
         p = self.params_at(t)

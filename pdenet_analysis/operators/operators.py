@@ -89,7 +89,8 @@ class Operator(nn.Module):
         if not isinstance(y, torch.Tensor):
             raise TypeError(f"{what} must be a torch.Tensor, got {type(y).__name__}")
         p = next(self.parameters(), None)
-        if p is not None and (p.dtype != y.dtype or p.device != y.device):
+        if p is not None and p.device != y.device or (
+                p is not None and p.dtype != y.dtype and not torch.is_autocast_enabled(y.device.type)):
             raise TypeError(
                 f"{what} has dtype {y.dtype} on {y.device} but the operator's parameters are "
                 f"{p.dtype} on {p.device}; convert one with .to(dtype=..., device=...)"

@@ -9,6 +9,10 @@
 * Box constraint: PDE-block convolution kernels clipped to [−1, 1] after every step.
 * Split: 80/20 train/validation; the test accuracy is reported for the best-validation weights.
 * Per-image standardisation; flip + pad-crop augmentation when ``augment``.
+* Optional bfloat16 autocast (``amp``) and channels-last layout (``channels_last``) for GPUs.
+* Any scheme, adaptive ones included (continuous-depth training; use piecewise-linear θ so that
+  backpropagation through the adaptive solver sees a θ(t) differentiable in t); the operator
+  evaluations per forward pass are logged every epoch.
 * Per-epoch metrics as JSON lines; an atomic checkpoint after every epoch; ``resume`` continues
   from it; a NaN loss stops with the epoch and a hint, the last good checkpoint kept.
 """
@@ -49,6 +53,10 @@ class TrainConfig:
     flip: bool = True
     seed: int = 0
     device: str = "cpu"
+    #: bfloat16 autocast of forward and loss (parameters and optimiser stay float32)
+    amp: bool = False
+    #: channels-last memory layout for the convolutions (often faster on tensor-core GPUs)
+    channels_last: bool = False
     out: str | None = None
     resume: bool = False
     progress: bool = True
@@ -92,7 +100,8 @@ def evaluate(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> 
     return dict(loss=loss / max(len(y), 1), accuracy=correct / max(len(y), 1))
 
 
-def _box(model, box: float) -> None:
+def apply_box_constraint(model, box: float) -> None:
+    """Clip the PDE-block convolution kernels to [−box, box] (the paper's bound constraint, §4)."""
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, TimeDependentLayer):
@@ -105,6 +114,10 @@ def train(model, data, cfg: TrainConfig, log=print) -> dict:
     dev = torch.device(cfg.device)
     torch.manual_seed(cfg.seed)
     model.to(dev)
+    if cfg.channels_last:  # the 4-D convolutions; PDE kernels are stacked in time (5-D) and stay as they are
+        for m in model.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                m.to(memory_format=torch.channels_last)
     x_all, y_all = standardize(data.x_train).to(dev), data.y_train.to(dev)
     x_test, y_test = standardize(data.x_test).to(dev), data.y_test.to(dev)
     perm = torch.randperm(len(y_all), generator=torch.Generator().manual_seed(cfg.seed)).to(dev)
@@ -127,7 +140,7 @@ def train(model, data, cfg: TrainConfig, log=print) -> dict:
             with open(metrics_path, "w") as f:
                 f.writelines(json.dumps(r) + "\n" for r in history)
         log(f"resumed from {ck_path} after epoch {start}")
-    _box(model, cfg.box)
+    apply_box_constraint(model, cfg.box)
     for epoch in range(start, cfg.epochs):
         for g in opt.param_groups:
             g["lr"] = cfg.lr_at(epoch)
@@ -140,13 +153,16 @@ def train(model, data, cfg: TrainConfig, log=print) -> dict:
             xb, yb = x_tr[idx], y_tr[idx]
             if cfg.augment:
                 xb = augment_batch(xb, gen, flip=cfg.flip)
+            if cfg.channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
             hint = (f"lower the learning rate (now {cfg.lr_at(epoch):g}) or the step size h (more steps per block)"
                     + (f"; the last good checkpoint is {ck_path}" if ck_path and os.path.exists(ck_path) else ""))
             try:
-                logits = model(xb)
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.amp):
+                    logits = model(xb)
+                    loss = nnf.cross_entropy(logits.float(), yb)
             except NonFiniteError as e:
                 raise NonFiniteError(f"training diverged in epoch {epoch + 1}, batch {b + 1} ({e}): {hint}", step=epoch + 1) from e
-            loss = nnf.cross_entropy(logits, yb)
             if not math.isfinite(float(loss.detach())):
                 raise NonFiniteError(f"the training loss became {float(loss)} in epoch {epoch + 1}, batch {b + 1}: {hint}",
                                      step=epoch + 1)
@@ -154,9 +170,9 @@ def train(model, data, cfg: TrainConfig, log=print) -> dict:
             opt.zero_grad(set_to_none=True)
             total.backward()
             opt.step()
-            _box(model, cfg.box)
+            apply_box_constraint(model, cfg.box)
             seen += len(yb)
-            loss_sum += float(loss) * len(yb)
+            loss_sum += float(loss.detach()) * len(yb)
             correct += int((logits.argmax(1) == yb).sum())
             evals += model.evaluations()
             if cfg.progress and sys.stderr.isatty():
