@@ -157,3 +157,11 @@ def test_convergence_matches_declared_orders_on_paper_network_block():
     for name in ("leapfrog", "leapfrog_symmetric", "rk4"):
         r = A.convergence_study(op, y0, name, [8, 16, 32, 64, 128], reference_factor=16)
         assert abs(r.observed_order - pa.get_scheme(name).order) <= 0.15
+
+
+def test_analysis_of_unsupported_scheme_is_refused():
+    op, y0 = paper_operator("parabolic")
+    with pytest.raises(pa.IncompatibleSchemeError, match="leapfrog.*does not accept first_order"):
+        A.spectrum_along_trajectory(op, y0, "leapfrog")
+    with pytest.raises(pa.IncompatibleSchemeError, match="no exact inverse"):
+        A.reversibility(op, y0, "dopri5")

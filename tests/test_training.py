@@ -130,3 +130,22 @@ def test_bfloat16_autocast_and_channels_last_train(digits):
     losses = [h["train_loss"] for h in r["history"]]
     assert losses[-1] < 0.8 * losses[0] and r["test_accuracy"] > 0.3, (losses, r["test_accuracy"])  # chance is 0.1
     assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_truncated_and_other_version_model_files_name_the_file(tmp_path):
+    from pdenet_analysis.training import save_checkpoint
+
+    model = pa.build_preset("digits-parabolic")
+    good = str(tmp_path / "good.pt")
+    save_checkpoint(good, dict(model_config=model.config, model_state=model.state_dict()))
+    assert load_model(good).n_parameters() == model.n_parameters()
+    data = open(good, "rb").read()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(pa.DataError, match="cut.pt.*truncated"):
+        load_model(str(tmp_path / "cut.pt"))
+    old = str(tmp_path / "old.pt")
+    torch.save(dict(format_version=0, model_config=model.config, model_state=model.state_dict()), old)
+    with pytest.raises(pa.DataError, match="old.pt has format version 0"):
+        load_model(old)
+    with pytest.raises(pa.DataError, match="missing.pt is missing"):
+        load_model(str(tmp_path / "missing.pt"))
