@@ -36,6 +36,7 @@ def main():
     ap.add_argument("--out", default="studies/results/fashion_mnist_cpu.json")
     args = ap.parse_args()
     data = load_dataset("fashion_mnist", args.data_dir)
+    prov = provenance()  # at the start: the code that ran
     results = []
     for arch in ("parabolic", "hamiltonian", "second_order", "resnet"):
         torch.manual_seed(args.seed)
@@ -51,7 +52,7 @@ def main():
                             final_train_loss=hist[-1]["train_loss"], best_epoch=max(hist, key=lambda h: h["val_accuracy"])["epoch"],
                             history=hist))
         print(json.dumps({k: v for k, v in results[-1].items() if k != "history"}), flush=True)
-    save(args.out, dict(provenance=provenance(), seed=args.seed, epochs=args.epochs, device=args.device,
+    save(args.out, dict(provenance=prov, seed=args.seed, epochs=args.epochs, device=args.device,
                         protocol=TrainConfig(epochs=args.epochs).__dict__, results=results))
 
 

@@ -21,7 +21,8 @@ from .stability import spectrum_along_trajectory
 @torch.no_grad()
 def block_inputs(model, x: torch.Tensor) -> list[torch.Tensor]:
     model.eval()
-    h = model.opening(x)
+    p = next(model.parameters())
+    h = model.opening(x.to(p.device, p.dtype))
     inputs = []
     for unit in model.units:
         inputs.append(h)

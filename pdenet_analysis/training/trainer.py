@@ -118,8 +118,9 @@ def train(model, data, cfg: TrainConfig, log=print) -> dict:
         for m in model.modules():
             if isinstance(m, torch.nn.Conv2d):
                 m.to(memory_format=torch.channels_last)
-    x_all, y_all = standardize(data.x_train).to(dev), data.y_train.to(dev)
-    x_test, y_test = standardize(data.x_test).to(dev), data.y_test.to(dev)
+    dtype = next(model.parameters()).dtype  # data follow the model's precision
+    x_all, y_all = standardize(data.x_train).to(dev, dtype), data.y_train.to(dev)
+    x_test, y_test = standardize(data.x_test).to(dev, dtype), data.y_test.to(dev)
     perm = torch.randperm(len(y_all), generator=torch.Generator().manual_seed(cfg.seed)).to(dev)
     n_val = int(round(cfg.val_fraction * len(y_all)))
     x_val, y_val = x_all[perm[:n_val]], y_all[perm[:n_val]]
