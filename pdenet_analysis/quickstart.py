@@ -39,6 +39,7 @@ def run_quickstart(out: str = "reports/quickstart", epochs: int = 15, seed: int 
                    test_accuracy=summary["test_accuracy"], test_loss=summary["test_loss"], train_seconds=train_s,
                    max_spectral_radius=max(s["spectral_radius"] for s in st),
                    max_fraction_outside=max(s["fraction_outside"] for s in st),
+                   max_amplification=max(s["max_amplification"] for s in st),
                    min_largest_stable_h=min(s["largest_stable_h"] for s in st), h=res["stability"].data["h"],
                    reversibility_float32=None if rev is None else max(
                        d["relative_error"] for d in rev.data["results"] if d["dtype"] == "float32"),
@@ -57,13 +58,13 @@ def run_quickstart(out: str = "reports/quickstart", epochs: int = 15, seed: int 
         f.write("# pdenet_analysis quickstart: scikit-learn digits (8×8), CPU\n\n")
         f.write(f"Command: `{meta['command']}`; torch {meta['torch']}; {meta['date']}.\n\n")
         f.write("Analyses are of the first PDE block on one test image (its input is the opening layer's output).\n\n")
-        f.write("| model | scheme | weights | test acc | test loss | train s | ρ(J) max | outside region | largest stable h | h | reversibility err (fp32) | order obs/decl | κ(flow) |\n")
-        f.write("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+        f.write("| model | scheme | weights | test acc | test loss | train s | ρ(J) max | outside region | max amplification | largest stable h | h | reversibility err (fp32) | order obs/decl | κ(flow) |\n")
+        f.write("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
         for r in rows:
             rev = "—" if r["reversibility_float32"] is None else f"{r['reversibility_float32']:.1e}"
             order = "—" if r["observed_order"] is None else f"{r['observed_order']:.2f}/{r['declared_order']}"
             f.write(f"| {r['model']} | {r['scheme']} | {r['parameters']:,} | {r['test_accuracy']:.3f} | {r['test_loss']:.3f} | "
-                    f"{r['train_seconds']:.1f} | {r['max_spectral_radius']:.3g} | {r['max_fraction_outside']:.2f} | "
+                    f"{r['train_seconds']:.1f} | {r['max_spectral_radius']:.3g} | {r['max_fraction_outside']:.2f} | {r['max_amplification']:.4g} | "
                     f"{r['min_largest_stable_h']:.3g} | {r['h']:.3g} | {rev} | {order} | {r['condition_number']:.3g} |\n")
         for arch in ARCHS:
             f.write(f"\n## {arch}\n\n")

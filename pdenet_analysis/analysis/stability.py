@@ -86,20 +86,25 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
         steps.append(dict(step=j, t=float(t), jacobian=how, eigenvalues_LM=np.asarray(lm.values), eigenvalues_LR=np.asarray(lr.values),
                           residuals=np.concatenate([lm.residuals, lr.residuals]), z=z, amplification=amp,
                           spectral_radius=rho, max_real=max_re, fraction_outside=float(np.mean(amp > 1 + 1e-9)),
+                          max_amplification=float(np.max(amp)),
                           largest_stable_h=h_star, symmetry_defect=sym, status=status))
-        rows.append([j, how, rho, max_re, float(np.mean(amp > 1 + 1e-9)), h_star, h, sym, status])
+        rows.append([j, how, rho, max_re, float(np.mean(amp > 1 + 1e-9)), float(np.max(amp)), h_star, h, sym, status])
 
     def plot(fig):
         ax = fig.add_subplot(111)
         zs = np.concatenate([s["z"] for s in steps])
         r = max(2.5, 1.2 * float(np.max(np.abs(zs)))) if len(zs) else 2.5
         if scheme.stability_variable == "h^2*lambda":
-            xx, yy = np.meshgrid(np.linspace(-r, r / 4, 300), np.linspace(-r / 2, r / 2, 200))
+            # the region of the two-step schemes is the real interval [−4, 0]: draw it as a band
+            r = max(r, 4.5)
+            ax.plot([-4, 0], [0, 0], color="#3b6e99", lw=6, alpha=0.35, solid_capstyle="butt", label="stable: [−4, 0]")
+            ax.set_xlim(-r, max(0.5, 1.2 * float(np.max(np.real(zs))) if len(zs) else 0.5))
+            ax.set_ylim(-r / 4, r / 4)
         else:
             xx, yy = np.meshgrid(np.linspace(-r, r / 2, 300), np.linspace(-r, r, 300))
-        amp = scheme.amplification(xx + 1j * yy)
-        ax.contourf(xx, yy, amp <= 1 + 1e-12, levels=[0.5, 1.5], colors=["#cfe3f3"])
-        ax.contour(xx, yy, amp, levels=[1.0], colors=["#3b6e99"], linewidths=1)
+            amp = scheme.amplification(xx + 1j * yy)
+            ax.contourf(xx, yy, amp <= 1 + 1e-12, levels=[0.5, 1.5], colors=["#cfe3f3"])
+            ax.contour(xx, yy, amp, levels=[1.0], colors=["#3b6e99"], linewidths=1)
         for s in steps:
             ax.scatter(np.real(s["z"]), np.imag(s["z"]), s=14, label=f"step {s['step']}")
         ax.set_xlabel(f"Re z  (z = {scheme.stability_variable.replace('*', '·')})")
@@ -110,8 +115,9 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
         if len(steps) <= 12:
             ax.legend(fontsize=7)
 
-    notes = [f"z = {scheme.stability_variable}; shaded: stability region of {scheme.name}",
+    notes = [f"z = {scheme.stability_variable}; shaded: stability region of {scheme.name}; "
+             "max amplification > 1 is the growth per step of the linearised scheme along the worst computed mode",
              "symmetry defect 0 means ∂F/∂Y is symmetric (paper §3: −KᵀDK for N = id)"]
     return Report("stability", f"Jacobian spectrum and stability ({scheme.name}, h = {h:.4g})",
-                  ["step", "Jacobian", "spectral radius", "max Re λ", "fraction outside", "largest stable h",
+                  ["step", "Jacobian", "spectral radius", "max Re λ", "fraction outside", "max amplification", "largest stable h",
                    "h used", "symmetry defect", "status"], rows, dict(scheme=scheme.name, h=h, steps=steps), plot, notes)
