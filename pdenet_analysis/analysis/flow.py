@@ -131,7 +131,8 @@ def energy(operator, y0, scheme, *, T=None, n_steps=None, example: int | None = 
         t = float(sol.times[j])
         state = tuple(x[sl] for x in s)
         norms.append(float(torch.cat([x.flatten(1) for x in (state if operator.kind == "hamiltonian" else state[:1])], 1).norm()))
-        energies.append(_energy(operator, state, min(t, (operator.T or t) * (1 - 1e-12))))
+        with torch.no_grad():
+            energies.append(_energy(operator, state, min(t, (operator.T or t) * (1 - 1e-12))))
     rows = [[j, float(sol.times[j]), n, e] for j, (n, e) in enumerate(zip(norms, energies))]
     has_e = any(e is not None for e in energies)
 
