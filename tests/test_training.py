@@ -149,3 +149,18 @@ def test_truncated_and_other_version_model_files_name_the_file(tmp_path):
         load_model(old)
     with pytest.raises(pa.DataError, match="missing.pt is missing"):
         load_model(str(tmp_path / "missing.pt"))
+
+
+def test_augmentation_flips_half_and_crops_windows_of_the_padded_image():
+    from pdenet_analysis.data import random_crop, random_flip
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 3, 16, 16)
+    f = random_flip(x, g)
+    flipped = [bool(torch.equal(f[i], x[i].flip(-1))) for i in range(8)]
+    assert sum(flipped) == 4 and all(flipped[i] or torch.equal(f[i], x[i]) for i in range(8))
+    pad = 16 // 16
+    c = random_crop(x, pad, g)
+    xp = torch.nn.functional.pad(x, (pad,) * 4)
+    for i in range(8):
+        assert any(torch.equal(c[i], xp[i, :, r:r + 16, s:s + 16]) for r in range(2 * pad + 1) for s in range(2 * pad + 1))
