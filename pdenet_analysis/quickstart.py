@@ -45,7 +45,8 @@ def run_quickstart(out: str = "reports/quickstart", epochs: int = 15, seed: int 
                        d["relative_error"] for d in rev.data["results"] if d["dtype"] == "float32"),
                    observed_order=None if conv is None else conv.data["observed_order"],
                    declared_order=model.blocks[0].scheme.order,
-                   condition_number=res["conditioning"].data["condition"])
+                   condition_number=res["conditioning"].data["condition"],
+                   condition_is_lower_bound=res["conditioning"].data["condition_is_lower_bound"])
         rows.append(row)
         details[arch] = {k: r.to_dict() for k, r in res.items()}
     meta = dict(command=f"pdenet-analysis quickstart --out {out} --epochs {epochs} --seed {seed}",
@@ -65,7 +66,7 @@ def run_quickstart(out: str = "reports/quickstart", epochs: int = 15, seed: int 
             order = "—" if r["observed_order"] is None else f"{r['observed_order']:.2f}/{r['declared_order']}"
             f.write(f"| {r['model']} | {r['scheme']} | {r['parameters']:,} | {r['test_accuracy']:.3f} | {r['test_loss']:.3f} | "
                     f"{r['train_seconds']:.1f} | {r['max_spectral_radius']:.3g} | {r['max_fraction_outside']:.2f} | {r['max_amplification']:.4g} | "
-                    f"{r['min_largest_stable_h']:.3g} | {r['h']:.3g} | {rev} | {order} | {r['condition_number']:.3g} |\n")
+                    f"{r['min_largest_stable_h']:.3g} | {r['h']:.3g} | {rev} | {order} | {'≥ ' if r['condition_is_lower_bound'] else ''}{r['condition_number']:.3g} |\n")
         for arch in ARCHS:
             f.write(f"\n## {arch}\n\n")
             for name in ("stability", "convergence", "reversibility", "conditioning", "energy"):

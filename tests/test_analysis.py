@@ -165,3 +165,17 @@ def test_analysis_of_unsupported_scheme_is_refused():
         A.spectrum_along_trajectory(op, y0, "leapfrog")
     with pytest.raises(pa.IncompatibleSchemeError, match="no exact inverse"):
         A.reversibility(op, y0, "dopri5")
+
+
+def test_unconverged_sigma_min_is_a_rigorous_bound():
+    """On an ill-conditioned flow map a short Lanczos cannot resolve σ_min; what it reports must
+    then be an upper bound on σ_min (and κ a lower bound), flagged as such."""
+    op = pa.parabolic(2, T=1.0, n_pieces=1, normalise=False, activation="identity")
+    with torch.no_grad():
+        op.layer.weight.mul_(30)
+    x = torch.randn(1, 2, 6, 6)
+    J = A.JacobianOperator(lambda y: pa.integrate(op, y, "euler", n_steps=8, check_finite=False).y, x)
+    s = np.linalg.svd(J.dense().numpy(), compute_uv=False)
+    sv = A.extreme_singular_values(J, backend="scipy", m=6)
+    assert sv["sigma_min_is_upper_bound"] and sv["condition_is_lower_bound"]
+    assert sv["sigma_min"][0] >= s.min() * (1 - 1e-9) and sv["condition"] <= s.max() / s.min() * (1 + 1e-9)

@@ -171,6 +171,10 @@ def extreme_singular_values(J, k: int = 1, backend: str = "auto", tol: float = 1
     smax = np.sqrt(np.maximum(np.real(top.values), 0))
     smin = np.sqrt(np.maximum(np.real(bottom.values), 0))
     status = "converged" if top.status == bottom.status == "converged" else "not_converged"
+    # Ritz values of a symmetric operator lie inside its spectrum: an unconverged smallest Ritz
+    # value of JᵀJ is an upper bound on σ_min², so κ computed from it is a lower bound.
+    bound = bottom.status != "converged"
     return dict(sigma_max=smax.tolist(), sigma_min=smin.tolist(), method=f"{top.method} + lanczos",
                 condition=float(smax.max() / max(smin.min(), 1e-300)), status=status,
+                sigma_min_is_upper_bound=bound, condition_is_lower_bound=bound,
                 residual_max=float(max(top.residuals.max(initial=0), bottom.residuals.max(initial=0))))

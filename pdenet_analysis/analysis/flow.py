@@ -57,11 +57,15 @@ def conditioning(operator, y0, scheme="euler", *, T=None, n_steps=None, example:
         ax.axhline(max(sv["sigma_min"][0], 1e-300), color="C2", ls="--", label=f"σ_min = {sv['sigma_min'][0]:.3g}")
         ax.set_xlabel("step j")
         ax.set_ylabel("growth")
-        ax.set_title(f"flow-map conditioning ({scheme.name}), κ = {sv['condition']:.3g}")
+        ax.set_title(f"flow-map conditioning ({scheme.name}), κ {ge} {sv['condition']:.3g}")
         ax.legend(fontsize=8)
 
-    notes = [f"σ_max = {sv['sigma_max'][0]:.6g}, σ_min = {sv['sigma_min'][0]:.6g}, κ = {sv['condition']:.6g} "
+    le, ge = ("≤", "≥") if sv["condition_is_lower_bound"] else ("=", "=")
+    notes = [f"σ_max = {sv['sigma_max'][0]:.6g}, σ_min {le} {sv['sigma_min'][0]:.6g}, κ {ge} {sv['condition']:.6g} "
              f"({sv['status']}, max relative residual {sv['residual_max']:.2e})"]
+    if sv["condition_is_lower_bound"]:
+        notes.append("σ_min did not converge: Lanczos Ritz values lie inside the spectrum, so the value shown is an "
+                     "upper bound on σ_min and κ is a lower bound (resolving σ_min needs shift-invert / a linear solver)")
     return Report("conditioning", f"Conditioning of the flow map ({scheme.name})", ["step", "growth"], rows,
                   dict(scheme=scheme.name, **sv, growth=growth), plot, notes)
 
