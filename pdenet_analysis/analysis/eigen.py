@@ -77,8 +77,6 @@ def arnoldi(op, k: int = 6, which: str = "LM", m: int | None = None, tol: float 
     beta = float(H[steps, steps - 1]) if steps == m else 0.0
     scale = max(float(np.max(np.abs(vals))), scale, 1e-300)
     res = np.abs(beta * S[-1, :]) / scale
-    if symmetric and np.all(np.abs(vals.imag if np.iscomplexobj(vals) else 0) == 0):
-        vals = vals.real
     status = "converged" if np.all(res < tol) else "not_converged"
     return EigResult(vals, res, status, "lanczos" if symmetric else "arnoldi", steps)
 
@@ -89,9 +87,9 @@ def eigs(op, k: int = 6, which: str = "LM", backend: str = "auto", tol: float = 
 
     ``backend``: "scipy" (ARPACK, CPU), "torch" (Arnoldi/Lanczos on the operator's device) or
     "auto" (scipy on CPU, torch on CUDA). ``which``: LM (largest magnitude), LR (largest real
-    part), SR, SM. Residuals are recomputed with the operator itself, relative to
-    max(max|λ|, ``scale``): pass the spectral radius as ``scale`` when asking for eigenvalues
-    near zero.
+    part), SR, SM. Residuals are relative to max(max|λ|, ``scale``): pass the spectral radius as
+    ``scale`` when asking for eigenvalues near zero. ARPACK's are recomputed with the operator;
+    the torch path reports the Krylov estimate |β_m s_m| (exact after a breakdown).
     """
     if which not in WHICH:
         raise ValueError(f"which must be one of {WHICH}, got {which!r}")
