@@ -60,7 +60,6 @@ class Solution:
     times: torch.Tensor | None = None
     trajectory: list | None = None
     status: str = "success"
-    extra: dict = field(default_factory=dict)
     _state: State | None = field(default=None, repr=False)
 
     @property

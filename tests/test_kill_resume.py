@@ -34,7 +34,7 @@ def test_sigkill_then_resume(tmp_path):
         time.sleep(0.05)
     proc.wait(timeout=30)
     assert killed_after is not None and killed_after < 8, "the run finished before it could be killed"
-    assert not [f for f in os.listdir(out) if ".tmp-" in f] or load_checkpoint(ck)  # a torn temp file never replaces it
+    # the kill may leave a torn temporary file, never a torn checkpoint: it must load
     start = load_checkpoint(ck)["epoch"]
     assert start >= killed_after
     done = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=300)

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 from torch.func import jvp
@@ -118,10 +120,7 @@ def reversibility(operator, y0, scheme, *, T=None, n_steps_list=(1, 2, 4, 8, 16,
 
 
 def _cast(operator, dtype):
-    import copy
-
-    op = copy.deepcopy(operator)
-    return op.to(dtype)
+    return copy.deepcopy(operator).to(dtype)
 
 
 def energy(operator, y0, scheme, *, T=None, n_steps=None, example: int | None = None) -> Report:

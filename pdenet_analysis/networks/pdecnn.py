@@ -127,6 +127,8 @@ class PDECNN(nn.Module):
             new.config["scheme_kwargs"] = scheme_kwargs
         if n_steps is not None:
             new.config["integration_steps"] = n_steps
+        if gradient is not None:
+            new.config["gradient"] = gradient if isinstance(gradient, str) else gradient.name
         return new
 
 

@@ -89,8 +89,11 @@ class Operator(nn.Module):
         if not isinstance(y, torch.Tensor):
             raise TypeError(f"{what} must be a torch.Tensor, got {type(y).__name__}")
         p = next(self.parameters(), None)
-        if p is not None and p.device != y.device or (
-                p is not None and p.dtype != y.dtype and not torch.is_autocast_enabled(y.device.type)):
+        if p is None:
+            return y
+        # under autocast the convolutions cast their inputs themselves
+        dtype_ok = p.dtype == y.dtype or torch.is_autocast_enabled(y.device.type)
+        if p.device != y.device or not dtype_ok:
             raise TypeError(
                 f"{what} has dtype {y.dtype} on {y.device} but the operator's parameters are "
                 f"{p.dtype} on {p.device}; convert one with .to(dtype=..., device=...)"

@@ -25,7 +25,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as nnf
@@ -60,7 +60,6 @@ class TrainConfig:
     out: str | None = None
     resume: bool = False
     progress: bool = True
-    extra: dict = field(default_factory=dict)
 
     def lr_at(self, epoch: int) -> float:
         k = sum(epoch >= int(round(m * self.epochs)) for m in self.lr_milestones)
@@ -107,6 +106,13 @@ def apply_box_constraint(model, box: float) -> None:
             if isinstance(m, TimeDependentLayer):
                 for k in m.kernels():
                     k.clamp_(-box, box)
+
+
+def _divergence_hint(cfg: TrainConfig, epoch: int, ck_path: str | None) -> str:
+    hint = f"lower the learning rate (now {cfg.lr_at(epoch):g}) or the step size h (more steps per block)"
+    if ck_path and os.path.exists(ck_path):
+        hint += f"; the last good checkpoint is {ck_path}"
+    return hint
 
 
 def train(model, data, cfg: TrainConfig, log=print) -> dict:
@@ -156,24 +162,24 @@ def train(model, data, cfg: TrainConfig, log=print) -> dict:
                 xb = augment_batch(xb, gen, flip=cfg.flip)
             if cfg.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            hint = (f"lower the learning rate (now {cfg.lr_at(epoch):g}) or the step size h (more steps per block)"
-                    + (f"; the last good checkpoint is {ck_path}" if ck_path and os.path.exists(ck_path) else ""))
             try:
                 with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.amp):
                     logits = model(xb)
                     loss = nnf.cross_entropy(logits.float(), yb)
             except NonFiniteError as e:
-                raise NonFiniteError(f"training diverged in epoch {epoch + 1}, batch {b + 1} ({e}): {hint}", step=epoch + 1) from e
-            if not math.isfinite(float(loss.detach())):
-                raise NonFiniteError(f"the training loss became {float(loss)} in epoch {epoch + 1}, batch {b + 1}: {hint}",
-                                     step=epoch + 1)
+                raise NonFiniteError(f"training diverged in epoch {epoch + 1}, batch {b + 1} ({e}): "
+                                     f"{_divergence_hint(cfg, epoch, ck_path)}", step=epoch + 1) from e
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
+                raise NonFiniteError(f"the training loss became {loss_value} in epoch {epoch + 1}, batch {b + 1}: "
+                                     f"{_divergence_hint(cfg, epoch, ck_path)}", step=epoch + 1)
             total = loss + regulariser(model, cfg)
             opt.zero_grad(set_to_none=True)
             total.backward()
             opt.step()
             apply_box_constraint(model, cfg.box)
             seen += len(yb)
-            loss_sum += float(loss.detach()) * len(yb)
+            loss_sum += loss_value * len(yb)
             correct += int((logits.argmax(1) == yb).sum())
             evals += model.evaluations()
             if cfg.progress and sys.stderr.isatty():
