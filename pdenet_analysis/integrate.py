@@ -49,6 +49,7 @@ class Solution:
     ``times``      times of ``trajectory`` (None unless requested)
     ``trajectory`` list of first-order states at ``times``
     ``stats``      :class:`Stats`;  ``status`` "success" (failures raise :class:`IntegrationError`)
+    ``accepted_steps``  adaptive schemes with ``record_steps=True``: (t, h, state) of each accepted step
     """
 
     y: object
@@ -60,6 +61,7 @@ class Solution:
     times: torch.Tensor | None = None
     trajectory: list | None = None
     status: str = "success"
+    accepted_steps: list | None = field(default=None, repr=False)
     _state: State | None = field(default=None, repr=False)
 
     @property
@@ -78,6 +80,7 @@ class CountingOperator:
         self.evals = 0.0
         self.accepted = 0
         self.rejected = 0
+        self.step_log = None  # adaptive schemes: (t, h, flat state) per accepted step when recording
         self._cf, self._cg = operator.part_costs
 
     def vector_field(self, t, state):
@@ -143,8 +146,6 @@ class FixedStepRun:
                 if not _all_finite(state):
                     return j + 1
         return self.n_steps
-        self.trajectory = traj
-        return state
 
 
 def integrate(
@@ -158,6 +159,7 @@ def integrate(
     trajectory: bool = False,
     t_eval: torch.Tensor | None = None,
     check_finite: bool = True,
+    record_steps: bool = False,
     **scheme_kwargs,
 ) -> Solution:
     """Integrate ``operator`` from ``y0`` at t = 0 to t = T with ``scheme``.
@@ -173,6 +175,8 @@ def integrate(
         trajectory: also return the states after every step (fixed) or at ``t_eval`` (adaptive).
         t_eval: output times for adaptive schemes (default [0, T]).
         check_finite: raise :class:`NonFiniteError` naming the step where NaN/Inf appeared.
+        record_steps: adaptive schemes only: keep (t, h, state) of every accepted step in
+            ``Solution.accepted_steps`` (the analyses linearise these steps).
         **scheme_kwargs: options of a scheme given by name (rtol, atol, max_steps).
 
     Returns:
@@ -196,6 +200,9 @@ def integrate(
     op = CountingOperator(operator)
 
     if scheme.adaptive:
+        op.step_log = [] if record_steps else None
+        grid = operator.grid
+        jumps = [] if grid is None else [k * grid.spacing for k in range(1, grid.n_pieces)]
         if t_eval is None:
             n = n_steps if (trajectory and n_steps) else 1
             t_eval = torch.linspace(0.0, T, n + 1, dtype=state0[0].dtype, device=state0[0].device)
@@ -203,7 +210,7 @@ def integrate(
         if check_finite and not _all_finite(state0):
             raise NonFiniteError("the initial state contains NaN or Inf", step=0, time=0.0)
         try:
-            states = scheme.solve(op, state0, t_eval, op, adjoint=isinstance(grad, Adjoint))
+            states = scheme.solve(op, state0, t_eval, op, adjoint=isinstance(grad, Adjoint), jumps=jumps)
         except AssertionError as exc:  # torchdiffeq signals failure by assert
             raise IntegrationError(
                 f"adaptive scheme {scheme.name!r} failed: {exc}. The dynamics may be stiff or blowing up; "
@@ -212,8 +219,14 @@ def integrate(
         final = tuple(s[-1] for s in states)
         stats = Stats(n_steps=op.accepted, n_accepted=op.accepted, n_rejected=op.rejected, n_evals=op.evals)
         traj = [tuple(s[i] for s in states) for i in range(len(t_eval))] if trajectory else None
-        return Solution(operator.from_state(final, y0), final, stats, scheme, T, None,
-                        t_eval if trajectory else None, traj, _state=final)
+        sol = Solution(operator.from_state(final, y0), final, stats, scheme, T, None,
+                       t_eval if trajectory else None, traj, _state=final)
+        if record_steps:
+            sizes = [s.numel() for s in state0]  # torchdiffeq may hand over the state flattened
+            sol.accepted_steps = [(t, h, y if isinstance(y, tuple) else
+                                   tuple(p.view_as(s) for p, s in zip(y.split(sizes), state0)))
+                                  for t, h, y in op.step_log]
+        return sol
 
     if n_steps is None:
         grid = operator.grid
@@ -257,5 +270,6 @@ def reverse(operator, solution: Solution, n_steps: int | None = None, check_fini
         state = scheme.inverse_step(op, state, j * h, h)
         if check_finite and not _all_finite(state):
             raise NonFiniteError(f"NaN or Inf in inverse step {j + 1} (t = {j * h:.6g})", step=j + 1, time=j * h)
-    # internal state at t0 -> first-order state (for leapfrog V₀ is recovered as (Y₀ − Y₋₁)/h)
-    return scheme.to_state(op, state, h)
+    # internal state at t0 -> first-order state: the inverse of the scheme's start (for leapfrog
+    # V₀ = (Y₀ − Y₋₁)/h, plus (h/2)F(Y₀) for the symmetric start)
+    return scheme.uninit(op, state, 0.0, h)

@@ -77,7 +77,9 @@ def test_adaptive_evaluations_equal_raw_torchdiffeq():
         calls.append(1)
         return op.vector_field(t, (y,))[0]
 
-    raw = torchdiffeq.odeint(f, y0, torch.tensor([0.0, 1.0]), rtol=1e-6, atol=1e-8, method="dopri5")
+    # integrate() makes torchdiffeq end steps at the kinks of θ(t) (jump_t) and at T (step_t)
+    opts = dict(jump_t=torch.tensor([0.5]), step_t=torch.tensor([1.0]))
+    raw = torchdiffeq.odeint(f, y0, torch.tensor([0.0, 1.0]), rtol=1e-6, atol=1e-8, method="dopri5", options=opts)
     assert sol.stats.n_evals == len(calls)
     assert torch.allclose(raw[-1], sol.y, rtol=0, atol=1e-14)
 

@@ -16,6 +16,7 @@ from torch import nn
 
 from ..errors import IncompatibleSchemeError, NonFiniteError, UnknownNameError
 from .base import Scheme
+from .tableau import ButcherTableau
 
 
 def all_finite(tensors) -> bool:
@@ -25,15 +26,31 @@ def all_finite(tensors) -> bool:
         return True
     return all(bool(torch.isfinite(x).all()) for x in tensors)
 
-#: method name -> order of the propagated solution
+#: method name -> order of the propagated solution. Only methods that torchdiffeq (≥ 0.2.3)
+#: provides are listed: a registered scheme must run (tsit5 is not among torchdiffeq's solvers).
 ADAPTIVE_METHODS = {
     "dopri5": 5,
     "dopri8": 8,
-    "tsit5": 5,
     "bosh3": 3,
     "adaptive_heun": 2,
     "fehlberg2": 2,
 }
+
+
+def _torchdiffeq_tableau(method: str):
+    """The Butcher tableau of the solution that torchdiffeq's ``method`` propagates (A from its
+    ``beta`` rows, b from ``c_sol``), as a validated :class:`ButcherTableau`. Trailing stages
+    with weight 0 (the FSAL stage of dopri5 and bosh3) are dropped: one step's result does not
+    depend on them."""
+    from torchdiffeq._impl.odeint import SOLVERS
+
+    tab = SOLVERS[method].tableau
+    b = [float(x) for x in tab.c_sol]
+    rows = [[float(x) for x in row] for row in tab.beta]
+    while b[-1] == 0.0:
+        b.pop()
+        rows.pop()
+    return ButcherTableau.explicit(rows, b)
 
 
 class _Field(nn.Module):
@@ -57,6 +74,10 @@ class _Field(nn.Module):
 
     def callback_accept_step(self, t0, y0, dt):
         self.counter.accepted += 1
+        log = getattr(self.counter, "step_log", None)
+        if log is not None:  # (t, h, state at t) of each accepted step, for the analyses
+            y0 = tuple(y.detach().clone() for y in y0) if isinstance(y0, (tuple, list)) else y0.detach().clone()
+            log.append((float(torch.as_tensor(t0).detach()), float(torch.as_tensor(dt).detach()), y0))
 
     def callback_reject_step(self, t0, y0, dt):
         self.counter.rejected += 1
@@ -73,17 +94,50 @@ class TorchDiffEq(Scheme):
             raise UnknownNameError("adaptive method", method, ADAPTIVE_METHODS)
         self.name, self.method = method, method
         self.order = ADAPTIVE_METHODS[method]
-        self.rtol, self.atol, self.max_steps = float(rtol), float(atol), max_steps
+        from ..errors import require_positive
+
+        # a zero or negative tolerance makes torchdiffeq accept every step: say so instead
+        self.rtol, self.atol = require_positive("rtol", rtol), require_positive("atol", atol)
+        self.max_steps = max_steps
+        self._step_scheme = None
+
+    @property
+    def step_scheme(self):
+        """One step of the propagated Runge–Kutta solution as a fixed-step scheme: what an accepted
+        step of size h does to the state. The analyses take step maps and the stability function
+        from it; ``integrate`` never calls it (torchdiffeq takes the steps)."""
+        if self._step_scheme is None:
+            from .runge_kutta import ExplicitRungeKutta
+
+            self._step_scheme = ExplicitRungeKutta(_torchdiffeq_tableau(self.method), self.order, self.name)
+        return self._step_scheme
 
     def step(self, op, state, t, h):
         raise IncompatibleSchemeError(f"adaptive scheme {self.name!r} chooses its own steps; call integrate()")
 
-    def solve(self, op, state0, times: torch.Tensor, counter, adjoint: bool = False):
-        """States at ``times`` (a tuple of tensors with a leading time dimension)."""
+    def amplification(self, z):
+        """|R(z)| of the propagated solution's tableau, for an accepted step of size h (z = hλ)."""
+        return self.step_scheme.amplification(z)
+
+    def solve(self, op, state0, times: torch.Tensor, counter, adjoint: bool = False, jumps=()):
+        """States at ``times`` (a tuple of tensors with a leading time dimension).
+
+        Steps are forced to end at every output time (torchdiffeq's ``step_t``) and at the
+        ``jumps`` of θ(t) (``jump_t``, where the right-hand side is discontinuous or has a kink),
+        instead of stepping past them and interpolating: the dense output of dopri8, bosh3 and
+        fehlberg2 is less accurate than their steps, which made them miss their tolerance."""
         import torchdiffeq
 
         field = _Field(op, counter)
         options = {} if self.max_steps is None else {"max_num_steps": int(self.max_steps)}
+        t0, t1 = float(times[0]), float(times[-1])
+        lo, hi = min(t0, t1), max(t0, t1)
+        jump_t = sorted({float(j) for j in jumps if lo < float(j) < hi})
+        step_t = sorted({float(t) for t in times[1:].tolist()} - set(jump_t))
+        if jump_t:
+            options["jump_t"] = torch.tensor(jump_t, dtype=torch.float64)
+        if step_t:
+            options["step_t"] = torch.tensor(step_t, dtype=torch.float64)
         kw = dict(rtol=self.rtol, atol=self.atol, method=self.method, options=options)
         if adjoint:
             params = tuple(p for p in op.operator.parameters() if p.requires_grad)

@@ -87,6 +87,16 @@ class Scheme:
         """The operator's first-order state from the internal state."""
         return state
 
+    def from_state(self, op, state: State, h: float) -> State:
+        """The internal state from the operator's first-order state: the inverse of ``to_state``
+        (used to run a reversible scheme backwards from a first-order state)."""
+        return state
+
+    def uninit(self, op, state: State, t0: float, h: float) -> State:
+        """The operator's first-order state at t0 from the internal state at t0: the exact
+        inverse of ``init`` (``to_state`` is only its inverse when ``init`` is the identity)."""
+        return self.to_state(op, state, h)
+
     # ---- linear stability ------------------------------------------------------------------
     def amplification(self, z) -> np.ndarray:
         """Largest modulus of the amplification factor(s) of one step of the linear test

@@ -143,6 +143,17 @@ class Leapfrog(Scheme):
         y, y_prev = state
         return (y, (y - y_prev) / h)
 
+    def from_state(self, op, state, h):
+        y, v = state
+        return (y, torch.add(y, v, alpha=-h))
+
+    def uninit(self, op, state, t0, h):
+        """(Y₀, V₀) from (Y₀, Y₋₁): the inverse of :meth:`init`, V₀ = (Y₀ − Y₋₁)/h [+ (h/2) F(t₀, Y₀)]."""
+        y, v = self.to_state(op, state, h)
+        if self.start == "symmetric":
+            v = torch.add(v, op.acceleration(stage_time(t0, 0.0, h), y), alpha=0.5 * h)
+        return (y, v)
+
     def amplification(self, z):
         return two_step_amplification(z)
 
