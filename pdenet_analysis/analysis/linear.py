@@ -16,47 +16,123 @@ Which Jacobian the paper's stability analysis needs (§3.1) depends on the opera
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
 import torch
-from torch.func import jvp, vjp
+from torch.func import jvp, linearize, vjp
+
+
+def _as_tuple(x) -> tuple:
+    return tuple(x) if isinstance(x, (tuple, list)) else (x,)
+
+
+def flatten_state(state: tuple, batch: int) -> torch.Tensor:
+    """(batch, n): each example's components flattened and concatenated."""
+    return torch.cat([c.reshape(batch, -1) for c in state], dim=1)
+
+
+def unflatten_state(v: torch.Tensor, like: tuple, batch: int) -> tuple:
+    """The inverse of :func:`flatten_state` for tensors shaped as ``like``."""
+    sizes = [c.numel() // batch for c in like]
+    return tuple(p.reshape(c.shape) for p, c in zip(v.reshape(batch, -1).split(sizes, dim=1), like))
 
 
 class JacobianOperator:
-    """J = ∂fn/∂x at x, as a linear map on vectors of length ``x.numel()``."""
+    """J = ∂fn/∂x at x, as a linear map on flattened vectors.
 
-    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor):
-        self.fn, self.x = fn, x.detach()
+    ``x`` is a tensor or a tuple of tensors (a scheme's state); ``fn`` returns the same kind.
+    With ``batched=False`` the whole input is one vector of length ``x.numel()`` and ``matvec``
+    takes and returns 1-D tensors. With ``batched=True`` dim 0 of every component indexes
+    independent examples (``fn`` must not couple them — true of every operator and scheme here,
+    whose normalisation is per pixel and example); J is then block diagonal, ``shape`` is the
+    size of one block, and ``matvec``/``rmatvec`` act on (batch, n) — one product gives every
+    example's J_b v_b, so Krylov solvers run all examples at once.
+
+    Products: J·v through ``torch.func.linearize`` (the linearisation is traced once, after which
+    a product costs about one evaluation of ``fn``; plain forward-mode ``jvp`` re-evaluates the
+    primal every time), falling back to ``jvp`` if the map cannot be traced; Jᵀ·w through one
+    stored ``vjp``.
+    """
+
+    def __init__(self, fn: Callable, x, batched: bool = False):
+        self._tuple_in = isinstance(x, (tuple, list))
+        self.x = tuple(t.detach() for t in _as_tuple(x))
+        self.fn = fn
+        self.batch = self.x[0].shape[0] if batched else 1
+        self.batched = batched
         with torch.no_grad():
-            self.y = fn(self.x)
-        self.shape = (self.y.numel(), self.x.numel())
-        self.dtype, self.device = self.x.dtype, self.x.device
-        self._vjp = None
+            out = self._call(*self.x)
+        self._y = tuple(t.detach() for t in _as_tuple(out))
+        self.y = self._y if isinstance(out, (tuple, list)) else self._y[0]  #: fn(x), as fn returns it
+        n_in = sum(t.numel() for t in self.x) // self.batch
+        n_out = sum(t.numel() for t in self._y) // self.batch
+        self.shape = (n_out, n_in)
+        self.dtype, self.device = self.x[0].dtype, self.x[0].device
+        self._jvp = self._vjp = None
+        self.n_matvecs = self.n_rmatvecs = 0
+
+    def _call(self, *xs):
+        return self.fn(tuple(xs) if self._tuple_in else xs[0])
+
+    def _fn_tuple(self, *xs):
+        return _as_tuple(self._call(*xs))
+
+    def _prepare(self, v: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        one = v.dim() == 1
+        if self.batched and one and self.batch != 1:
+            raise ValueError(f"a batched operator takes (batch, n) = ({self.batch}, {self.shape[1]}) vectors, got {tuple(v.shape)}")
+        return v.to(self.dtype).reshape(self.batch, -1), one
 
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
-        return jvp(self.fn, (self.x,), (v.reshape(self.x.shape).to(self.dtype),))[1].reshape(-1)
+        v, one = self._prepare(v)
+        tangents = unflatten_state(v, self.x, self.batch)
+        if self._jvp is None:
+            try:
+                with warnings.catch_warnings():  # torch.fx's constant folding warns about its own graph
+                    warnings.simplefilter("ignore", UserWarning)
+                    _, self._jvp = linearize(self._fn_tuple, *self.x)
+            except Exception:  # an untraceable map: forward mode re-evaluates fn, same numbers
+                self._jvp = lambda *t: jvp(self._fn_tuple, self.x, t)[1]
+        self.n_matvecs += 1
+        out = flatten_state(_as_tuple(self._jvp(*tangents)), self.batch).detach()
+        return out.reshape(-1) if one else out
 
     def rmatvec(self, w: torch.Tensor) -> torch.Tensor:
+        w, one = self._prepare(w)
         if self._vjp is None:
-            _, self._vjp = vjp(self.fn, self.x)
-        return self._vjp(w.reshape(self.y.shape).to(self.dtype))[0].reshape(-1)
+            _, self._vjp = vjp(self._fn_tuple, *self.x)
+        self.n_rmatvecs += 1
+        out = flatten_state(self._vjp(unflatten_state(w, self._y, self.batch)), self.batch).detach()
+        return out.reshape(-1) if one else out
 
     def dense(self) -> torch.Tensor:
-        """The full matrix (validation only: O(n²) memory)."""
-        return torch.autograd.functional.jacobian(self.fn, self.x).reshape(self.shape)
+        """The full matrix, (n_out, n_in), or (batch, n_out, n_in) when batched (validation only:
+        O(n²) memory)."""
+        n = self.shape[1]
+        cols = []
+        for i in range(n):
+            e = torch.zeros(self.batch, n, dtype=self.dtype, device=self.device)
+            e[:, i] = 1.0
+            cols.append(self.matvec(e))
+        D = torch.stack(cols, dim=-1)
+        return D if self.batched else D[0]
 
     def as_scipy(self):
-        """A scipy.sparse.linalg.LinearOperator (float64 numpy in and out)."""
+        """A scipy.sparse.linalg.LinearOperator (float64 numpy in and out; unbatched operators)."""
         from scipy.sparse.linalg import LinearOperator
+
+        if getattr(self, "batch", 1) != 1:
+            raise ValueError("as_scipy() needs one example: build the operator with batched=False or one example")
 
         def mv(v):
             t = torch.as_tensor(np.array(np.real(v), dtype=np.float64), device=self.device).to(self.dtype)
-            return self.matvec(t).detach().cpu().double().numpy()
+            return self.matvec(t.reshape(-1)).detach().cpu().double().numpy()
 
         def rmv(w):
             t = torch.as_tensor(np.array(np.real(w), dtype=np.float64), device=self.device).to(self.dtype)
-            return self.rmatvec(t).detach().cpu().double().numpy()
+            return self.rmatvec(t.reshape(-1)).detach().cpu().double().numpy()
 
         return LinearOperator(self.shape, matvec=mv, rmatvec=rmv, dtype=np.float64)
 
@@ -67,7 +143,7 @@ class ProductOperator:
     def __init__(self, B: JacobianOperator, A: JacobianOperator):
         self.A, self.B = A, B
         self.shape = (B.shape[0], A.shape[1])
-        self.dtype, self.device = A.dtype, A.device
+        self.dtype, self.device, self.batch, self.batched = A.dtype, A.device, A.batch, A.batched
 
     def matvec(self, v):
         return self.B.matvec(self.A.matvec(v))
@@ -79,6 +155,27 @@ class ProductOperator:
         return self.B.dense() @ self.A.dense()
 
     as_scipy = JacobianOperator.as_scipy
+
+
+class ChainOperator:
+    """S_{N−1} ··· S_1 S_0 for linear operators applied in list order (a flow map's Jacobian as
+    the product of its one-step maps' Jacobians)."""
+
+    def __init__(self, factors: list):
+        self.factors = list(factors)
+        first, last = self.factors[0], self.factors[-1]
+        self.shape = (last.shape[0], first.shape[1])
+        self.dtype, self.device, self.batch, self.batched = first.dtype, first.device, first.batch, first.batched
+
+    def matvec(self, v):
+        for S in self.factors:
+            v = S.matvec(v)
+        return v
+
+    def rmatvec(self, w):
+        for S in reversed(self.factors):
+            w = S.rmatvec(w)
+        return w
 
 
 def _one(x: torch.Tensor, index: int) -> torch.Tensor:
