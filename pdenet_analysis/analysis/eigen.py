@@ -82,14 +82,15 @@ def arnoldi(op, k: int = 6, which: str = "LM", m: int | None = None, tol: float 
 
 
 def eigs(op, k: int = 6, which: str = "LM", backend: str = "auto", tol: float = 1e-8,
-         symmetric: bool = False, m: int | None = None, scale: float = 0.0) -> EigResult:
+         symmetric: bool = False, m: int | None = None, scale: float = 0.0, maxiter: int | None = None) -> EigResult:
     """k extreme eigenvalues of a matrix-free operator.
 
     ``backend``: "scipy" (ARPACK, CPU), "torch" (Arnoldi/Lanczos on the operator's device) or
     "auto" (scipy on CPU, torch on CUDA). ``which``: LM (largest magnitude), LR (largest real
     part), SR, SM. Residuals are relative to max(max|λ|, ``scale``): pass the spectral radius as
     ``scale`` when asking for eigenvalues near zero. ARPACK's are recomputed with the operator;
-    the torch path reports the Krylov estimate |β_m s_m| (exact after a breakdown).
+    the torch path reports the Krylov estimate |β_m s_m| (exact after a breakdown). ``maxiter``
+    bounds ARPACK's restarts (the result then says "not_converged").
     """
     if which not in WHICH:
         raise ValueError(f"which must be one of {WHICH}, got {which!r}")
@@ -119,12 +120,13 @@ def eigs(op, k: int = 6, which: str = "LM", backend: str = "auto", tol: float = 
     # multiple eigenvalues, which symmetric stencils produce
     v0 = np.random.default_rng(0).standard_normal(n)
     ncv = min(n, max(2 * k + 1, 24))
+    maxiter = maxiter or max(300, 20 * k)
     try:
         if symmetric:
             sw = {"LM": "LM", "SM": "SM", "LR": "LA", "SR": "SA"}[which]
-            vals, vecs = eigsh(L2, k=k, which=sw, tol=tol * 1e-2, v0=v0, ncv=ncv, maxiter=max(300, 20 * k))
+            vals, vecs = eigsh(L2, k=k, which=sw, tol=tol * 1e-2, v0=v0, ncv=ncv, maxiter=maxiter)
         else:
-            vals, vecs = sp_eigs(L2, k=k, which=which, tol=tol * 1e-2, v0=v0, ncv=ncv, maxiter=max(300, 20 * k))
+            vals, vecs = sp_eigs(L2, k=k, which=which, tol=tol * 1e-2, v0=v0, ncv=ncv, maxiter=maxiter)
         status = "converged"
     except ArpackNoConvergence as e:
         vals, vecs, status = e.eigenvalues, e.eigenvectors, "not_converged"

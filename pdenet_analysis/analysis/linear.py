@@ -85,18 +85,27 @@ class JacobianOperator:
             raise ValueError(f"a batched operator takes (batch, n) = ({self.batch}, {self.shape[1]}) vectors, got {tuple(v.shape)}")
         return v.to(self.dtype).reshape(self.batch, -1), one
 
+    #: products by plain forward mode before the linearisation is traced (tracing costs about as
+    #: much as this many products on small problems; afterwards each product costs about one F)
+    linearize_after = 16
+
+    def _jvp_fn(self):
+        if self._jvp is not None:
+            return self._jvp
+        if self.n_matvecs < self.linearize_after:
+            return lambda *t: jvp(self._fn_tuple, self.x, t)[1]
+        try:
+            with warnings.catch_warnings():  # torch.fx's constant folding warns about its own graph
+                warnings.simplefilter("ignore", UserWarning)
+                _, self._jvp = linearize(self._fn_tuple, *self.x)
+        except Exception:  # an untraceable map: forward mode re-evaluates fn, same numbers
+            self._jvp = lambda *t: jvp(self._fn_tuple, self.x, t)[1]
+        return self._jvp
+
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
         v, one = self._prepare(v)
-        tangents = unflatten_state(v, self.x, self.batch)
-        if self._jvp is None:
-            try:
-                with warnings.catch_warnings():  # torch.fx's constant folding warns about its own graph
-                    warnings.simplefilter("ignore", UserWarning)
-                    _, self._jvp = linearize(self._fn_tuple, *self.x)
-            except Exception:  # an untraceable map: forward mode re-evaluates fn, same numbers
-                self._jvp = lambda *t: jvp(self._fn_tuple, self.x, t)[1]
+        out = flatten_state(_as_tuple(self._jvp_fn()(*unflatten_state(v, self.x, self.batch))), self.batch).detach()
         self.n_matvecs += 1
-        out = flatten_state(_as_tuple(self._jvp(*tangents)), self.batch).detach()
         return out.reshape(-1) if one else out
 
     def rmatvec(self, w: torch.Tensor) -> torch.Tensor:
@@ -107,16 +116,26 @@ class JacobianOperator:
         out = flatten_state(self._vjp(unflatten_state(w, self._y, self.batch)), self.batch).detach()
         return out.reshape(-1) if one else out
 
-    def dense(self) -> torch.Tensor:
-        """The full matrix, (n_out, n_in), or (batch, n_out, n_in) when batched (validation only:
-        O(n²) memory)."""
+    def dense(self, chunk: int = 64) -> torch.Tensor:
+        """The full matrix, (n_out, n_in), or (batch, n_out, n_in) when batched (validation and
+        small problems only: O(n²) memory). Columns are computed ``chunk`` at a time with
+        ``torch.func.vmap`` over the linearised map."""
         n = self.shape[1]
+        self.n_matvecs = max(self.n_matvecs, self.linearize_after)
+        fn = self._jvp_fn()
         cols = []
-        for i in range(n):
-            e = torch.zeros(self.batch, n, dtype=self.dtype, device=self.device)
-            e[:, i] = 1.0
-            cols.append(self.matvec(e))
-        D = torch.stack(cols, dim=-1)
+        eye = torch.eye(n, dtype=self.dtype, device=self.device)
+        for i in range(0, n, chunk):
+            e = eye[i : i + chunk].unsqueeze(1).expand(-1, self.batch, n)  # (c, batch, n)
+
+            def one(v):
+                return flatten_state(_as_tuple(fn(*unflatten_state(v, self.x, self.batch))), self.batch)
+
+            try:
+                cols.append(torch.func.vmap(one)(e).detach())
+            except Exception:  # a map vmap cannot batch: column by column
+                cols.append(torch.stack([one(c).detach() for c in e]))
+        D = torch.cat(cols).permute(1, 2, 0)  # (batch, n_out, n_in)
         return D if self.batched else D[0]
 
     def as_scipy(self):

@@ -1,0 +1,82 @@
+"""Stability of the scheme itself: the one-step maps' Jacobians S_j = ∂Φ_j/∂Y_j along a solve.
+
+For every step j and example, matrix-free through the scheme's own ``step`` (so RK4, Verlet,
+leapfrog's two-level state and the accepted steps of an adaptive solver are all covered, with no
+stability function):
+
+* the spectral radius ρ(S_j): the growth per step of the linearised scheme over many steps with
+  the same S (a mode with |ξ| > 1 grows like |ξ|^j);
+* the number of eigenvalues with |ξ| > 1 + δ, counted *completely*: the eigenvalues of largest
+  modulus are computed in growing batches until one of modulus ≤ 1 + δ is reached (or
+  ``count_max`` is hit, when the count is reported as a lower bound);
+* the 2-norm ‖S_j‖₂ (Golub–Kahan–Lanczos), the largest growth of any perturbation in that step,
+  and the product Π_j ‖S_j‖₂, an a-priori bound on the growth over the block (≥ σ_max(J_Φ)).
+
+Small problems (``dense_max``) take the dense eigenvalues of S_j, exact. Larger ones use ARPACK
+(CPU) or the torch Arnoldi (any device) with residuals; a radius that did not converge says so.
+
+For a linear problem y' = λy (or y'' = λy) and a scheme with stability function R, the
+eigenvalues of S are R(hλ) (or the roots ξ of ξ² − (2 + h²λ)ξ + 1): ρ(S) = max |R(hλ)| over the
+spectrum, which the tests check against the dense spectra.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .eigen import eigs
+from .linear import JacobianOperator
+
+
+def _example_step_operator(disc, j: int, b: int) -> JacobianOperator:
+    fn, y = disc.step_map(j)
+    return JacobianOperator(fn, tuple(c[b : b + 1] for c in y))
+
+
+def count_outside(J, radius: float, k0: int = 8, count_max: int = 256, tol: float = 1e-8,
+                  backend: str = "auto", maxiter: int = 60) -> dict:
+    """Eigenvalues of the (unbatched) operator ``J`` with |ξ| > ``radius``, found by asking for the
+    k largest in modulus with k doubling until the smallest of them has |ξ| ≤ ``radius``.
+
+    Returns the eigenvalues outside, their count, whether the count is complete (``exact``),
+    the spectral radius and its residual and status."""
+    n = J.shape[1]
+    k = min(k0, n - 2)
+    while True:
+        res = eigs(J, k=k, which="LM", backend=backend, tol=tol, maxiter=maxiter)
+        mod = np.abs(np.atleast_1d(res.values))
+        outside = mod > radius
+        complete = bool(mod.size and mod.min() <= radius) or k >= n - 2
+        if complete or k >= count_max or res.status != "converged":
+            break
+        k = min(2 * k, count_max, n - 2)
+    vals = np.atleast_1d(res.values)
+    return dict(radius=float(mod.max()), radius_residual=float(res.residuals[np.argmax(mod)]),
+                status=res.status, count=int(outside.sum()), exact=complete and res.status == "converged",
+                outside=vals[outside], computed=vals, n_matvecs=res.n_matvecs, method=res.method)
+
+
+def step_map_spectra(disc, j: int, *, delta: float = 1e-6, dense_max: int = 2048, count_max: int = 256,
+                     tol: float = 1e-8, backend: str = "auto") -> list[dict]:
+    """ρ(S_j) and the eigenvalues of S_j outside the disc of radius 1 + δ, for every example.
+
+    Up to ``dense_max`` unknowns S_j is formed for all examples at once (n batched products) and
+    its eigenvalues computed densely: exact. Beyond, :func:`count_outside` per example."""
+    S = disc.step_jacobian(j)
+    n = S.shape[1]
+    out = []
+    if n <= dense_max or n <= 16:
+        D = S.dense().cpu().double().numpy()
+        for b in range(S.batch):
+            ev = np.linalg.eigvals(D[b])
+            mod = np.abs(ev)
+            out.append(dict(radius=float(mod.max()), radius_residual=0.0, status="converged",
+                            count=int((mod > 1 + delta).sum()), exact=True, outside=ev[mod > 1 + delta], computed=ev,
+                            n_matvecs=n, method="dense", unknowns=n))
+        return out
+    for b in range(S.batch):
+        r = count_outside(_example_step_operator(disc, j, b), 1 + delta, count_max=count_max, tol=tol, backend=backend)
+        r["unknowns"] = n
+        out.append(r)
+    return out
