@@ -2,7 +2,7 @@
 
     pdenet-analysis quickstart            train the four networks on the embedded digits, analyse them, write a report
     pdenet-analysis train --dataset D --model PRESET [--scheme S] [--epochs E] [--device D] [--out DIR] [--resume]
-    pdenet-analysis analyze MODEL [--scheme NAME] [--steps N] [--device D] [--out DIR]
+    pdenet-analysis analyze MODEL [--scheme NAME] [--steps N] [--examples N] [--all-blocks] [--device D] [--out DIR]
     pdenet-analysis demo                  integrate the paper's three operators and print what happened
     pdenet-analysis schemes               list the schemes and their metadata
     pdenet-analysis presets               list the network presets and their weight counts
@@ -90,14 +90,26 @@ def _cmd_analyze(args) -> int:
     from .analysis.model import analyze_model
     from .networks.presets import DATASET_SHAPES
 
+    if args.examples < 1:
+        raise ValueError(f"--examples must be a positive integer, got {args.examples}")
     model = _load_model_arg(args.model, args.scheme, args.steps, args.device)
-    c, s = model.config["in_channels"], None
+    c = model.config["in_channels"]
     ds = model.config.get("preset", "").split("-")[0]
-    s = DATASET_SHAPES[ds].image_size if ds in DATASET_SHAPES else args.image_size
-    torch.manual_seed(args.seed)
-    x = torch.randn(1, c, s, s, device=args.device)
+    dataset = args.dataset or ("digits" if ds == "digits" else None)
+    if dataset:  # real test images, standardised as in training
+        from .data import load_dataset, standardize
+
+        x = standardize(load_dataset(dataset, args.data_dir).x_test[: args.examples]).to(args.device)
+        source = f"the first {len(x)} {dataset} test images"
+    else:
+        s = DATASET_SHAPES[ds].image_size if ds in DATASET_SHAPES else args.image_size
+        torch.manual_seed(args.seed)
+        x = torch.randn(args.examples, c, s, s, device=args.device)
+        source = f"{args.examples} standard-normal images (pass --dataset for real ones)"
+    if not args.quiet:
+        print(f"analyze: {args.model}, {source}", file=sys.stderr)
     blocks = None if args.all_blocks else [0]
-    res = analyze_model(model, x, args.out, blocks=blocks, with_conditioning=not args.no_conditioning)
+    res = analyze_model(model, x, args.out, blocks=blocks, with_conditioning=not args.no_conditioning, quiet=args.quiet)
     for i, r in res.items():
         for name, paths in r["paths"].items():
             print(f"block {i} {name:14s} {paths['md']}")
@@ -131,7 +143,7 @@ def _cmd_train(args) -> int:
 def _cmd_quickstart(args) -> int:
     from .quickstart import run_quickstart
 
-    path = run_quickstart(args.out, epochs=args.epochs, seed=args.seed)
+    path = run_quickstart(args.out, epochs=args.epochs, seed=args.seed, examples=args.examples, quiet=args.quiet)
     print(f"report written to {path}")
     return 0
 
@@ -146,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", default="reports/quickstart")
     q.add_argument("--epochs", type=int, default=15)
     q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--examples", type=int, default=4, help="test images analysed per block")
+    q.add_argument("--quiet", action="store_true", help="no progress on stderr")
     q.set_defaults(func=_cmd_quickstart)
     t = sub.add_parser("train", help="train a preset on a data set by the paper's protocol")
     t.add_argument("--dataset", required=True)
@@ -171,6 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--image-size", type=int, default=32)
     a.add_argument("--all-blocks", action="store_true", help="analyse every PDE block, not only the first")
     a.add_argument("--no-conditioning", action="store_true")
+    a.add_argument("--examples", type=int, default=8, help="examples analysed per block (all at once, batched)")
+    a.add_argument("--dataset", default=None, help="take the examples from this data set's test split "
+                   "(default: digits for digits presets, otherwise standard-normal images)")
+    a.add_argument("--data-dir", default=None)
+    a.add_argument("--quiet", action="store_true", help="no progress on stderr")
     a.add_argument("--seed", type=int, default=0)
     a.set_defaults(func=_cmd_analyze)
     sub.add_parser("schemes", help="list schemes and their metadata").set_defaults(func=_cmd_schemes)
@@ -184,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except PDENetError as e:
+    except (PDENetError, ValueError) as e:
         print(f"pdenet-analysis: error: {e}", file=sys.stderr)
         return 2
 

@@ -1,14 +1,21 @@
-"""Analysis of any operator + scheme: spectra, stability, conditioning, reversibility,
-convergence and energy, each returning a :class:`Report` (JSON, Markdown, PNG)."""
+"""Analysis of any operator + scheme: stability (step maps and layer spectra), conditioning,
+spectral densities, reversibility, convergence and energy, each returning a :class:`Report`
+(JSON, Markdown, PNG)."""
 
+from .conditioning import conditioning
 from .convergence import ConvergenceResult, convergence_study, fit_order, state_error
-from .eigen import EigResult, arnoldi, eigs, extreme_singular_values
-from .flow import conditioning, energy, reversibility
+from .density import conv_norm, slq, spectral_density
+from .eigen import EigResult, arnoldi, eigs
+from .flow import energy, reversibility
+from .krylov import InverseChain, SingularValues, golub_kahan, gmres, lanczos_tridiagonal
 from .linear import JacobianOperator, ProductOperator, operator_jacobian
 from .report import Report
 from .stability import largest_stable_step, spectrum_along_trajectory, symmetry_defect, to_stability_variable
+from .stepmap import count_outside, step_map_spectra
+from .steps import Discretisation, discretise, distribution
 
-__all__ = ["ConvergenceResult", "convergence_study", "fit_order", "state_error", "EigResult", "arnoldi", "eigs",
-           "extreme_singular_values", "conditioning", "energy", "reversibility", "JacobianOperator", "ProductOperator",
+__all__ = ["conditioning", "ConvergenceResult", "convergence_study", "fit_order", "state_error", "conv_norm", "slq",
+           "spectral_density", "EigResult", "arnoldi", "eigs", "energy", "reversibility", "InverseChain", "SingularValues",
+           "golub_kahan", "gmres", "lanczos_tridiagonal", "JacobianOperator", "ProductOperator",
            "operator_jacobian", "Report", "largest_stable_step", "spectrum_along_trajectory", "symmetry_defect",
-           "to_stability_variable"]
+           "to_stability_variable", "count_outside", "step_map_spectra", "Discretisation", "discretise", "distribution"]

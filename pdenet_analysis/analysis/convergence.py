@@ -75,9 +75,15 @@ def convergence_study(
     For piecewise-constant θ, choose ``n_steps`` as multiples of the grid's pieces: the scheme
     then never steps across a jump of θ.
     """
+    from ..errors import IncompatibleSchemeError
     from ..schemes import get_scheme
 
     scheme = get_scheme(scheme)
+    if scheme.adaptive:
+        raise IncompatibleSchemeError(
+            f"an observed order needs fixed steps, but {scheme.name!r} chooses its steps by error control (its error "
+            "follows rtol, not h). Study the adaptive solver by its tolerance (error and evaluations against rtol), or "
+            f"pass its fixed-step tableau: get_scheme({scheme.name!r}).step_scheme")
     with torch.no_grad():
         state0 = operator.to_state(y0)
         T = operator.T if T is None else T

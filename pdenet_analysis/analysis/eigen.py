@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .linear import JacobianOperator
-
 WHICH = ("LM", "LR", "SR", "SM")
 
 
@@ -103,7 +101,7 @@ def eigs(op, k: int = 6, which: str = "LM", backend: str = "auto", tol: float = 
         return arnoldi(op, k, which, m=m if n > k + 2 else n, tol=tol, symmetric=symmetric, scale=scale)
     if backend != "scipy":
         raise ValueError(f"backend must be 'auto', 'scipy' or 'torch', got {backend!r}")
-    from scipy.sparse.linalg import ArpackNoConvergence, eigs as sp_eigs, eigsh
+    from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, eigs as sp_eigs, eigsh
 
     L = op.as_scipy()
     counter = {"n": 0}
@@ -132,6 +130,9 @@ def eigs(op, k: int = 6, which: str = "LM", backend: str = "auto", tol: float = 
         vals, vecs, status = e.eigenvalues, e.eigenvectors, "not_converged"
         if len(vals) == 0:  # nothing usable: the bounded-cost Krylov estimate, with its status
             return arnoldi(op, k, which, m=m, tol=tol, symmetric=symmetric, scale=scale)
+    except ArpackError:  # e.g. an operator that maps the start vector to 0 (all ReLUs inactive):
+        # the torch Arnoldi detects the invariant subspace and returns exact values
+        return arnoldi(op, k, which, m=m, tol=tol, symmetric=symmetric, scale=scale)
     idx = _order(vals, which)
     vals, vecs = vals[idx], vecs[:, idx]
     scale = max(float(np.max(np.abs(vals))), scale, 1e-300)
@@ -142,39 +143,3 @@ def eigs(op, k: int = 6, which: str = "LM", backend: str = "auto", tol: float = 
     if np.iscomplexobj(vals) and np.all(vals.imag == 0):
         vals = vals.real
     return EigResult(vals, res, status, "arpack-eigsh" if symmetric else "arpack-eigs", counter["n"])
-
-
-class _NormalOperator:
-    """JᵀJ for singular values by Lanczos."""
-
-    def __init__(self, J):
-        self.J, self.shape, self.dtype, self.device = J, (J.shape[1], J.shape[1]), J.dtype, J.device
-
-    def matvec(self, v):
-        return self.J.rmatvec(self.J.matvec(v))
-
-    as_scipy = JacobianOperator.as_scipy
-
-
-def extreme_singular_values(J, k: int = 1, backend: str = "auto", tol: float = 1e-8, m: int | None = None) -> dict:
-    """Largest and smallest k singular values of J (eigenvalues of JᵀJ by Lanczos / ARPACK)."""
-    N = _NormalOperator(J)
-    N.rmatvec = N.matvec
-    top = eigs(N, k=k, which="LM", backend=backend, tol=tol, symmetric=True, m=m)
-    # the smallest eigenvalues of JᵀJ converge slowly without shift-invert: a fixed-size Lanczos
-    # (bounded cost) reports them with their residuals and status instead of iterating for long
-    scale = float(np.max(np.abs(top.values))) if np.size(top.values) else 0.0
-    bottom = arnoldi(N, k=k, which="SR", m=m or min(N.shape[0], 120), tol=tol, symmetric=True, scale=scale)
-    if not np.size(top.values) or not np.size(bottom.values):
-        return dict(sigma_max=[float("nan")], sigma_min=[float("nan")], condition=float("nan"),
-                    status="not_converged", residual_max=float("inf"))
-    smax = np.sqrt(np.maximum(np.real(top.values), 0))
-    smin = np.sqrt(np.maximum(np.real(bottom.values), 0))
-    status = "converged" if top.status == bottom.status == "converged" else "not_converged"
-    # Ritz values of a symmetric operator lie inside its spectrum: an unconverged smallest Ritz
-    # value of JᵀJ is an upper bound on σ_min², so κ computed from it is a lower bound.
-    bound = bottom.status != "converged"
-    return dict(sigma_max=smax.tolist(), sigma_min=smin.tolist(), method=f"{top.method} + lanczos",
-                condition=float(smax.max() / max(smin.min(), 1e-300)), status=status,
-                sigma_min_is_upper_bound=bound, condition_is_lower_bound=bound,
-                residual_max=float(max(top.residuals.max(initial=0), bottom.residuals.max(initial=0))))

@@ -1,8 +1,5 @@
-"""Conditioning of the forward map, reversibility error and energy along a trajectory.
+"""Reversibility error and energy along a trajectory (conditioning: :mod:`.conditioning`).
 
-* Conditioning: Φ: Y₀ ↦ Y(T) of a block (or a whole network's features) for one example; its
-  extreme singular values from Lanczos on ΦᵀΦ with JVPs/VJPs, the condition number, and the
-  growth ‖δY_j‖/‖δY₀‖ of a perturbation step by step (the linearised trajectory).
 * Reversibility: integrate forward, then backward with the exact inverse step; relative error
   against the number of steps, the step size and the dtype (paper §3.2, claim 4 of spec §8).
 * Energy: ‖Y_j‖ per step; for a second-order operator with N = id the energy of eq. 12,
@@ -14,62 +11,13 @@ from __future__ import annotations
 
 import copy
 
-import numpy as np
 import torch
-from torch.func import jvp
 
 from ..integrate import integrate, reverse
 from ..operators import functional as F
 from ..operators.layers import SymmetricLayer
 from ..schemes import get_scheme
-from .eigen import extreme_singular_values
-from .linear import JacobianOperator
 from .report import Report
-
-
-def conditioning(operator, y0, scheme="euler", *, T=None, n_steps=None, example: int = 0,
-                 backend: str = "auto", tol: float = 1e-6, seed: int = 0) -> Report:
-    """Singular values and condition number of the block's flow-map Jacobian; growth per step."""
-    scheme = get_scheme(scheme)
-    x = y0[example : example + 1].detach()
-
-    def flow(y):
-        return integrate(operator, y, scheme, T=T, n_steps=n_steps, check_finite=False).y
-
-    J = JacobianOperator(flow, x)
-    sv = extreme_singular_values(J, k=1, backend=backend, tol=tol)
-    g = torch.Generator().manual_seed(seed)
-    d = torch.randn(x.shape, generator=g, dtype=torch.float64).to(x.device, x.dtype)
-    d = d / d.norm()
-
-    def traj(y):
-        sol = integrate(operator, y, scheme, T=T, n_steps=n_steps, trajectory=True, check_finite=False)
-        return torch.stack([s[0] if len(s) == 1 or operator.kind == "second_order" else torch.cat(s, 1)
-                            for s in sol.trajectory])
-
-    _, dtraj = jvp(traj, (x,), (d,))
-    dtraj = dtraj.detach()
-    growth = [float(dtraj[j].norm() / dtraj[0].norm()) for j in range(dtraj.shape[0])]
-    rows = [[j, gr] for j, gr in enumerate(growth)]
-
-    def plot(fig):
-        ax = fig.add_subplot(111)
-        ax.semilogy(range(len(growth)), growth, "o-", label="‖δY_j‖/‖δY_0‖ (random δ)")
-        ax.axhline(sv["sigma_max"][0], color="C1", ls="--", label=f"σ_max = {sv['sigma_max'][0]:.3g}")
-        ax.axhline(max(sv["sigma_min"][0], 1e-300), color="C2", ls="--", label=f"σ_min = {sv['sigma_min'][0]:.3g}")
-        ax.set_xlabel("step j")
-        ax.set_ylabel("growth")
-        ax.set_title(f"flow-map conditioning ({scheme.name}), κ {ge} {sv['condition']:.3g}")
-        ax.legend(fontsize=8)
-
-    le, ge = ("≤", "≥") if sv["condition_is_lower_bound"] else ("=", "=")
-    notes = [f"σ_max = {sv['sigma_max'][0]:.6g}, σ_min {le} {sv['sigma_min'][0]:.6g}, κ {ge} {sv['condition']:.6g} "
-             f"({sv['status']}, max relative residual {sv['residual_max']:.2e})"]
-    if sv["condition_is_lower_bound"]:
-        notes.append("σ_min did not converge: Lanczos Ritz values lie inside the spectrum, so the value shown is an "
-                     "upper bound on σ_min and κ is a lower bound (resolving σ_min needs shift-invert / a linear solver)")
-    return Report("conditioning", f"Conditioning of the flow map ({scheme.name})", ["step", "growth"], rows,
-                  dict(scheme=scheme.name, **sv, growth=growth), plot, notes)
 
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16}

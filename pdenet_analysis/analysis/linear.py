@@ -86,13 +86,16 @@ class JacobianOperator:
         return v.to(self.dtype).reshape(self.batch, -1), one
 
     #: products by plain forward mode before the linearisation is traced (tracing costs about as
-    #: much as this many products on small problems; afterwards each product costs about one F)
+    #: much as this many products; afterwards each product costs about one F) ...
     linearize_after = 16
+    #: ... and only for inputs of at least this many entries: below, per-call overheads dominate
+    #: and a trace (~0.3 s) is never repaid
+    linearize_min_size = 4096
 
     def _jvp_fn(self):
         if self._jvp is not None:
             return self._jvp
-        if self.n_matvecs < self.linearize_after:
+        if self.n_matvecs < self.linearize_after or sum(t.numel() for t in self.x) < self.linearize_min_size:
             return lambda *t: jvp(self._fn_tuple, self.x, t)[1]
         try:
             with warnings.catch_warnings():  # torch.fx's constant folding warns about its own graph
@@ -174,27 +177,6 @@ class ProductOperator:
         return self.B.dense() @ self.A.dense()
 
     as_scipy = JacobianOperator.as_scipy
-
-
-class ChainOperator:
-    """S_{N−1} ··· S_1 S_0 for linear operators applied in list order (a flow map's Jacobian as
-    the product of its one-step maps' Jacobians)."""
-
-    def __init__(self, factors: list):
-        self.factors = list(factors)
-        first, last = self.factors[0], self.factors[-1]
-        self.shape = (last.shape[0], first.shape[1])
-        self.dtype, self.device, self.batch, self.batched = first.dtype, first.device, first.batch, first.batched
-
-    def matvec(self, v):
-        for S in self.factors:
-            v = S.matvec(v)
-        return v
-
-    def rmatvec(self, w):
-        for S in reversed(self.factors):
-            w = S.rmatvec(w)
-        return w
 
 
 def _one(x: torch.Tensor, index: int) -> torch.Tensor:

@@ -1,9 +1,15 @@
 """All analyses of a network's PDE blocks, written as one report directory.
 
 For each PDE block, the block's own input is obtained by running the network up to it on the
-given images; then: the Jacobian spectrum along the block's trajectory over the scheme's stability
-region, the flow-map conditioning, the reversibility error (reversible schemes), the observed
-order of convergence of the trained weights, and the norm/energy along time.
+given images (every example is analysed; the Krylov solvers are batched over examples); then:
+
+* ``stability``: per step and example, the step map's spectral radius, complete count of modes
+  outside the unit disc and norm, and the layer eigenvalues over the scheme's stability region;
+* ``conditioning``: σ_max, σ_min, κ and FTLEs of the flow map, per example (certified values);
+* ``density``: SLQ density of the layer Jacobian's symmetric part and wide-Arnoldi Ritz values
+  (first example, first step; fixed-step schemes);
+* ``reversibility`` (reversible schemes), ``convergence`` (observed order of the trained weights;
+  fixed-step schemes — under error control an order in h is meaningless) and ``energy``.
 """
 
 from __future__ import annotations
@@ -13,9 +19,15 @@ import os
 
 import torch
 
+from ..progress import Progress
+from .conditioning import conditioning
 from .convergence import convergence_study
-from .flow import conditioning, energy, reversibility
+from .density import spectral_density
+from .flow import energy, reversibility
+from .report import Report
 from .stability import spectrum_along_trajectory
+
+ANALYSES = ("stability", "conditioning", "density", "reversibility", "convergence", "energy")
 
 
 @torch.no_grad()
@@ -30,47 +42,69 @@ def block_inputs(model, x: torch.Tensor) -> list[torch.Tensor]:
     return inputs
 
 
+def _convergence_report(conv) -> Report:
+    def plot(fig, c=conv):
+        ax = fig.add_subplot(111)
+        ax.loglog(c.h, c.errors, "o-", label=f"{c.scheme}: observed {c.observed_order:.2f}")
+        ax.loglog(c.h, [c.errors[-1] * (hh / c.h[-1]) ** c.declared_order for hh in c.h], "k--", label=f"slope {c.declared_order}")
+        ax.set_xlabel("h")
+        ax.set_ylabel("relative error at T")
+        ax.legend()
+
+    return Report("convergence", f"Observed order of {conv.scheme} on the trained weights",
+                  ["steps", "h", "relative error"], [[s, h, e] for s, h, e in zip(conv.n_steps, conv.h, conv.errors)],
+                  conv.as_dict(), plot,
+                  [f"observed order {conv.observed_order:.3f} (declared {conv.declared_order}); reference: {conv.reference}",
+                   "with ReLU and TV normalisation the right-hand side is not smooth: high orders are not reached "
+                   "(docs/analysis.md)"])
+
+
 def analyze_block(block, x: torch.Tensor, out: str, k: int = 6, convergence_steps=None, backend: str = "auto",
-                  with_conditioning: bool = True) -> dict:
-    """Run every analysis on one block for input ``x`` (one or a few examples); save reports in ``out``."""
+                  with_conditioning: bool = True, analyses=ANALYSES, dense_max: int = 2048, progress=None) -> dict:
+    """Run the ``analyses`` on one block for the examples ``x``; save the reports in ``out``."""
     # analyses run in float64 on a copy of the block (the trained model keeps its dtype)
     op, scheme = copy.deepcopy(block.operator).double(), block.scheme
-    n = block.n_steps or (op.grid.n_pieces if op.grid else 8)
+    n = None if scheme.adaptive else (block.n_steps or (op.grid.n_pieces if op.grid else 8))
     x = x.double()
-    reports = {"stability": spectrum_along_trajectory(op, x, scheme, n_steps=n, k=k, backend=backend),
-               "energy": energy(op, x, scheme, n_steps=n)}
-    if with_conditioning:
-        reports["conditioning"] = conditioning(op, x, scheme, n_steps=n, backend=backend)
-    if scheme.reversible:
+    tick = progress or (lambda *a, **kw: None)
+    wanted = [a for a in analyses if a != "conditioning" or with_conditioning]
+    reports = {}
+    if "stability" in wanted:
+        reports["stability"] = spectrum_along_trajectory(op, x, scheme, n_steps=n, k=k, backend=backend, dense_max=dense_max,
+                                                         progress=lambda: tick(0, "stability"))
+        tick(1, "stability")
+    if "conditioning" in wanted:
+        reports["conditioning"] = conditioning(op, x, scheme, n_steps=n, dense_max=dense_max)
+        tick(1, "conditioning")
+    if "density" in wanted and not scheme.adaptive:
+        reports["density"] = spectral_density(op, x[:1], scheme, n_steps=n)
+        tick(1, "density")
+    if "reversibility" in wanted and scheme.reversible:
         reports["reversibility"] = reversibility(op, x, scheme, n_steps_list=(n, 4 * n, 16 * n))
-    if not scheme.adaptive:
+        tick(1, "reversibility")
+    if "convergence" in wanted and not scheme.adaptive:
         pieces = op.grid.n_pieces if op.grid else 1
         steps = convergence_steps or [pieces * 2**i for i in range(1, 6)]
-        conv = convergence_study(op, x, scheme, steps, reference_factor=8)
-        from .report import Report
-
-        def plot(fig, c=conv):
-            ax = fig.add_subplot(111)
-            ax.loglog(c.h, c.errors, "o-", label=f"{c.scheme}: observed {c.observed_order:.2f}")
-            ax.loglog(c.h, [c.errors[-1] * (hh / c.h[-1]) ** c.declared_order for hh in c.h], "k--", label=f"slope {c.declared_order}")
-            ax.set_xlabel("h")
-            ax.set_ylabel("relative error at T")
-            ax.legend()
-
-        reports["convergence"] = Report(
-            "convergence", f"Observed order of {conv.scheme} on the trained weights",
-            ["steps", "h", "relative error"], [[s, h, e] for s, h, e in zip(conv.n_steps, conv.h, conv.errors)],
-            conv.as_dict(), plot, [f"observed order {conv.observed_order:.3f} (declared {conv.declared_order}); reference: {conv.reference}"])
+        reports["convergence"] = _convergence_report(convergence_study(op, x, scheme, steps, reference_factor=8))
+        tick(1, "convergence")
+    if "energy" in wanted:
+        reports["energy"] = energy(op, x, scheme, n_steps=n or 4 * (op.grid.n_pieces if op.grid else 4))
+        tick(1, "energy")
     paths = {name: r.save(out) for name, r in reports.items()}
     return dict(reports=reports, paths=paths)
 
 
-def analyze_model(model, x: torch.Tensor, out: str, blocks=None, **kw) -> dict:
-    """Analyse the PDE blocks (all, or the indices in ``blocks``) of ``model`` on images ``x``."""
+def analyze_model(model, x: torch.Tensor, out: str, blocks=None, quiet: bool = False, **kw) -> dict:
+    """Analyse the PDE blocks (all, or the indices in ``blocks``) of ``model`` on images ``x``
+    (every example of the batch), with a progress line on stderr unless ``quiet``."""
     inputs = block_inputs(model, x)
+    chosen = [i for i in range(len(model.blocks)) if blocks is None or i in blocks]
+    n_analyses = len(kw.get("analyses", ANALYSES))
+    progress = Progress(len(chosen) * n_analyses, "analyze", quiet=quiet)
     results = {}
-    for i, (block, xi) in enumerate(zip(model.blocks, inputs)):
-        if blocks is not None and i not in blocks:
-            continue
-        results[i] = analyze_block(block, xi, os.path.join(out, f"block{i}"), **kw)
+    for i in chosen:
+        progress(0, f"block {i}")
+        results[i] = analyze_block(model.blocks[i], inputs[i], os.path.join(out, f"block{i}"), progress=progress, **kw)
+    if progress.done < progress.total:
+        progress(progress.total - progress.done, "done")
     return results

@@ -13,8 +13,8 @@ import numpy as np
 
 
 def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, dict):  # keys starting with "_" are for the figure only (large arrays)
+        return {str(k): _jsonable(v) for k, v in x.items() if not str(k).startswith("_")}
     if isinstance(x, (list, tuple)):
         return [_jsonable(v) for v in x]
     if isinstance(x, np.ndarray):

@@ -112,6 +112,7 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
                 example=b, step_map_radius=sm["radius"], step_map_radius_residual=sm["radius_residual"],
                 step_map_status=sm["status"], n_outside=sm["count"], count_exact=sm["exact"], unknowns=sm["unknowns"],
                 step_map_method=sm["method"], eigenvalues_outside=np.asarray(sm["outside"]), step_norm=float(norms.values[b, 0]),
+                _step_map_eigenvalues=np.asarray(sm["computed"]),
                 step_norm_status=norms.status[b], jacobian=how, eigenvalues_LM=np.asarray(lm.values),
                 eigenvalues_LR=np.asarray(lr.values), z=z, predicted_amplification=float(np.max(step_scheme.amplification(z))),
                 spectral_radius=float(np.max(np.abs(lm.values))), max_real=float(np.max(np.real(lr.values))),
@@ -142,7 +143,8 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
     growth_bound = distribution(norm_product)
 
     def plot(fig):
-        ax = fig.add_subplot(121)
+        fig.set_size_inches(10, 4.2)
+        ax = fig.add_subplot(131)
         zs = np.concatenate([e["z"] for s_ in steps for e in s_["examples"]])
         r = max(2.5, 1.2 * float(np.max(np.abs(zs)))) if len(zs) else 2.5
         if step_scheme.stability_variable == "h^2*lambda":
@@ -166,7 +168,19 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
         ax.axvline(0, color="k", lw=0.5)
         if len(steps) <= 12:
             ax.legend(fontsize=6)
-        ax2 = fig.add_subplot(122)
+        ax3 = fig.add_subplot(133)
+        worst_step = max(steps, key=lambda s_: s_["max_amplification"])
+        ex = max(worst_step["examples"], key=lambda e: e["step_map_radius"])
+        xi = ex["_step_map_eigenvalues"]
+        out_ = np.abs(xi) > 1 + delta
+        circle = np.exp(1j * np.linspace(0, 2 * np.pi, 400))
+        ax3.plot(circle.real, circle.imag, color="k", lw=0.6)
+        ax3.scatter(xi.real[~out_], xi.imag[~out_], s=4, color="C0", label="|ξ| ≤ 1 + δ")
+        ax3.scatter(xi.real[out_], xi.imag[out_], s=6, color="C3", label=f"|ξ| > 1 + δ ({int(out_.sum())})")
+        ax3.set_aspect("equal")
+        ax3.set_title(f"eigenvalues ξ of S_{worst_step['step']} (example {ex['example']})", fontsize=9)
+        ax3.legend(fontsize=6)
+        ax2 = fig.add_subplot(132)
         js = [s_["step"] for s_ in steps]
         ax2.plot(js, [s_["step_map_radius"]["max"] for s_ in steps], "o-", color="C3", label="ρ(S_j), worst example")
         ax2.fill_between(js, [s_["step_map_radius"]["p5"] for s_ in steps], [s_["step_map_radius"]["p95"] for s_ in steps],

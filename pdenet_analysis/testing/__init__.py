@@ -4,6 +4,7 @@ from .problems import (
     LinearFirstOrder,
     LinearHamiltonian,
     LinearSecondOrder,
+    TimeDependentLinear,
     harmonic_oscillator,
     random_spd,
     random_stable_matrix,
@@ -13,5 +14,5 @@ from . import strategies
 from .checks import check_adjoint, check_inversion, check_nonexpansive, check_order, linear_problem
 
 __all__ = ["strategies", "check_adjoint", "check_inversion", "check_nonexpansive", "check_order", "linear_problem",
-           "LinearFirstOrder", "LinearHamiltonian", "LinearSecondOrder", "harmonic_oscillator",
+           "LinearFirstOrder", "LinearHamiltonian", "LinearSecondOrder", "TimeDependentLinear", "harmonic_oscillator",
            "random_spd", "random_stable_matrix"]

@@ -12,7 +12,8 @@ import torch
 from ..analysis.convergence import convergence_study
 from ..integrate import integrate, reverse
 from ..schemes import get_scheme
-from .problems import LinearFirstOrder, LinearHamiltonian, LinearSecondOrder, random_spd, random_stable_matrix
+from .problems import (LinearFirstOrder, LinearHamiltonian, LinearSecondOrder, TimeDependentLinear, random_spd,
+                       random_stable_matrix)
 
 
 def linear_problem(kind: str, seed: int = 0):
@@ -21,6 +22,8 @@ def linear_problem(kind: str, seed: int = 0):
     dt = torch.float64
     if kind == "first_order":
         return LinearFirstOrder(random_stable_matrix(4, seed, spread=2.0)), torch.randn(2, 4, generator=g, dtype=dt)
+    if kind == "first_order_time":
+        return TimeDependentLinear(random_stable_matrix(4, seed, spread=2.0)), torch.randn(2, 4, generator=g, dtype=dt)
     if kind == "hamiltonian":
         return (LinearHamiltonian(random_spd(3, seed), -random_spd(3, seed + 1)),
                 (torch.randn(2, 3, generator=g, dtype=dt), torch.randn(2, 3, generator=g, dtype=dt)))
@@ -31,10 +34,13 @@ def linear_problem(kind: str, seed: int = 0):
 
 
 def check_order(scheme, kinds=None, n_steps=(8, 16, 32, 64, 128), T: float = 2.0, tolerance: float = 0.15) -> dict:
-    """Observed order (fitted slope, float64, exact solutions) within ``tolerance`` of ``scheme.order``."""
+    """Observed order (fitted slope, float64, exact solutions) within ``tolerance`` of ``scheme.order``,
+    on a linear problem of every kind the scheme accepts, and for first-order schemes also on a
+    time-dependent one (``first_order_time``), which catches wrong stage times."""
     scheme = get_scheme(scheme)
     out = {}
-    for kind in kinds or sorted(scheme.kinds):
+    kinds = kinds or sorted(scheme.kinds) + (["first_order_time"] if scheme.accepts("first_order") else [])
+    for kind in kinds:
         op, y0 = linear_problem(kind)
         r = convergence_study(op, y0, scheme, list(n_steps), T=T)
         out[kind] = r.observed_order

@@ -4,6 +4,7 @@ They are :class:`~pdenet_analysis.operators.Operator`\\ s on states of shape (ba
 scheme can be run on them and its error measured against ``exact``:
 
 * :class:`LinearFirstOrder`   Y' = A Y                     Y(t) = exp(tA) Y₀
+* :class:`TimeDependentLinear`  Y' = cos(t) A Y            Y(t) = exp(sin(t) A) Y₀
 * :class:`LinearHamiltonian`  Y' = A Z, Z' = B Y           (Y, Z)(t) = exp(t[[0, A], [B, 0]]) (Y₀, Z₀)
 * :class:`LinearSecondOrder`  Y'' = M Y                    (Y, V)(t) = exp(t[[0, I], [M, 0]]) (Y₀, V₀)
 
@@ -12,6 +13,8 @@ conserved. States are row vectors: Y ↦ Y Aᵀ.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import scipy.linalg
@@ -53,6 +56,30 @@ class LinearFirstOrder(_LinearProblem):
 
     def vector_field(self, t, state):
         return (state[0] @ self.A.T.to(state[0].dtype),)
+
+
+class TimeDependentLinear(_LinearProblem):
+    """Y' = cos(t)·A Y, exact solution Y(t) = exp(sin(t)·A) Y₀ (A commutes with itself at all
+    times). Its right-hand side depends on t, so a scheme whose stages use wrong times loses
+    its order here while keeping it on autonomous problems."""
+
+    kind = "first_order"
+
+    def __init__(self, A):
+        super().__init__()
+        self.register_buffer("A", _mat(A))
+        self.system = np.asarray(A, dtype=float)
+
+    def exact(self, t: float, state0: tuple) -> tuple:
+        E = scipy.linalg.expm(np.sin(t) * self.system)
+        x0 = state0[0]
+        return (x0 @ _mat(E.T, x0.dtype).to(x0.device),)
+
+    def to_state(self, y0):
+        return (y0,)
+
+    def vector_field(self, t, state):
+        return (math.cos(float(t)) * (state[0] @ self.A.T.to(state[0].dtype)),)
 
 
 class LinearHamiltonian(_LinearProblem):

@@ -1,0 +1,41 @@
+"""A one-line progress display on standard error for long work (analyses, quickstart).
+
+``Progress(total, "analyze")`` is called once per finished unit; it redraws at most every half
+second, shows done/total, elapsed time and an estimate of the time left, and prints nothing when
+``quiet`` (or when total is 0). It has no dependency and writes only to stderr, so output meant
+for scripts (stdout) stays clean.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+class Progress:
+    def __init__(self, total: int, desc: str = "", quiet: bool = False, stream=None):
+        self.total, self.desc, self.quiet = int(total), desc, quiet or total <= 0
+        self.stream = stream or sys.stderr
+        self.done, self.start, self._last = 0, time.perf_counter(), 0.0
+        self.label = ""
+
+    def __call__(self, n: int = 1, label: str | None = None) -> None:
+        self.done += n
+        if label is not None:
+            self.label = label
+        now = time.perf_counter()
+        if self.quiet or (now - self._last < 0.5 and self.done < self.total):
+            return
+        self._last = now
+        elapsed = now - self.start
+        eta = f"~{elapsed / self.done * (self.total - self.done):5.0f}s left" if self.done else "          "
+        width = 24
+        filled = int(width * min(self.done, self.total) / self.total)
+        self.stream.write(f"\r{self.desc} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "
+                          f"{elapsed:6.1f}s elapsed, {eta} {self.label[:40]:40s}")
+        if self.done >= self.total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+    def set_label(self, label: str) -> None:
+        self.label = label

@@ -1,0 +1,339 @@
+"""The certified analyses against dense linear algebra (float64): singular values and κ of flow
+maps by every route, step-map spectral radii for every registered scheme, SLQ densities, the
+stage times of every tableau, and adaptive schemes along their accepted steps."""
+
+import numpy as np
+import pytest
+import scipy.stats
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import pdenet_analysis as pa
+from pdenet_analysis import analysis as A
+from pdenet_analysis.analysis.stepmap import step_map_spectra
+from pdenet_analysis.schemes.runge_kutta import ExplicitRungeKutta
+from pdenet_analysis.testing import LinearFirstOrder, LinearSecondOrder, random_spd, random_stable_matrix
+
+from .helpers import ADAPTIVE_SCHEMES, ARCH_OF_KIND, FIXED_SCHEMES, paper_operator
+
+
+class MatrixOperator:
+    """A batch of dense matrices as a batched operator (for the solvers alone)."""
+
+    def __init__(self, M):
+        self.M = M
+        self.batch, self.shape = M.shape[0], tuple(M.shape[1:])
+        self.dtype, self.device, self.batched = M.dtype, M.device, True
+
+    def matvec(self, v):
+        return torch.einsum("bij,bj->bi", self.M, v)
+
+    def rmatvec(self, w):
+        return torch.einsum("bij,bi->bj", self.M, w)
+
+
+def _matrices(n, kappa, batch=2, seed=0):
+    g = np.random.default_rng(seed)
+    out = []
+    for _ in range(batch):
+        U, _ = np.linalg.qr(g.standard_normal((n, n)))
+        V, _ = np.linalg.qr(g.standard_normal((n, n)))
+        s = np.geomspace(1.0, 1.0 / kappa, n)
+        out.append(U @ np.diag(s) @ V.T)
+    return torch.tensor(np.stack(out))
+
+
+def test_golub_kahan_top_values_equal_dense_svd():
+    M = _matrices(80, 1e6)
+    r = A.golub_kahan(MatrixOperator(M), k=3, which="largest", tol=1e-10, max_iter=80)
+    dense = np.linalg.svd(M.numpy(), compute_uv=False)
+    assert r.converged
+    np.testing.assert_allclose(r.values, dense[:, :3], rtol=1e-8)
+
+
+@settings(max_examples=15)
+@given(n=st.integers(6, 40), log_kappa=st.floats(0.5, 8), iters=st.integers(2, 12), seed=st.integers(0, 1000))
+def test_golub_kahan_ritz_values_interlace(n, log_kappa, iters, seed):
+    """Whatever the number of steps, the largest Ritz value never exceeds σ_max and the smallest
+    never falls below σ_min (the reported values are certified bounds); converged ones are within
+    the residual of a singular value."""
+    M = _matrices(n, 10**log_kappa, batch=1, seed=seed)
+    s = np.linalg.svd(M[0].numpy(), compute_uv=False)
+    top = A.golub_kahan(MatrixOperator(M), k=1, which="largest", max_iter=iters, check_every=1)
+    low = A.golub_kahan(MatrixOperator(M), k=1, which="smallest", max_iter=iters, check_every=1)
+    assert top.values[0, 0] <= s[0] * (1 + 1e-10)
+    assert low.values[0, 0] >= s[-1] * (1 - 1e-8)
+    for r in (top, low):
+        if r.converged:
+            assert np.min(np.abs(s - r.values[0, 0])) <= 2 * r.residuals[0, 0] * r.values[0, 0] + 1e-12
+
+
+def test_gmres_solves_to_tolerance():
+    M = _matrices(50, 1e3) + 2 * torch.eye(50)
+    b = torch.randn(2, 50)
+    x, info = A.gmres(MatrixOperator(M).matvec, b, tol=1e-12)
+    assert np.all(info.residuals < 1e-12)
+    np.testing.assert_allclose(torch.einsum("bij,bj->bi", M, x).numpy(), b.numpy(), atol=1e-10)
+
+
+def _dense_state_flow(op, y0, scheme, n_steps):
+    """J_Φ of the first-order state map by autograd on integrate() (independent of the analysis)."""
+    state0 = op.to_state(y0)
+    sizes = [s[:1].numel() for s in state0]
+
+    def flow(v):
+        parts = [p.reshape(s[:1].shape) for p, s in zip(v.split(sizes), state0)]
+        out = pa.integrate(op, tuple(parts) if len(parts) > 1 else parts[0], scheme, n_steps=n_steps, check_finite=False).state
+        return torch.cat([o.reshape(-1) for o in out])
+
+    x = torch.cat([s[:1].reshape(-1) for s in state0])
+    return np.linalg.svd(torch.autograd.functional.jacobian(flow, x).numpy(), compute_uv=False)
+
+
+CONDITIONING_CASES = [
+    ("hamiltonian", "verlet", "inverse-map", 3, 1.0, True),
+    ("hamiltonian", "symplectic_euler", "inverse-map", 3, 2.0, False),  # κ ≈ 5.6e5: large weights, no N_tv
+    ("second_order", "leapfrog", "inverse-map", 3, 1.0, True),
+    ("second_order", "leapfrog_symmetric", "inverse-map", 6, 1.0, True),
+    ("parabolic", "rk4", "inverse-iteration", 6, 1.0, True),
+    ("hamiltonian", "verlet", "inverse-iteration", 6, 1.0, True),
+    ("resnet", "heun", "inverse-iteration", 6, 1.0, True),
+]
+
+
+@pytest.mark.parametrize("arch,scheme,method,n_steps,scale,normalise", CONDITIONING_CASES)
+def test_sigma_min_and_condition_equal_dense(arch, scheme, method, n_steps, scale, normalise):
+    op, y0 = paper_operator(arch, channels=4, size=4, activation="relu", normalise=normalise, interpolation="constant",
+                            n_pieces=3, T=3.0)
+    with torch.no_grad():
+        for layer in op.layers():
+            for w in layer.kernels():
+                w.mul_(scale)
+    s = _dense_state_flow(op, y0, scheme, n_steps)
+    rep = A.conditioning(op, y0[:1], scheme, n_steps=n_steps, method=method, tol=1e-10, k=2)
+    e = rep.data["examples"][0]
+    assert rep.data["method_min"].startswith(method) and e["condition_status"] == "converged"
+    assert e["sigma_max"][0] == pytest.approx(s[0], rel=1e-6)
+    assert e["sigma_min"][0] == pytest.approx(s[-1], rel=1e-6)
+    assert e["sigma_min"][1] == pytest.approx(s[-2], rel=1e-6)
+    assert e["condition"] == pytest.approx(s[0] / s[-1], rel=1e-6)
+    if scale == 2.0:
+        assert s[0] / s[-1] > 1e5  # the ill-conditioned case is really ill-conditioned
+
+
+def test_inverse_map_route_equals_inverse_iteration_route():
+    op, y0 = paper_operator("hamiltonian", channels=4, size=4, activation="relu", normalise=True)
+    a = A.conditioning(op, y0, "verlet", n_steps=4, method="inverse-map", tol=1e-10).data["examples"]
+    b = A.conditioning(op, y0, "verlet", n_steps=4, method="inverse-iteration", tol=1e-10).data["examples"]
+    for ea, eb in zip(a, b):
+        np.testing.assert_allclose(ea["sigma_min"], eb["sigma_min"], rtol=1e-7)
+
+
+def test_unresolvable_sigma_min_is_reported_as_a_bound():
+    """Forward Euler at h = 1 on a mode with hλ ≈ −1: the per-step factors are nearly singular,
+    GMRES cannot invert them, and the report must say 'bound' with a value that is one."""
+    op = pa.parabolic(2, T=1.0, n_pieces=1, normalise=False, activation="identity")
+    with torch.no_grad():
+        op.layer.weight.mul_(30)
+    x = torch.randn(1, 2, 6, 6)
+    s = np.linalg.svd(A.JacobianOperator(lambda y: pa.integrate(op, y, "euler", n_steps=8, check_finite=False).y, x)
+                      .dense().numpy(), compute_uv=False)
+    rep = A.conditioning(op, x, "euler", n_steps=8, dense_max=0, max_iter=6)
+    e = rep.data["examples"][0]
+    assert e["sigma_min_status"] == "bound" and not rep.data["all_converged"]
+    assert e["sigma_min"][0] >= s.min() * (1 - 1e-9) and e["condition"] <= s.max() / s.min() * (1 + 1e-9)
+    assert any("upper bound" in n for n in rep.notes)
+
+
+def test_dense_route_is_exact_and_used_for_small_states():
+    op, y0 = paper_operator("parabolic", channels=3, size=4, activation="relu", normalise=True, interpolation="constant",
+                            n_pieces=3, T=3.0)
+    rep = A.conditioning(op, y0, "euler")
+    s = _dense_state_flow(op, y0, "euler", 3)
+    assert rep.data["method_min"] == "dense"
+    assert rep.data["examples"][0]["condition"] == pytest.approx(s[0] / s[-1], rel=1e-9)
+    assert rep.data["condition"]["n"] == 2  # a distribution over both examples
+
+
+def _dense_step_radius(scheme, op, internal, t, h):
+    f = lambda *s: torch.cat([o[:1].reshape(-1) for o in scheme.step(op, s, t, h)])  # noqa: E731
+    one = tuple(c[:1] for c in internal)
+    blocks = torch.autograd.functional.jacobian(f, one)
+    D = torch.cat([b.reshape(b.shape[0], -1) for b in blocks], 1).numpy()
+    return np.abs(np.linalg.eigvals(D)).max()
+
+
+PAIRS = [(s, a) for s in FIXED_SCHEMES for kind in sorted(pa.get_scheme(s).kinds) for a in ARCH_OF_KIND[kind]]
+
+
+@pytest.mark.parametrize("normalise", [True, False])
+@pytest.mark.parametrize("scheme,arch", PAIRS)
+def test_step_map_radius_equals_dense_for_every_scheme(scheme, arch, normalise):
+    """No unstable mode, real or complex, is missed: the reported amplification per step is the
+    dense spectral radius of the step map, by ARPACK (dense_max=0), for every registered scheme."""
+    op, y0 = paper_operator(arch, channels=2, size=3, activation="relu", normalise=normalise, interpolation="constant",
+                            n_pieces=2, T=2.0, scale=4.0)
+    rep = A.spectrum_along_trajectory(op, y0[:1], scheme, n_steps=2, dense_max=0, k=2)
+    sch = pa.get_scheme(scheme)
+    disc = A.discretise(op, y0[:1], scheme, n_steps=2)
+    for j, (t, h, internal) in enumerate(disc.steps):
+        want = _dense_step_radius(sch, op, internal, t, h)
+        got = rep.data["steps"][j]
+        assert got["max_amplification"] == pytest.approx(want, rel=1e-6), (scheme, arch, j)
+        assert got["status"] == "converged"
+
+
+@pytest.mark.parametrize("scheme", FIXED_SCHEMES)
+def test_step_map_spectrum_is_the_stability_function_on_linear_problems(scheme):
+    """y' = Ay: eig(S) = R(hλ(A)); y'' = My: the roots of ξ² − (2 + h²μ)ξ + 1. The dense count
+    of modes outside equals the number of λ with amplification > 1."""
+    sch = pa.get_scheme(scheme)
+    h = 0.9
+    if sch.accepts("first_order"):
+        A_ = random_stable_matrix(6, 1, spread=3.0)
+        op, y0, lam = LinearFirstOrder(A_), torch.randn(1, 6), np.linalg.eigvals(A_)
+        z = h * lam
+    else:
+        M = -random_spd(6, 2, low=0.5, high=6.0)
+        op, y0, lam = LinearSecondOrder(M), (torch.randn(1, 6), torch.randn(1, 6)), np.linalg.eigvals(M)
+        z = h * h * lam
+    disc = A.discretise(op, y0, scheme, T=h, n_steps=1)
+    got = step_map_spectra(disc, 0)[0]
+    amp = sch.amplification(z)
+    assert got["radius"] == pytest.approx(amp.max(), rel=1e-9)
+    if sch.accepts("first_order"):
+        assert got["count"] == int((amp > 1 + 1e-6).sum())
+
+
+def test_arpack_count_of_modes_outside_is_complete():
+    """An operator with many eigenvalues just outside the unit disc (complex pairs) and the rest
+    on it: the doubling search finds every one of them, as the dense count does."""
+    g = np.random.default_rng(3)
+    n, n_out = 120, 37
+    mods = np.r_[1 + 0.05 * g.random(n_out), np.ones(n - n_out) * 0.97]
+    angles = g.uniform(0, np.pi, n)
+    blocks = [np.array([[m * np.cos(a), -m * np.sin(a)], [m * np.sin(a), m * np.cos(a)]]) for m, a in zip(mods[::2], angles[::2])]
+    D = np.zeros((n, n))
+    for i, b in enumerate(blocks):
+        D[2 * i : 2 * i + 2, 2 * i : 2 * i + 2] = b
+    Q, _ = np.linalg.qr(g.standard_normal((n, n)))
+    M = torch.tensor(Q @ D @ Q.T)
+    J = A.JacobianOperator(lambda v: v @ M.T, torch.zeros(n))
+    r = A.count_outside(J, 1 + 1e-6)
+    dense = np.abs(np.linalg.eigvals(M.numpy()))
+    assert r["exact"] and r["count"] == int((dense > 1 + 1e-6).sum())
+    assert r["radius"] == pytest.approx(dense.max(), rel=1e-8)
+
+
+def test_second_order_block_unstable_complex_modes_are_found():
+    """The case that the layer-eigenvalue analysis misses: a TV-normalised second-order block
+    with leapfrog has step-map modes outside the unit circle although the few extreme layer
+    eigenvalues all map into [−4, 0]."""
+    torch.manual_seed(0)
+    op = pa.second_order(4, T=3.0, n_pieces=3)
+    y0 = torch.randn(1, 4, 5, 5)
+    rep = A.spectrum_along_trajectory(op, y0, "leapfrog")
+    worst = max(s["max_amplification"] for s in rep.data["steps"])
+    disc = A.discretise(op, y0, "leapfrog")
+    dense = max(_dense_step_radius(pa.get_scheme("leapfrog"), op, st_, t, h) for t, h, st_ in disc.steps)
+    assert worst == pytest.approx(dense, rel=1e-9) and worst > 1 + 1e-6
+    assert any(s["n_outside_max"] > 0 for s in rep.data["steps"])
+
+
+def test_slq_density_matches_dense_histogram():
+    op, y0 = paper_operator("parabolic", channels=4, size=6, activation="relu", normalise=True, interpolation="constant",
+                            n_pieces=2)
+    rep = A.spectral_density(op, y0, "euler", n_steps=2, n_vectors=16, m=40)
+    J, _ = A.operator_jacobian(op, op.to_state(y0), pa.schemes.base.stage_time(0.0, 0.0, 0.5), 0)
+    D = J.dense().numpy()
+    ev = np.linalg.eigvalsh(0.5 * (D + D.T))
+    d = rep.data
+    w = scipy.stats.wasserstein_distance(d["slq"]["nodes"].ravel(), ev, u_weights=d["slq"]["weights"].ravel())
+    assert w < 0.03 * (ev.max() - ev.min())
+    assert d["bendixson"]["re_min"] == pytest.approx(ev.min(), rel=1e-8)
+    assert d["bendixson"]["re_max"] == pytest.approx(ev.max(), abs=1e-8)
+    assert np.all(np.linalg.eigvals(D).real <= d["bendixson"]["re_max"] + 1e-8)
+
+
+def test_parabolic_norm_bound_is_certified_and_sharp():
+    """Without normalisation ρ(∂F/∂Y) ≤ ‖K‖₂² (ReLU), and ‖K‖₂ equals the dense norm of the conv."""
+    op, y0 = paper_operator("parabolic", channels=3, size=5, activation="relu", normalise=False, interpolation="constant",
+                            n_pieces=1, T=1.0)
+    rep = A.spectral_density(op, y0, "euler", n_steps=1)
+    w = op.layer.weight[0]
+    K = A.JacobianOperator(lambda y: pa.operators.functional.conv(y, w.detach()), torch.zeros(1, 3, 5, 5)).dense().numpy()
+    b = rep.data["parabolic_bound"][0]
+    assert b["norm_K"] == pytest.approx(np.linalg.norm(K, 2), rel=1e-8)
+    J, _ = A.operator_jacobian(op, op.to_state(y0), 0.0, 0)
+    assert np.abs(np.linalg.eigvals(J.dense().numpy())).max() <= b["rho_bound"] * (1 + 1e-10)
+
+
+TABLEAU_SCHEMES = [n for n in pa.available_schemes()
+                   if isinstance(pa.get_scheme(n), ExplicitRungeKutta) or pa.get_scheme(n).adaptive]
+
+
+@pytest.mark.parametrize("name", TABLEAU_SCHEMES)
+def test_stage_nodes_of_every_tableau(name):
+    """y' = 1 from y = 0 at t = 0.5 with h = 0.25: stage i must see t + c_i h and y + h Σ_j a_ij = h c_i."""
+    sch = pa.get_scheme(name)
+    sch = getattr(sch, "step_scheme", sch)
+    seen = []
+
+    class Recorder(pa.operators.Operator):
+        kind = "first_order"
+
+        def vector_field(self, t, state):
+            seen.append((float(t), float(state[0])))
+            return (torch.ones_like(state[0]),)
+
+    t0, h = 0.5, 0.25
+    sch.step(Recorder(), (torch.zeros(()),), t0, h)
+    c = np.array(sch.tableau.c)
+    used = [i for i in range(len(c)) if i < len(seen)]
+    np.testing.assert_allclose([s[0] for s in seen], t0 + c[used] * h, rtol=0, atol=1e-15)
+    np.testing.assert_allclose([s[1] for s in seen], c[used] * h, rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", ADAPTIVE_SCHEMES)
+def test_adaptive_schemes_are_analysed_along_accepted_steps(name):
+    op, y0 = paper_operator("parabolic", channels=2, size=3, activation="relu", normalise=True)
+    rep = A.spectrum_along_trajectory(op, y0[:1], name, rtol=1e-3, atol=1e-5)
+    disc = A.discretise(op, y0[:1], name, rtol=1e-3, atol=1e-5)
+    assert len(rep.data["steps"]) == disc.n_steps >= 1
+    assert sum(h for _, h, _ in disc.steps) == pytest.approx(op.T, rel=1e-12)  # steps end exactly at T
+    sch = disc.step_scheme
+    for j, (t, h, internal) in enumerate(disc.steps[:3]):
+        assert rep.data["steps"][j]["max_amplification"] == pytest.approx(_dense_step_radius(sch, op, internal, t, h), rel=1e-9)
+    if name in ("dopri5", "bosh3"):  # the low-order pairs take hundreds of steps: linearising them all is slow
+        cond = A.conditioning(op, y0[:1], name, rtol=1e-5, atol=1e-7)
+        assert cond.data["all_converged"]
+
+
+def test_adaptive_solution_meets_tolerance_against_scipy():
+    """Steps end at T (torchdiffeq's step_t) instead of being interpolated back: every adaptive
+    scheme meets rtol = atol = 1e-8 within a modest factor, against scipy's DOP853 at 1e-13."""
+    import scipy.integrate as si
+
+    op, y0 = paper_operator("parabolic", channels=3, size=4)
+    f = lambda t, y: op.vector_field(float(t), (torch.from_numpy(y).view_as(y0),))[0].detach().numpy().ravel()  # noqa: E731
+    ref = si.solve_ivp(f, (0, op.T), y0.numpy().ravel(), method="DOP853", rtol=1e-13, atol=1e-13).y[:, -1]
+    for name in ("dopri5", "dopri8", "bosh3"):
+        sol = pa.integrate(op, y0, name, rtol=1e-8, atol=1e-8)
+        err = np.abs(sol.y.detach().numpy().ravel() - ref).max() / np.abs(ref).max()
+        assert err < 20 * 1e-8, name
+
+
+def test_convergence_study_refuses_adaptive_schemes():
+    op, y0 = paper_operator("parabolic")
+    with pytest.raises(pa.IncompatibleSchemeError, match="error control"):
+        A.convergence_study(op, y0, "dopri5", [4, 8, 16])
+
+
+def test_batched_jacobian_blocks_equal_single_example_jacobians():
+    op, y0 = paper_operator("hamiltonian", channels=4, size=3, activation="relu", normalise=True)
+    disc = A.discretise(op, y0, "verlet", n_steps=2)
+    Jb = disc.flow_jacobian().dense()
+    for b in range(y0.shape[0]):
+        one = A.discretise(op, y0[b : b + 1], "verlet", n_steps=2).flow_jacobian().dense()
+        np.testing.assert_allclose(Jb[b].numpy(), one[0].numpy(), atol=1e-12)
