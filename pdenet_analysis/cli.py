@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", default="reports/quickstart")
     q.add_argument("--epochs", type=int, default=15)
     q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--examples", type=int, default=4, help="test images analysed per block")
+    q.add_argument("--examples", type=int, default=2, help="test images analysed per block")
     q.add_argument("--quiet", action="store_true", help="no progress on stderr")
     q.set_defaults(func=_cmd_quickstart)
     t = sub.add_parser("train", help="train a preset on a data set by the paper's protocol")
@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--image-size", type=int, default=32)
     a.add_argument("--all-blocks", action="store_true", help="analyse every PDE block, not only the first")
     a.add_argument("--no-conditioning", action="store_true")
-    a.add_argument("--examples", type=int, default=8, help="examples analysed per block (all at once, batched)")
+    a.add_argument("--examples", type=int, default=4, help="examples analysed per block (batched)")
     a.add_argument("--dataset", default=None, help="take the examples from this data set's test split "
                    "(default: digits for digits presets, otherwise standard-normal images)")
     a.add_argument("--data-dir", default=None)

@@ -20,7 +20,7 @@ from .training import TrainConfig, train
 ARCHS = ("parabolic", "hamiltonian", "second_order", "resnet")
 
 
-def run_quickstart(out: str = "reports/quickstart", epochs: int = 15, seed: int = 0, examples: int = 4,
+def run_quickstart(out: str = "reports/quickstart", epochs: int = 15, seed: int = 0, examples: int = 2,
                    quiet: bool = False) -> str:
     os.makedirs(out, exist_ok=True)
     data = load_dataset("digits")

@@ -7,11 +7,11 @@ from pdenet_analysis.quickstart import ARCHS, run_quickstart
 
 
 def test_quickstart_writes_a_complete_report(tmp_path):
-    path = run_quickstart(str(tmp_path), epochs=1)
+    path = run_quickstart(str(tmp_path), epochs=1, examples=1)
     text = open(path).read()
     for arch in ARCHS:
         assert f"| {arch} |" in text
-        for name in ("stability", "energy", "conditioning", "convergence"):
+        for name in ("stability", "energy", "conditioning", "convergence", "density"):
             assert os.path.exists(tmp_path / arch / "block0" / f"{name}.png"), (arch, name)
     data = json.loads(open(tmp_path / "report.json").read())
     assert [r["model"] for r in data["summary"]] == list(ARCHS)

@@ -1,0 +1,138 @@
+"""Each analysis at the paper's sizes: time and operator products, against dense extrapolated.
+
+    python benchmarks/bench_analysis.py [--device cpu|cuda] [--stl10]
+
+Sizes: the CIFAR-10 first unit (32 channels × 32 × 32 = 32,768 unknowns per example) and, with
+``--stl10`` or on CUDA, the STL-10 first unit (16 × 96 × 96 = 147,456). Random weights of the
+Table 1 presets (the analyses cost the same for trained ones), one standard-normal example.
+
+Measured:
+* the cost of one Jacobian product in evaluations of F: plain forward mode (``jvp``), the traced
+  linearisation (``linearize``, what ``JacobianOperator`` uses), and a VJP;
+* stability (step-map radius, complete count of modes outside, norm, layer eigenvalues) of the
+  parabolic block with forward Euler and of the Hamiltonian block with symplectic Euler;
+* conditioning: σ_max by Golub–Kahan, σ_min by the exact inverse map (Hamiltonian);
+* the SLQ spectral density (8 probes × 60 Lanczos steps);
+* dense: forming the step-map Jacobian and its eigenvalues / SVD at small sizes, extrapolated with
+  O(n) columns and O(n³) factorisation to the benchmark size.
+"""
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+import pdenet_analysis as pa
+from pdenet_analysis import analysis as A
+
+from _provenance import interleaved_medians, provenance, save
+
+
+def block_input(preset, dev, seed=0):
+    torch.manual_seed(seed)
+    model = pa.build_preset(preset).double().to(dev)
+    x = torch.randn(1, model.config["in_channels"], *([pa.networks.presets.DATASET_SHAPES[preset.split("-")[0]].image_size] * 2),
+                    dtype=torch.float64, device=dev)
+    from pdenet_analysis.analysis.model import block_inputs
+
+    return model.blocks[0], block_inputs(model, x)[0]
+
+
+def product_costs(block, x, dev):
+    op = block.operator
+    f = lambda y: op.vector_field(0.5, (y,))[0] if op.kind == "first_order" else op.part_f(0.5, y)  # noqa: E731
+    y = x if op.kind == "first_order" else op.to_state(x)[1]
+    v = torch.randn_like(y)
+    J = A.JacobianOperator(f, y)
+    J.n_matvecs = J.linearize_after  # trace now
+    J.matvec(v.reshape(-1))
+    _, vjp_fn = torch.func.vjp(f, y)
+    t_f, t_jvp, t_lin, t_vjp = interleaved_medians(
+        [lambda: f(y), lambda: torch.func.jvp(f, (y,), (v,)), lambda: J.matvec(v.reshape(-1)), lambda: vjp_fn(v)], 5, dev)
+    return dict(F_seconds=t_f, jvp_in_F=t_jvp / t_f, linearize_in_F=t_lin / t_f, vjp_in_F=t_vjp / t_f)
+
+
+def timed(fn, dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    out = fn()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    return out, time.perf_counter() - t0
+
+
+def dense_costs(dev):
+    """Dense step-map Jacobian + eig and flow-map SVD at small sizes (parabolic, Euler)."""
+    rows = []
+    for c, s in [(8, 8), (8, 12), (16, 12), (16, 16)]:
+        torch.manual_seed(0)
+        op = pa.parabolic(c).double().to(dev)
+        y = torch.randn(1, c, s, s, dtype=torch.float64, device=dev)
+        disc = A.discretise(op, y, "euler")
+        D, t_jac = timed(lambda: disc.step_jacobian(0).dense()[0].cpu().numpy(), dev)
+        _, t_eig = timed(lambda: np.linalg.eigvals(D), dev)
+        _, t_svd = timed(lambda: np.linalg.svd(D, compute_uv=False), dev)
+        rows.append(dict(channels=c, size=s, n=c * s * s, jacobian_s=t_jac, eig_s=t_eig, svd_s=t_svd))
+        print("dense", rows[-1], flush=True)
+    return rows
+
+
+def extrapolate(rows, key, N, min_exponent):
+    n = np.array([r["n"] for r in rows], float)
+    a = np.polyfit(np.log(n), np.log([r[key] for r in rows]), 1)
+    return float(np.exp(np.polyval(a, np.log(n[-1]))) * (N / n[-1]) ** max(a[0], min_exponent))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--stl10", action="store_true", help="also the STL-10 first unit (147,456 unknowns)")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    dev = torch.device(args.device)
+    res = dict(provenance=provenance(), sizes=[])
+    dense = dense_costs(dev)
+    res["dense"] = dense
+    datasets = ["cifar10"] + (["stl10"] if args.stl10 or dev.type == "cuda" else [])
+    for ds in datasets:
+        entry = dict(dataset=ds)
+        block, x = block_input(f"{ds}-parabolic", dev)
+        n = x[0].numel()
+        entry["unknowns"] = n
+        entry["products"] = product_costs(block, x, dev)
+        print(ds, "products", entry["products"], flush=True)
+        rep, t = timed(lambda: A.spectrum_along_trajectory(block.operator, x, "euler", k=6), dev)
+        s0 = rep.data["steps"]
+        entry["stability_parabolic_euler"] = dict(
+            seconds=t, steps=len(s0), radius=[s["max_amplification"] for s in s0], modes_outside=[s["n_outside_max"] for s in s0],
+            count_exact=[s["count_exact"] for s in s0], status=[s["status"] for s in s0])
+        print(ds, "stability parabolic", entry["stability_parabolic_euler"], flush=True)
+        rep, t = timed(lambda: A.spectral_density(block.operator, x, "euler", n_vectors=8, m=60, n_arnoldi=100), dev)
+        entry["density_parabolic"] = dict(seconds=t, bendixson=rep.data["bendixson"],
+                                          arnoldi_converged=rep.data["arnoldi"]["n_converged"])
+        print(ds, "density", entry["density_parabolic"], flush=True)
+        rep, t = timed(lambda: A.conditioning(block.operator, x, "euler", k=1, dense_max=0, max_iter=150), dev)
+        e = rep.data["examples"][0]
+        entry["conditioning_parabolic_euler"] = dict(seconds=t, method_min=rep.data["method_min"], sigma_max=e["sigma_max"][0],
+                                                     sigma_max_status=e["sigma_max_status"], sigma_min=e["sigma_min"][0],
+                                                     sigma_min_status=e["sigma_min_status"], condition=e["condition"])
+        print(ds, "conditioning parabolic", entry["conditioning_parabolic_euler"], flush=True)
+        hblock, hx = block_input(f"{ds}-hamiltonian", dev)
+        rep, t = timed(lambda: A.conditioning(hblock.operator, hx, hblock.scheme, k=1, dense_max=0), dev)
+        e = rep.data["examples"][0]
+        entry["conditioning_hamiltonian_symplectic_euler"] = dict(
+            seconds=t, method_min=rep.data["method_min"], sigma_max=e["sigma_max"][0], sigma_min=e["sigma_min"][0],
+            condition=e["condition"], status=e["condition_status"])
+        print(ds, "conditioning hamiltonian", entry["conditioning_hamiltonian_symplectic_euler"], flush=True)
+        entry["dense_extrapolated"] = dict(
+            step_jacobian_s=extrapolate(dense, "jacobian_s", n, 1.0), eig_s=extrapolate(dense, "eig_s", n, 3.0),
+            svd_s=extrapolate(dense, "svd_s", n, 3.0), memory_GiB=n * n * 8 / 2**30)
+        print(ds, "dense extrapolated", entry["dense_extrapolated"], flush=True)
+        res["sizes"].append(entry)
+    save(args.out or f"benchmarks/results/analysis_{dev.type}.json", res)
+
+
+if __name__ == "__main__":
+    main()
