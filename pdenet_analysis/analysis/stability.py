@@ -104,8 +104,10 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
         spectra = step_map_spectra(disc, j, delta=delta, dense_max=dense_max, count_max=count_max, tol=tol, backend=backend)
         for b, sm in enumerate(spectra):
             J, how = operator_jacobian(operator, state, t, b)
-            lm = eigs(J, k=min(k, J.shape[1] - 2), which="LM", backend=backend, tol=tol)
-            lr = eigs(J, k=min(2, J.shape[1] - 2), which="LR", backend=backend, tol=tol, scale=float(np.max(np.abs(lm.values))))
+            # comparison only: a bounded budget (the layer status says whether they converged)
+            lm = eigs(J, k=min(k, J.shape[1] - 2), which="LM", backend=backend, tol=tol, maxiter=100)
+            lr = eigs(J, k=min(2, J.shape[1] - 2), which="LR", backend=backend, tol=tol, maxiter=100,
+                      scale=float(np.max(np.abs(lm.values))))
             mu = np.concatenate([np.atleast_1d(lm.values), np.atleast_1d(lr.values)])
             z = to_stability_variable(mu, how, step_scheme, h)
             per_ex.append(dict(
