@@ -32,7 +32,7 @@ from .krylov import InnerSolveFailed, InverseChain, golub_kahan
 from .report import Report
 from ..errors import IncompatibleSchemeError
 from ..schemes.base import Scheme
-from .steps import discretise, distribution
+from .steps import discretise, distribution, select_examples
 
 
 def _forward_residual(J, sigma: np.ndarray, right: torch.Tensor, left: torch.Tensor) -> np.ndarray:
@@ -112,8 +112,7 @@ def conditioning(operator, y0, scheme="euler", *, T=None, n_steps=None, k: int =
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if examples is not None:
-        y0 = tuple(t[examples] for t in y0) if isinstance(y0, (tuple, list)) else y0[examples]
+    y0 = select_examples(y0, examples)
     disc = discretise(operator, y0, scheme, T=T, n_steps=n_steps, rtol=rtol, atol=atol)
     J = disc.flow_jacobian(map)
     k = min(k, J.shape[1])

@@ -202,10 +202,9 @@ def lanczos_tridiagonal(matvec, v0: torch.Tensor, m: int) -> tuple[np.ndarray, n
         beta = _norm(w)
         if bool((beta <= 1e3 * torch.finfo(w.dtype).eps * a.abs().max().clamp_min(1e-300)).all()):
             break
-        b_list.append(beta.cpu().double().numpy())
         # an example whose space is invariant gets β = 0 and a fresh orthogonal direction
         q, beta = _replace_breakdowns(w, beta, a.abs().max(), Q, torch.Generator().manual_seed(j))
-        b_list[-1] = beta.cpu().double().numpy()
+        b_list.append(beta.cpu().double().numpy())
         Q.append(q)
     alphas = np.stack(a_list, 1)
     betas = np.stack(b_list, 1) if b_list else np.zeros((batch, 0))

@@ -83,12 +83,11 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
     mode, real or complex.
     """
     from .krylov import golub_kahan
-    from .steps import discretise, distribution
+    from .steps import discretise, distribution, select_examples
 
     if example is not None:
         examples = [example]
-    if examples is not None:
-        y0 = tuple(t[examples] for t in y0) if isinstance(y0, (tuple, list)) else y0[examples]
+    y0 = select_examples(y0, examples)
     disc = discretise(operator, y0, scheme, T=T, n_steps=n_steps, rtol=rtol, atol=atol)
     scheme, step_scheme = disc.scheme, disc.step_scheme
     batch = disc.batch

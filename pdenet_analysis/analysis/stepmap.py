@@ -33,6 +33,14 @@ def _example_step_operator(disc, j: int, b: int) -> JacobianOperator:
     return JacobianOperator(fn, tuple(c[b : b + 1] for c in y))
 
 
+def _dense_count(J_dense: np.ndarray, radius: float) -> dict:
+    """The eigenvalues of a dense matrix outside the disc of ``radius``: exact."""
+    ev = np.linalg.eigvals(J_dense)
+    mod = np.abs(ev)
+    return dict(radius=float(mod.max()), radius_residual=0.0, status="converged", count=int((mod > radius).sum()),
+                exact=True, outside=ev[mod > radius], computed=ev, n_matvecs=J_dense.shape[1], method="dense")
+
+
 def count_outside(J, radius: float, k0: int = 8, count_max: int = 256, tol: float = 1e-8,
                   backend: str = "auto", maxiter: int = 60, dense_fallback: int = 4096) -> dict:
     """Eigenvalues of the (unbatched) operator ``J`` with |ξ| > ``radius``, found by asking for the
@@ -46,10 +54,7 @@ def count_outside(J, radius: float, k0: int = 8, count_max: int = 256, tol: floa
     k, retry_dense = min(k0, n - 2), False
     while True:
         if 2 * k >= n or retry_dense:  # a Krylov space as large as the space costs more than dense
-            ev = np.linalg.eigvals(J.dense().cpu().double().numpy())
-            mod = np.abs(ev)
-            return dict(radius=float(mod.max()), radius_residual=0.0, status="converged", count=int((mod > radius).sum()),
-                        exact=True, outside=ev[mod > radius], computed=ev, n_matvecs=n, method="dense")
+            return _dense_count(J.dense().cpu().double().numpy(), radius)
         res = eigs(J, k=k, which="LM", backend=backend, tol=tol, maxiter=maxiter)
         mod = np.abs(np.atleast_1d(res.values))
         outside = mod > radius
@@ -77,13 +82,7 @@ def step_map_spectra(disc, j: int, *, delta: float = 1e-6, dense_max: int = 2048
     out = []
     if n <= dense_max or n <= 16:
         D = S.dense().cpu().double().numpy()
-        for b in range(S.batch):
-            ev = np.linalg.eigvals(D[b])
-            mod = np.abs(ev)
-            out.append(dict(radius=float(mod.max()), radius_residual=0.0, status="converged",
-                            count=int((mod > 1 + delta).sum()), exact=True, outside=ev[mod > 1 + delta], computed=ev,
-                            n_matvecs=n, method="dense", unknowns=n))
-        return out
+        return [dict(_dense_count(D[b], 1 + delta), unknowns=n) for b in range(S.batch)]
     for b in range(S.batch):
         r = count_outside(_example_step_operator(disc, j, b), 1 + delta, count_max=count_max, tol=tol, backend=backend)
         r["unknowns"] = n

@@ -112,6 +112,13 @@ def discretise(operator, y0, scheme, *, T=None, n_steps=None, rtol: float = 1e-6
     return Discretisation(operator, scheme, scheme, steps, state0, sol.T)
 
 
+def select_examples(y0, examples):
+    """``y0`` (a tensor or a tuple of tensors) restricted to the batch indices ``examples`` (all if None)."""
+    if examples is None:
+        return y0
+    return tuple(t[examples] for t in y0) if isinstance(y0, (tuple, list)) else y0[examples]
+
+
 def distribution(values) -> dict:
     """Median, 5th and 95th percentiles, worst (largest) and best of per-example values."""
     v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
