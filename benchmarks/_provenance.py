@@ -46,6 +46,14 @@ def provenance(command: str | None = None) -> dict:
     )
 
 
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def result_path(name: str) -> str:
+    """``benchmarks/results/<name>``, wherever the script is run from."""
+    return os.path.join(RESULTS, name)
+
+
 def save(path: str, payload: dict) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:

@@ -26,7 +26,7 @@ import torch
 import pdenet_analysis as pa
 from pdenet_analysis import analysis as A
 
-from _provenance import interleaved_medians, provenance, save
+from _provenance import interleaved_medians, provenance, result_path, save
 
 
 def block_input(preset, dev, seed=0):
@@ -131,7 +131,7 @@ def main():
             svd_s=extrapolate(dense, "svd_s", n, 3.0), memory_GiB=n * n * 8 / 2**30)
         print(ds, "dense extrapolated", entry["dense_extrapolated"], flush=True)
         res["sizes"].append(entry)
-    save(args.out or f"benchmarks/results/analysis_{dev.type}.json", res)
+    save(args.out or result_path(f"analysis_{dev.type}.json"), res)
 
 
 if __name__ == "__main__":

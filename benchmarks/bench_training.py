@@ -20,7 +20,7 @@ import pdenet_analysis as pa
 from pdenet_analysis.operators import functional as F
 from pdenet_analysis.training import TrainConfig, apply_box_constraint, regulariser
 
-from _provenance import interleaved_medians, provenance, save
+from _provenance import interleaved_medians, provenance, result_path, save
 
 
 def sym(layer, j, y):
@@ -95,7 +95,7 @@ def main():
                    epoch_40k_s=40_000 / ips["ours"], protocol_100_epochs_min=100 * 40_000 / ips["ours"] / 60)
         rows.append(row)
         print({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})
-    save(args.out or f"benchmarks/results/training_{dev.type}.json",
+    save(args.out or result_path(f"training_{dev.type}.json"),
          dict(provenance=provenance(), batch=args.batch, steps=args.steps, results=rows))
 
 

@@ -182,6 +182,8 @@ def test_step_map_radius_equals_dense_for_every_scheme(scheme, arch, normalise):
         got = rep.data["steps"][j]
         assert got["max_amplification"] == pytest.approx(want, rel=1e-6), (scheme, arch, j)
         assert got["status"] == "converged"
+        for e in got["examples"]:  # ‖S_j‖₂ brackets the radius from above
+            assert e["step_map_radius"] <= e["step_map_radius_upper"] * (1 + 1e-9)
 
 
 @pytest.mark.parametrize("scheme", FIXED_SCHEMES)
@@ -224,6 +226,42 @@ def test_arpack_count_of_modes_outside_is_complete():
     dense = np.abs(np.linalg.eigvals(M.numpy()))
     assert r["exact"] and r["count"] == int((dense > 1 + 1e-6).sum())
     assert r["radius"] == pytest.approx(dense.max(), rel=1e-8)
+
+
+def test_contractive_steps_are_certified_by_the_norm_bound():
+    """Parabolic, N = id, small h: S = I − hKᵀDK has ‖S‖₂ ≤ 1, which certifies that no mode is
+    outside without an eigenvalue solve; the radius reported is that bound, above the dense ρ."""
+    op, y0 = paper_operator("parabolic", channels=3, size=4, activation="relu", normalise=False, interpolation="constant",
+                            n_pieces=1, T=0.1, scale=1.0)
+    rep = A.spectrum_along_trajectory(op, y0, "euler", n_steps=1, dense_max=0, k=2)
+    disc = A.discretise(op, y0, "euler", n_steps=1)
+    t, h, internal = disc.steps[0]
+    dense = _dense_step_radius(pa.get_scheme("euler"), op, internal, t, h)
+    step = rep.data["steps"][0]
+    assert all(e["step_map_method"] == "norm bound" and e["count_exact"] and e["n_outside"] == 0 for e in step["examples"])
+    assert dense * (1 - 1e-9) <= step["max_amplification"] <= 1 + 1e-6
+    assert str(rep.rows[0][3]).startswith("≤")
+
+
+def test_krylov_solvers_run_numpy_blas_on_one_thread():
+    """The solvers interleave torch products with numpy/scipy work: numpy's BLAS pool is held at
+    one thread inside them (two spinning pools on two cores made each product 5× slower)."""
+    from threadpoolctl import threadpool_info
+
+    seen = []
+
+    class Probe(MatrixOperator):
+        def matvec(self, v):
+            seen.append(max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"))
+            return super().matvec(v)
+
+    op = Probe(_matrices(30, 10.0, batch=1))
+    A.golub_kahan(op, k=1)
+    A.gmres(op.matvec, torch.ones(1, 30), tol=1e-8)
+    J = A.JacobianOperator(lambda v: v @ op.M[0].T, torch.zeros(30))
+    J.matvec = lambda v, f=J.matvec: (seen.append(max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")), f(v))[1]
+    A.eigs(J, k=2)
+    assert seen and set(seen) == {1}
 
 
 def test_second_order_block_unstable_complex_modes_are_found():

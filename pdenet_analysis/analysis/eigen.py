@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .threads import with_serial_blas
+
 WHICH = ("LM", "LR", "SR", "SM")
 
 
@@ -37,6 +39,7 @@ def _order(vals: np.ndarray, which: str) -> np.ndarray:
     return np.argsort(key, kind="stable")
 
 
+@with_serial_blas
 def arnoldi(op, k: int = 6, which: str = "LM", m: int | None = None, tol: float = 1e-8,
             symmetric: bool = False, seed: int = 0, scale: float = 0.0) -> EigResult:
     """k eigenvalues of ``op`` (with ``matvec``) by an m-step Krylov projection in torch.
@@ -79,8 +82,10 @@ def arnoldi(op, k: int = 6, which: str = "LM", m: int | None = None, tol: float 
     return EigResult(vals, res, status, "lanczos" if symmetric else "arnoldi", steps)
 
 
+@with_serial_blas
 def eigs(op, k: int = 6, which: str = "LM", backend: str = "auto", tol: float = 1e-8,
-         symmetric: bool = False, m: int | None = None, scale: float = 0.0, maxiter: int | None = None) -> EigResult:
+         symmetric: bool = False, m: int | None = None, scale: float = 0.0, maxiter: int | None = None,
+         ncv: int | None = None) -> EigResult:
     """k extreme eigenvalues of a matrix-free operator.
 
     ``backend``: "scipy" (ARPACK, CPU), "torch" (Arnoldi/Lanczos on the operator's device) or
@@ -88,7 +93,9 @@ def eigs(op, k: int = 6, which: str = "LM", backend: str = "auto", tol: float = 
     part), SR, SM. Residuals are relative to max(max|λ|, ``scale``): pass the spectral radius as
     ``scale`` when asking for eigenvalues near zero. ARPACK's are recomputed with the operator;
     the torch path reports the Krylov estimate |β_m s_m| (exact after a breakdown). ``maxiter``
-    bounds ARPACK's restarts (the result then says "not_converged").
+    bounds ARPACK's restarts (the result then says "not_converged"); ``ncv`` is ARPACK's Krylov
+    space size (default max(2k + 1, 24)): clustered spectra need a wide one (see
+    :func:`~.stepmap.count_outside`).
     """
     if which not in WHICH:
         raise ValueError(f"which must be one of {WHICH}, got {which!r}")
@@ -117,7 +124,7 @@ def eigs(op, k: int = 6, which: str = "LM", backend: str = "auto", tol: float = 
     # a seeded start vector makes results reproducible; a wide Krylov space (ncv) resolves
     # multiple eigenvalues, which symmetric stencils produce
     v0 = np.random.default_rng(0).standard_normal(n)
-    ncv = min(n, max(2 * k + 1, 24))
+    ncv = min(n, max(ncv or 0, 2 * k + 1, 24))
     maxiter = maxiter or max(300, 20 * k)
     try:
         if symmetric:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .threads import with_serial_blas
+
 
 def _norm(x: torch.Tensor) -> torch.Tensor:
     return x.norm(dim=-1)
@@ -110,6 +112,7 @@ def _bidiagonal(alphas: list, betas: list, b: int) -> np.ndarray:
     return B
 
 
+@with_serial_blas
 def golub_kahan(op, k: int = 1, which: str = "largest", tol: float = 1e-8, max_iter: int = 300, seed: int = 0,
                 check_every: int = 4, vectors: bool = False) -> SingularValues:
     """The k largest or smallest singular values of ``op`` by Golub–Kahan–Lanczos bidiagonalisation.
@@ -182,6 +185,7 @@ def _ritz(alphas, betas, beta_last, k, which, tol, j, n_mv) -> SingularValues:
     return out
 
 
+@with_serial_blas
 def lanczos_tridiagonal(matvec, v0: torch.Tensor, m: int) -> tuple[np.ndarray, np.ndarray]:
     """m steps of Lanczos on a symmetric operator from the (batch, n) start vectors ``v0``
     (fully reorthogonalised). Returns the diagonals (batch, m') and off-diagonals (batch, m'−1)
@@ -219,6 +223,7 @@ class SolveInfo:
     iterations: int
 
 
+@with_serial_blas
 def gmres(matvec, b: torch.Tensor, tol: float = 1e-10, max_iter: int = 500, restart: int = 60) -> tuple[torch.Tensor, SolveInfo]:
     """Solve A x = b for each row of the (batch, n) right-hand side by restarted GMRES
     (minimal residual over the Krylov space; Arnoldi fully reorthogonalised). Stops when every
