@@ -6,6 +6,7 @@ meet in :func:`integrate`; networks, analysis, training and the CLI are built on
 
 from . import errors, gradients, networks, operators, schemes
 from .errors import (
+    ConfigMismatchError,
     DataError,
     IncompatibleSchemeError,
     IntegrationError,
@@ -23,7 +24,7 @@ from .schemes import available_schemes, get_scheme, register_scheme
 __version__ = "0.1.0"
 
 __all__ = [
-    "errors", "gradients", "networks", "operators", "schemes", "DataError", "IncompatibleSchemeError",
+    "errors", "gradients", "networks", "operators", "schemes", "ConfigMismatchError", "DataError", "IncompatibleSchemeError",
     "IntegrationError", "NonFiniteError", "PDENetError", "ShapeError", "UnknownNameError", "Adjoint",
     "Backprop", "Reversible", "Solution", "Stats", "integrate", "reverse", "PDEBlock", "PDECNN",
     "available_presets", "build_preset", "hamiltonian", "parabolic", "resnet", "second_order",

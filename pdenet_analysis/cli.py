@@ -129,7 +129,7 @@ def _cmd_train(args) -> int:
     model = build_preset(args.model)
     if args.scheme or args.steps:
         model = model.with_scheme(args.scheme, args.steps)
-    cfg = TrainConfig(epochs=args.epochs, device=args.device, out=args.out, resume=args.resume, seed=args.seed,
+    cfg = TrainConfig(epochs=args.epochs, device=args.device, out=args.out, resume=args.resume, seed=args.seed, dataset=args.dataset,
                       augment=not args.no_augment, lr=args.lr)
     summary = train(model, data, cfg)
     summary.pop("history")

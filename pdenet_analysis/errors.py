@@ -51,6 +51,10 @@ class NonFiniteError(IntegrationError, FloatingPointError):
         super().__init__(message)
 
 
+class ConfigMismatchError(PDENetError, ValueError):
+    """A run cannot continue from a checkpoint: another network, data set or training settings."""
+
+
 class DataError(PDENetError, OSError):
     """A data or model file is missing, truncated, corrupt or of another version."""
 

@@ -164,3 +164,91 @@ def test_augmentation_flips_half_and_crops_windows_of_the_padded_image():
     xp = torch.nn.functional.pad(x, (pad,) * 4)
     for i in range(8):
         assert any(torch.equal(c[i], xp[i, :, r:r + 16, s:s + 16]) for r in range(2 * pad + 1) for s in range(2 * pad + 1))
+
+
+def _flip_one_bit_in_largest_tensor(path):
+    import zipfile
+
+    big = max(zipfile.ZipFile(path).infolist(), key=lambda i: i.file_size)
+    raw = bytearray(open(path, "rb").read())
+    n, e = struct.unpack("<HH", raw[big.header_offset + 26 : big.header_offset + 30])
+    raw[big.header_offset + 30 + n + e + big.file_size // 2] ^= 0x10
+    open(path, "wb").write(raw)
+
+
+def test_checkpoint_bit_flip_is_detected_and_the_tensor_named(tmp_path):
+    from pdenet_analysis.training import save_checkpoint
+
+    model = pa.build_preset("digits-parabolic")
+    p = str(tmp_path / "c.pt")
+    save_checkpoint(p, dict(model_config=model.config, model_state=model.state_dict()))
+    _flip_one_bit_in_largest_tensor(p)
+    with pytest.raises(pa.DataError, match=r"c.pt is corrupt: 1 tensor\(s\).*model_state/units\.\d\.block"):
+        load_model(p)
+
+
+class _Payload:
+    """An object whose unpickling would run code (here: only record that it did)."""
+
+    ran = False
+
+    def __reduce__(self):
+        return (_mark_ran, ())
+
+
+def _mark_ran():
+    _Payload.ran = True
+    return "ran"
+
+
+def test_model_files_that_could_run_code_are_refused(tmp_path):
+    model = pa.build_preset("digits-parabolic")
+    p = str(tmp_path / "evil.pt")
+    torch.save(dict(format_version=2, model_config=model.config, model_state=model.state_dict(), x=_Payload()), p)
+    with pytest.raises(pa.DataError, match="evil.pt holds objects other than weights.*could run code"):
+        load_model(p)
+    assert not _Payload.ran
+
+
+def test_weights_that_disagree_with_the_config_are_named(tmp_path):
+    from pdenet_analysis.training import save_checkpoint
+
+    a, b = pa.build_preset("digits-parabolic"), pa.build_preset("digits-hamiltonian")
+    p = str(tmp_path / "mixed.pt")
+    save_checkpoint(p, dict(model_config=a.config, model_state=b.state_dict()))
+    with pytest.raises(pa.DataError, match="mixed.pt: the weights do not fit the network"):
+        load_model(p)
+
+
+def test_stale_temporary_checkpoints_are_removed_by_the_next_save(tmp_path):
+    from pdenet_analysis.training import save_checkpoint
+
+    p = tmp_path / "checkpoint.pt"
+    (tmp_path / "checkpoint.pt.tmp-999999").write_bytes(b"torn")
+    save_checkpoint(str(p), dict(model_config={}, model_state={}))
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint.pt"]
+
+
+def test_non_finite_validation_stops_training_before_its_checkpoint(tmp_path, digits):
+    """Weights whose validation logits are not finite are never saved as the last good checkpoint."""
+    model = pa.build_preset("digits-parabolic").float()
+    out = str(tmp_path / "run")
+    bad = type(digits)(digits.x_train.clone(), digits.y_train, digits.x_test, digits.y_test, "digits")
+    perm = torch.randperm(len(bad.y_train), generator=torch.Generator().manual_seed(0))
+    bad.x_train[perm[0]] = float("inf")  # lands in the validation split (the first 20% of the seeded permutation)
+    with pytest.raises(pa.NonFiniteError, match="validation loss became"):
+        train(model, bad, TrainConfig(epochs=1, augment=False, progress=False, out=out, batch_size=32))
+    assert not os.path.exists(os.path.join(out, "checkpoint.pt"))
+
+
+def test_resume_refuses_another_network_or_other_settings_and_says_when_nothing_to_resume(tmp_path, digits):
+    out = str(tmp_path / "r")
+    small = type(digits)(digits.x_train[:100], digits.y_train[:100], digits.x_test[:50], digits.y_test[:50], "digits")
+    kw = dict(augment=False, progress=False, out=out, batch_size=25)
+    logged = []
+    train(pa.build_preset("digits-parabolic").float(), small, TrainConfig(epochs=1, resume=True, **kw), log=logged.append)
+    assert any("nothing to resume" in line for line in logged)
+    with pytest.raises(pa.ConfigMismatchError, match="another network.*preset"):
+        train(pa.build_preset("digits-hamiltonian").float(), small, TrainConfig(epochs=2, resume=True, **kw))
+    with pytest.raises(pa.ConfigMismatchError, match="seed 0 → 1"):
+        train(pa.build_preset("digits-parabolic").float(), small, TrainConfig(epochs=2, resume=True, seed=1, **kw))

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as nnf
 
-from ..errors import NonFiniteError
+from ..errors import ConfigMismatchError, NonFiniteError
 from ..operators.layers import TimeDependentLayer
 from ..data.transforms import augment as augment_batch, standardize
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -58,6 +58,8 @@ class TrainConfig:
     #: channels-last memory layout for the convolutions (often faster on tensor-core GPUs)
     channels_last: bool = False
     out: str | None = None
+    #: the data set's name, stored in the checkpoint so that ``resume`` can refuse another one
+    dataset: str | None = None
     resume: bool = False
     progress: bool = True
 
@@ -115,6 +117,33 @@ def _divergence_hint(cfg: TrainConfig, epoch: int, ck_path: str | None) -> str:
     return hint
 
 
+#: training settings that must match for ``resume``: another seed or validation fraction would redraw
+#: the validation split, another batch size or schedule would make a different run
+RESUME_MUST_MATCH = ("seed", "val_fraction", "batch_size", "lr", "lr_milestones", "lr_factor", "momentum", "augment")
+
+
+def _check_resumable(ck: dict, model, cfg: TrainConfig, ck_path: str) -> None:
+    """Refuse to resume a checkpoint of another network or another run's settings."""
+    if ck.get("model_config") != model.config:
+        theirs, ours = ck.get("model_config") or {}, model.config
+        diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+        raise ConfigMismatchError(f"cannot resume {ck_path}: it holds another network (differs in {', '.join(diff)}: "
+                                  f"checkpoint {theirs.get('preset') or theirs.get('architecture')}); use the same --model, "
+                                  "or another --out")
+    saved = ck.get("train_config") or {}
+    diff = [k for k in RESUME_MUST_MATCH if k in saved and _plain(saved[k]) != _plain(getattr(cfg, k))]
+    if diff:
+        detail = ", ".join(f"{k} {saved[k]!r} → {getattr(cfg, k)!r}" for k in diff)
+        raise ConfigMismatchError(f"cannot resume {ck_path} with other settings ({detail}); rerun with the checkpoint's "
+                                  "settings, or train into another --out")
+    if saved.get("dataset") not in (None, cfg.dataset) and cfg.dataset is not None:
+        raise ConfigMismatchError(f"cannot resume {ck_path}: it was trained on {saved['dataset']!r}, not {cfg.dataset!r}")
+
+
+def _plain(v):
+    return list(v) if isinstance(v, tuple) else v
+
+
 def train(model, data, cfg: TrainConfig, log=print) -> dict:
     """Train ``model`` on ``data`` (a :class:`~pdenet_analysis.data.Split`); returns the summary."""
     dev = torch.device(cfg.device)
@@ -138,6 +167,7 @@ def train(model, data, cfg: TrainConfig, log=print) -> dict:
     start, best, best_state, history = 0, -1.0, None, []
     if cfg.resume and ck_path and os.path.exists(ck_path):
         ck = load_checkpoint(ck_path, map_location=dev)
+        _check_resumable(ck, model, cfg, ck_path)
         model.load_state_dict(ck["model_state"])
         opt.load_state_dict(ck["optimizer_state"])
         start, best, best_state, history = ck["epoch"], ck["best_val"], ck["best_state"], ck["metrics"]
@@ -147,6 +177,9 @@ def train(model, data, cfg: TrainConfig, log=print) -> dict:
             with open(metrics_path, "w") as f:
                 f.writelines(json.dumps(r) + "\n" for r in history)
         log(f"resumed from {ck_path} after epoch {start}")
+    elif cfg.resume:
+        log(f"nothing to resume: no checkpoint at {ck_path}; training from epoch 1" if ck_path
+            else "nothing to resume: no --out directory was given; training from epoch 1")
     apply_box_constraint(model, cfg.box)
     for epoch in range(start, cfg.epochs):
         for g in opt.param_groups:
@@ -187,7 +220,14 @@ def train(model, data, cfg: TrainConfig, log=print) -> dict:
                 print(f"\repoch {epoch + 1}/{cfg.epochs} [{b + 1}/{n_batches}] loss {loss_sum / seen:.4f} "
                       f"acc {correct / seen:.3f} {seen / el:.0f} img/s", end="", file=sys.stderr)
         dt = time.perf_counter() - t0
-        val = evaluate(model, x_val, y_val) if n_val else dict(loss=float("nan"), accuracy=float("nan"))
+        try:
+            val = evaluate(model, x_val, y_val) if n_val else dict(loss=float("nan"), accuracy=float("nan"))
+        except NonFiniteError as e:
+            val = dict(loss=float("nan"), accuracy=float("nan"), error=str(e))
+        if n_val and not math.isfinite(val["loss"]):  # never checkpoint (or call "last good") such weights
+            why = f" ({val['error']})" if "error" in val else ""
+            raise NonFiniteError(f"the validation loss became {val['loss']} after epoch {epoch + 1}{why}: "
+                                 f"{_divergence_hint(cfg, epoch, ck_path)}", step=epoch + 1)
         row = dict(epoch=epoch + 1, lr=cfg.lr_at(epoch), train_loss=loss_sum / seen, train_accuracy=correct / seen,
                    val_loss=val["loss"], val_accuracy=val["accuracy"], seconds=dt, images_per_s=seen / dt,
                    operator_evals_per_forward=evals / n_batches)
