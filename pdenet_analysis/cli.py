@@ -65,6 +65,44 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+def _check_common(args) -> None:
+    """Validate the arguments every command shares, before any work is done."""
+    import os
+
+    from .errors import PDENetError
+
+    if getattr(args, "device", None) is not None:
+        try:
+            dev = torch.device(args.device)
+        except RuntimeError as e:
+            raise PDENetError(f"--device {args.device!r} is not a device name (try cpu, cuda or cuda:0): {e}") from e
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise PDENetError(f"--device {args.device}: CUDA is not available here (torch {torch.__version__} "
+                              f"{'has no CUDA build' if torch.version.cuda is None else 'sees no GPU'}); use --device cpu")
+        if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise PDENetError(f"--device {args.device}: this machine has {torch.cuda.device_count()} GPU(s)")
+    for name in ("steps", "epochs", "examples"):
+        v = getattr(args, name, None)
+        if v is not None and v < 1:
+            raise PDENetError(f"--{name} must be a positive integer, got {v}")
+    if getattr(args, "lr", None) is not None and not (args.lr > 0 and args.lr < float("inf")):
+        raise PDENetError(f"--lr must be a positive finite number, got {args.lr}")
+    out = getattr(args, "out", None)
+    if out is not None and os.path.exists(out) and not os.path.isdir(out):
+        raise PDENetError(f"--out {out} is an existing file; give a directory (it is created if missing)")
+
+
+def _check_fits(model, x: torch.Tensor, what: str) -> None:
+    """The network's expected input channels against the data's."""
+    from .errors import ShapeError
+
+    c = model.config["in_channels"]
+    if x.shape[1] != c:
+        preset = model.config.get("preset") or model.config["architecture"]
+        raise ShapeError(f"{preset} takes {c}-channel images, but {what} has {x.shape[1]}-channel "
+                         f"{tuple(x.shape[2:])} images; use a preset for this data set (pdenet-analysis presets)")
+
+
 def _load_model_arg(name: str, scheme, steps, device):
     """A preset name (random weights) or a checkpoint file."""
     import os
@@ -75,7 +113,7 @@ def _load_model_arg(name: str, scheme, steps, device):
     if name in PRESETS:
         torch.manual_seed(0)
         model = build_preset(name)
-        if scheme or steps:
+        if scheme is not None or steps is not None:
             model = model.with_scheme(scheme, steps)
     elif os.path.exists(name) or name.endswith(".pt"):
         model = load_model(name, scheme, steps)
@@ -90,8 +128,6 @@ def _cmd_analyze(args) -> int:
     from .analysis.model import analyze_model
     from .networks.presets import DATASET_SHAPES
 
-    if args.examples < 1:
-        raise ValueError(f"--examples must be a positive integer, got {args.examples}")
     model = _load_model_arg(args.model, args.scheme, args.steps, args.device)
     c = model.config["in_channels"]
     ds = model.config.get("preset", "").split("-")[0]
@@ -101,6 +137,7 @@ def _cmd_analyze(args) -> int:
 
         x = standardize(load_dataset(dataset, args.data_dir).x_test[: args.examples]).to(args.device)
         source = f"the first {len(x)} {dataset} test images"
+        _check_fits(model, x, f"the {dataset} data set")
     else:
         s = DATASET_SHAPES[ds].image_size if ds in DATASET_SHAPES else args.image_size
         torch.manual_seed(args.seed)
@@ -127,8 +164,9 @@ def _cmd_train(args) -> int:
     data = load_dataset(args.dataset, args.data_dir, args.download)
     torch.manual_seed(args.seed)
     model = build_preset(args.model)
-    if args.scheme or args.steps:
+    if args.scheme is not None or args.steps is not None:
         model = model.with_scheme(args.scheme, args.steps)
+    _check_fits(model, data.x_train[:1], f"the {args.dataset} data set")
     cfg = TrainConfig(epochs=args.epochs, device=args.device, out=args.out, resume=args.resume, seed=args.seed, dataset=args.dataset,
                       augment=not args.no_augment, lr=args.lr)
     summary = train(model, data, cfg)
@@ -150,6 +188,7 @@ def _cmd_quickstart(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pdenet-analysis", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("demo", help="integrate the paper's three operators and print the results")
     d.add_argument("--seed", type=int, default=0)
@@ -202,10 +241,22 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
+        _check_common(args)
         return args.func(args)
     except (PDENetError, ValueError) as e:
+        if args.debug:
+            raise
         print(f"pdenet-analysis: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("pdenet-analysis: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug of the library, not a user mistake
+        if args.debug:
+            raise
+        print(f"pdenet-analysis: internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback, "
+              "and please report it)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,80 @@
+"""Every user mistake on the command line is one line on stderr and exit code 2, checked before
+any work is done; an internal error is one line and exit code 1 (the traceback behind --debug)."""
+
+import subprocess
+import sys
+
+import pytest
+
+from pdenet_analysis.cli import main
+
+TRAIN = ["train", "--dataset", "digits", "--model", "digits-parabolic", "--epochs", "1"]
+
+CASES = {
+    "cuda without CUDA (train)": (TRAIN + ["--device", "cuda"], "CUDA is not available"),
+    "cuda without CUDA (analyze)": (["analyze", "digits-parabolic", "--device", "cuda"], "CUDA is not available"),
+    "bad device name": (["analyze", "digits-parabolic", "--device", "gpu0"], "not a device name"),
+    "negative learning rate": (TRAIN + ["--lr", "-0.1"], "--lr must be a positive"),
+    "infinite learning rate": (TRAIN + ["--lr", "inf"], "--lr must be a positive"),
+    "negative steps": (TRAIN + ["--steps", "-1"], "--steps must be a positive integer"),
+    "zero steps": (["analyze", "digits-parabolic", "--steps", "0"], "--steps must be a positive integer"),
+    "zero epochs": (["train", "--dataset", "digits", "--model", "digits-parabolic", "--epochs", "0"], "--epochs must be"),
+    "zero examples": (["analyze", "digits-parabolic", "--examples", "0"], "--examples must be"),
+    "preset does not fit the data": (["train", "--dataset", "digits", "--model", "cifar10-hamiltonian"], "takes 3-channel"),
+    "analyze data that does not fit": (["analyze", "cifar10-hamiltonian", "--dataset", "digits"], "takes 3-channel"),
+    "unknown preset": (["analyze", "nope-model"], "valid presets"),
+    "unknown scheme": (["analyze", "digits-parabolic", "--scheme", "rk5"], "valid schemes"),
+    "unknown dataset": (["train", "--dataset", "nope", "--model", "digits-parabolic"], "valid datasets"),
+    "scheme for another operator kind": (["analyze", "digits-hamiltonian", "--scheme", "leapfrog"], "leapfrog"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_user_mistakes_are_one_line_and_exit_2(name, capsys):
+    argv, message = CASES[name]
+    assert main(argv) == 2, name
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("pdenet-analysis: error:") and message in err[0], err
+
+
+def test_out_pointing_at_a_file_is_refused_before_any_work(tmp_path, capsys):
+    f = tmp_path / "results.txt"
+    f.write_text("keep me")
+    assert main(TRAIN + ["--out", str(f)]) == 2
+    assert "is an existing file" in capsys.readouterr().err
+    assert f.read_text() == "keep me"
+
+
+def test_model_file_that_is_not_a_checkpoint(tmp_path, capsys):
+    f = tmp_path / "model.pt"
+    f.write_bytes(b"\x00" * 64)
+    assert main(["analyze", str(f), "--out", str(tmp_path / "o")]) == 2
+    assert "model.pt" in capsys.readouterr().err
+
+
+def test_internal_error_is_one_line_exit_1_and_debug_shows_it(monkeypatch, capsys):
+    import pdenet_analysis.cli as cli
+
+    def boom(args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli, "_cmd_presets", boom)
+    parser = cli.build_parser
+    monkeypatch.setattr(cli, "build_parser", lambda: _with_presets(parser(), boom))
+    assert main(["presets"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error: RuntimeError: a bug" in err and "--debug" in err
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["--debug", "presets"])
+
+
+def _with_presets(parser, fn):
+    sub = next(a for a in parser._actions if a.dest == "command")
+    sub.choices["presets"].set_defaults(func=fn)
+    return parser
+
+
+def test_the_installed_command_prints_no_traceback():
+    r = subprocess.run([sys.executable, "-m", "pdenet_analysis", "train", "--dataset", "digits", "--model",
+                        "digits-parabolic", "--lr", "-1"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.startswith("pdenet-analysis: error:")
