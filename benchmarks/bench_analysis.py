@@ -107,8 +107,18 @@ def main():
         s0 = rep.data["steps"]
         entry["stability_parabolic_euler"] = dict(
             seconds=t, steps=len(s0), radius=[s["max_amplification"] for s in s0], modes_outside=[s["n_outside_max"] for s in s0],
-            count_exact=[s["count_exact"] for s in s0], status=[s["status"] for s in s0])
+            count_exact=[s["count_exact"] for s in s0], status=[s["status"] for s in s0],
+            method=[s["examples"][0]["step_map_method"] for s in s0])
         print(ds, "stability parabolic", entry["stability_parabolic_euler"], flush=True)
+        hblock, hx = block_input(f"{ds}-hamiltonian", dev)
+        rep, t = timed(lambda: A.spectrum_along_trajectory(hblock.operator, hx, hblock.scheme, k=6), dev)
+        s0 = rep.data["steps"]
+        entry["stability_hamiltonian_symplectic_euler"] = dict(
+            seconds=t, unknowns=sum(c.numel() for c in hx) if isinstance(hx, tuple) else hx.numel(), steps=len(s0),
+            radius=[s["max_amplification"] for s in s0], radius_upper=[s["examples"][0]["step_map_radius_upper"] for s in s0],
+            modes_outside=[s["n_outside_max"] for s in s0], count_exact=[s["count_exact"] for s in s0],
+            status=[s["status"] for s in s0], method=[s["examples"][0]["step_map_method"] for s in s0])
+        print(ds, "stability hamiltonian", entry["stability_hamiltonian_symplectic_euler"], flush=True)
         rep, t = timed(lambda: A.spectral_density(block.operator, x, "euler", n_vectors=8, m=60, n_arnoldi=100), dev)
         entry["density_parabolic"] = dict(seconds=t, bendixson=rep.data["bendixson"],
                                           arnoldi_converged=rep.data["arnoldi"]["n_converged"])
@@ -119,7 +129,6 @@ def main():
                                                      sigma_max_status=e["sigma_max_status"], sigma_min=e["sigma_min"][0],
                                                      sigma_min_status=e["sigma_min_status"], condition=e["condition"])
         print(ds, "conditioning parabolic", entry["conditioning_parabolic_euler"], flush=True)
-        hblock, hx = block_input(f"{ds}-hamiltonian", dev)
         rep, t = timed(lambda: A.conditioning(hblock.operator, hx, hblock.scheme, k=1, dense_max=0), dev)
         e = rep.data["examples"][0]
         entry["conditioning_hamiltonian_symplectic_euler"] = dict(
