@@ -18,20 +18,40 @@ import torch
 
 
 def _cmd_schemes(args) -> int:
+    import json
+
     from . import schemes
 
-    print(f"{'name':20s} {'order':>5s}  {'kinds':40s} symplectic reversible adaptive")
+    rows = []
     for n in schemes.available_schemes():
         s = schemes.get_scheme(n)
-        print(f"{n:20s} {s.order:5d}  {','.join(sorted(s.kinds)):40s} {str(s.symplectic):10s} {str(s.reversible):10s} {s.adaptive}")
+        rows.append(dict(name=n, order=s.order, kinds=sorted(s.kinds), symplectic=bool(s.symplectic),
+                         reversible=bool(s.reversible), adaptive=bool(s.adaptive)))
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(f"{'name':20s} {'order':>5s}  {'kinds':40s} symplectic reversible adaptive")
+    for r in rows:
+        print(f"{r['name']:20s} {r['order']:5d}  {','.join(r['kinds']):40s} {str(r['symplectic']):10s} "
+              f"{str(r['reversible']):10s} {r['adaptive']}")
     return 0
 
 
 def _cmd_presets(args) -> int:
+    import json
+
     from .networks import available_presets, build_preset
 
+    rows = []
     for n in available_presets():
-        print(f"{n:28s} {build_preset(n).n_parameters():>10,d} weights")
+        m = build_preset(n)
+        rows.append(dict(name=n, weights=m.n_parameters(), architecture=m.config["architecture"],
+                         in_channels=m.config["in_channels"], n_classes=m.config["n_classes"], widths=list(m.config["widths"])))
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    for r in rows:
+        print(f"{r['name']:28s} {r['weights']:>10,d} weights")
     return 0
 
 
@@ -231,8 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--quiet", action="store_true", help="no progress on stderr")
     a.add_argument("--seed", type=int, default=0)
     a.set_defaults(func=_cmd_analyze)
-    sub.add_parser("schemes", help="list schemes and their metadata").set_defaults(func=_cmd_schemes)
-    sub.add_parser("presets", help="list network presets and weight counts").set_defaults(func=_cmd_presets)
+    sc = sub.add_parser("schemes", help="list schemes and their metadata")
+    sc.add_argument("--json", action="store_true", help="machine-readable output")
+    sc.set_defaults(func=_cmd_schemes)
+    pr = sub.add_parser("presets", help="list network presets and weight counts")
+    pr.add_argument("--json", action="store_true", help="machine-readable output")
+    pr.set_defaults(func=_cmd_presets)
     return p
 
 

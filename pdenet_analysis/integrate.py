@@ -14,6 +14,8 @@ counts ½; of the free part Y' = V of a second-order operator, 0).
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -48,7 +50,12 @@ class Solution:
     ``internal``   the scheme's internal state at T (for leapfrog (Y_N, Y_{N−1}); used by inverse steps)
     ``times``      times of ``trajectory`` (None unless requested)
     ``trajectory`` list of first-order states at ``times``
-    ``stats``      :class:`Stats`;  ``status`` "success" (failures raise :class:`IntegrationError`)
+    ``stats``      :class:`Stats` (for a failed run: the counts up to the failure)
+    ``status``     "success"; with ``integrate(..., throw=False)`` a failure is returned instead of
+                   raised: "nonfinite" (NaN/Inf; ``failed_step`` and ``failed_time`` say where),
+                   "max_steps_reached" (an adaptive solver's step budget) or "failed" (any other
+                   :class:`IntegrationError`), with the error's text in ``message``; ``y``,
+                   ``internal`` and ``state`` of a failed solution are unavailable
     ``accepted_steps``  adaptive schemes with ``record_steps=True``: (t, h, state) of each accepted step
     """
 
@@ -63,9 +70,18 @@ class Solution:
     status: str = "success"
     accepted_steps: list | None = field(default=None, repr=False)
     _state: State | None = field(default=None, repr=False)
+    message: str = ""
+    failed_step: int | None = None
+    failed_time: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "success"
 
     @property
     def state(self) -> State:
+        if not self.ok:
+            raise IntegrationError(f"this integration did not succeed ({self.status}): {self.message}")
         if self._state is None:  # built on demand: leapfrog's V costs two passes over the state
             self._state = self.scheme.to_state(None, self.internal, self.h)
         return self._state
@@ -160,6 +176,7 @@ def integrate(
     t_eval: torch.Tensor | None = None,
     check_finite: bool = True,
     record_steps: bool = False,
+    throw: bool = True,
     **scheme_kwargs,
 ) -> Solution:
     """Integrate ``operator`` from ``y0`` at t = 0 to t = T with ``scheme``.
@@ -177,6 +194,10 @@ def integrate(
         check_finite: raise :class:`NonFiniteError` naming the step where NaN/Inf appeared.
         record_steps: adaptive schemes only: keep (t, h, state) of every accepted step in
             ``Solution.accepted_steps`` (the analyses linearise these steps).
+        throw: if False, a failed integration (NaN/Inf, an adaptive solver's step budget, any
+            :class:`IntegrationError`) returns a :class:`Solution` whose ``status`` says what failed
+            instead of raising, so that a sweep can record its unstable points. Invalid arguments
+            still raise.
         **scheme_kwargs: options of a scheme given by name (rtol, atol, max_steps).
 
     Returns:
@@ -198,44 +219,63 @@ def integrate(
         )
     state0 = operator.to_state(y0)
     op = CountingOperator(operator)
-
     if scheme.adaptive:
-        op.step_log = [] if record_steps else None
-        grid = operator.grid
-        jumps = [] if grid is None else [k * grid.spacing for k in range(1, grid.n_pieces)]
-        if t_eval is None:
-            n = n_steps if (trajectory and n_steps) else 1
-            t_eval = torch.linspace(0.0, T, n + 1, dtype=state0[0].dtype, device=state0[0].device)
-        t_eval = torch.as_tensor(t_eval, dtype=state0[0].dtype, device=state0[0].device)
-        if check_finite and not _all_finite(state0):
-            raise NonFiniteError("the initial state contains NaN or Inf", step=0, time=0.0)
-        try:
-            states = scheme.solve(op, state0, t_eval, op, adjoint=isinstance(grad, Adjoint), jumps=jumps)
-        except AssertionError as exc:  # torchdiffeq signals failure by assert
-            raise IntegrationError(
-                f"adaptive scheme {scheme.name!r} failed: {exc}. The dynamics may be stiff or blowing up; "
-                "loosen rtol/atol, raise max_steps, or use a fixed-step scheme"
-            ) from exc
-        final = tuple(s[-1] for s in states)
+        run = _integrate_adaptive
+    else:
+        if n_steps is None:
+            grid = operator.grid
+            if grid is None:
+                raise ValueError(f"fixed-step scheme {scheme.name!r} needs n_steps for an operator without a time grid")
+            n_steps = grid.n_pieces
+        if isinstance(n_steps, bool) or not isinstance(n_steps, (int, float)) or not math.isfinite(n_steps) \
+                or int(n_steps) != n_steps or n_steps < 1:
+            raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
+        run = _integrate_fixed
+    try:
+        return run(operator, op, y0, state0, scheme, grad, T, int(n_steps or 0), trajectory, t_eval, check_finite, record_steps)
+    except IntegrationError as e:
+        if throw:
+            raise
+        status = ("nonfinite" if isinstance(e, NonFiniteError) else
+                  "max_steps_reached" if "max_num_steps exceeded" in str(e) else "failed")
         stats = Stats(n_steps=op.accepted, n_accepted=op.accepted, n_rejected=op.rejected, n_evals=op.evals)
-        traj = [tuple(s[i] for s in states) for i in range(len(t_eval))] if trajectory else None
-        sol = Solution(operator.from_state(final, y0), final, stats, scheme, T, None,
-                       t_eval if trajectory else None, traj, _state=final)
-        if record_steps:
-            sizes = [s.numel() for s in state0]  # torchdiffeq may hand over the state flattened
-            sol.accepted_steps = [(t, h, y if isinstance(y, tuple) else
-                                   tuple(p.view_as(s) for p, s in zip(y.split(sizes), state0)))
-                                  for t, h, y in op.step_log]
-        return sol
+        return Solution(None, None, stats, scheme, T, None if scheme.adaptive else T / n_steps, status=status,
+                        message=str(e), failed_step=getattr(e, "step", None), failed_time=getattr(e, "time", None))
 
-    if n_steps is None:
-        grid = operator.grid
-        if grid is None:
-            raise ValueError(f"fixed-step scheme {scheme.name!r} needs n_steps for an operator without a time grid")
-        n_steps = grid.n_pieces
-    if int(n_steps) != n_steps or n_steps < 1:
-        raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
-    n_steps = int(n_steps)
+
+def _integrate_adaptive(operator, op, y0, state0, scheme, grad, T, n_steps, trajectory, t_eval, check_finite,
+                        record_steps) -> Solution:
+    op.step_log = [] if record_steps else None
+    grid = operator.grid
+    jumps = [] if grid is None else [k * grid.spacing for k in range(1, grid.n_pieces)]
+    if t_eval is None:
+        n = n_steps if (trajectory and n_steps) else 1
+        t_eval = torch.linspace(0.0, T, n + 1, dtype=state0[0].dtype, device=state0[0].device)
+    t_eval = torch.as_tensor(t_eval, dtype=state0[0].dtype, device=state0[0].device)
+    if check_finite and not _all_finite(state0):
+        raise NonFiniteError("the initial state contains NaN or Inf", step=0, time=0.0)
+    try:
+        states = scheme.solve(op, state0, t_eval, op, adjoint=isinstance(grad, Adjoint), jumps=jumps)
+    except AssertionError as exc:  # torchdiffeq signals failure by assert
+        raise IntegrationError(
+            f"adaptive scheme {scheme.name!r} failed: {exc}. The dynamics may be stiff or blowing up; "
+            "loosen rtol/atol, raise max_steps, or use a fixed-step scheme"
+        ) from exc
+    final = tuple(s[-1] for s in states)
+    stats = Stats(n_steps=op.accepted, n_accepted=op.accepted, n_rejected=op.rejected, n_evals=op.evals)
+    traj = [tuple(s[i] for s in states) for i in range(len(t_eval))] if trajectory else None
+    sol = Solution(operator.from_state(final, y0), final, stats, scheme, T, None,
+                   t_eval if trajectory else None, traj, _state=final)
+    if record_steps:
+        sizes = [s.numel() for s in state0]  # torchdiffeq may hand over the state flattened
+        sol.accepted_steps = [(t, h, y if isinstance(y, tuple) else
+                               tuple(p.view_as(s) for p, s in zip(y.split(sizes), state0)))
+                              for t, h, y in op.step_log]
+    return sol
+
+
+def _integrate_fixed(operator, op, y0, state0, scheme, grad, T, n_steps, trajectory, t_eval, check_finite,
+                     record_steps) -> Solution:
     h = T / n_steps
 
     internal0 = scheme.init(op, state0, 0.0, h)

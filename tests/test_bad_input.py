@@ -51,7 +51,7 @@ def test_final_time_beyond_grid():
         pa.integrate(op, y0, "euler", T=2.0)
 
 
-@pytest.mark.parametrize("n", [0, -3, 2.5])
+@pytest.mark.parametrize("n", [0, -3, 2.5, float("nan"), float("inf"), "4", True])
 def test_bad_step_count(n):
     op, y0 = paper_operator("parabolic")
     with pytest.raises(ValueError, match="n_steps"):
@@ -129,3 +129,27 @@ def test_adaptive_failure_is_an_integration_error():
     op, y0 = paper_operator("parabolic")
     with pytest.raises(pa.IntegrationError, match="max_num_steps|failed"):
         pa.integrate(op, y0, "dopri5", rtol=1e-14, atol=1e-16, max_steps=3)
+
+
+def test_throw_false_returns_the_failure_of_a_fixed_step_run():
+    """A sweep over step sizes records its unstable points instead of stopping at the first."""
+    with pytest.raises(pa.NonFiniteError) as raised:
+        pa.integrate(_NaNAfterHalf(), torch.ones(3), "euler", T=1.0, n_steps=10)
+    sol = pa.integrate(_NaNAfterHalf(), torch.ones(3), "euler", T=1.0, n_steps=10, throw=False)
+    assert sol.status == "nonfinite" and not sol.ok and sol.y is None
+    assert sol.failed_step == raised.value.step == 7 and sol.failed_time == pytest.approx(0.7)
+    assert "step 7 of 10" in sol.message and sol.stats.n_evals > 0
+    with pytest.raises(pa.IntegrationError, match="did not succeed"):
+        sol.state
+    ok = pa.integrate(_NaNAfterHalf(), torch.ones(3), "euler", T=0.5, n_steps=10, throw=False)
+    assert ok.ok and ok.status == "success" and torch.isfinite(ok.y).all()
+
+
+def test_throw_false_reports_adaptive_budget_and_nonfinite_failures():
+    op, y0 = paper_operator("parabolic")
+    sol = pa.integrate(op, y0, "dopri5", rtol=1e-14, atol=1e-16, max_steps=3, throw=False)
+    assert sol.status == "max_steps_reached" and "max_num_steps" in sol.message
+    sol = pa.integrate(_NaNAfterHalf(), torch.ones(3), "dopri5", T=1.0, throw=False)
+    assert sol.status == "nonfinite" and sol.failed_time > 0.5
+    with pytest.raises(ValueError, match="n_steps"):  # bad arguments still raise
+        pa.integrate(op, y0, "euler", n_steps=0, throw=False)

@@ -78,3 +78,17 @@ def test_the_installed_command_prints_no_traceback():
     r = subprocess.run([sys.executable, "-m", "pdenet_analysis", "train", "--dataset", "digits", "--model",
                         "digits-parabolic", "--lr", "-1"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.startswith("pdenet-analysis: error:")
+
+
+def test_schemes_and_presets_have_json_output(capsys):
+    import json
+
+    import pdenet_analysis as pa
+
+    assert main(["schemes", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in rows] == pa.available_schemes()
+    assert all(set(r) == {"name", "order", "kinds", "symplectic", "reversible", "adaptive"} for r in rows)
+    assert main(["presets", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["name"]: r["weights"] for r in rows}["cifar10-hamiltonian"] == pa.build_preset("cifar10-hamiltonian").n_parameters()
