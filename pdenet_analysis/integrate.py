@@ -73,6 +73,8 @@ class Solution:
     message: str = ""
     failed_step: int | None = None
     failed_time: float | None = None
+    #: the operator integrated (``reverse`` checks that it is given the same one)
+    operator: object = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -232,7 +234,9 @@ def integrate(
             raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
         run = _integrate_fixed
     try:
-        return run(operator, op, y0, state0, scheme, grad, T, int(n_steps or 0), trajectory, t_eval, check_finite, record_steps)
+        sol = run(operator, op, y0, state0, scheme, grad, T, int(n_steps or 0), trajectory, t_eval, check_finite, record_steps)
+        sol.operator = operator
+        return sol
     except IntegrationError as e:
         if throw:
             raise
@@ -252,6 +256,11 @@ def _integrate_adaptive(operator, op, y0, state0, scheme, grad, T, n_steps, traj
         n = n_steps if (trajectory and n_steps) else 1
         t_eval = torch.linspace(0.0, T, n + 1, dtype=state0[0].dtype, device=state0[0].device)
     t_eval = torch.as_tensor(t_eval, dtype=state0[0].dtype, device=state0[0].device)
+    if t_eval.dim() != 1 or len(t_eval) < 2 or not bool(torch.isfinite(t_eval).all()) \
+            or not bool((t_eval[1:] > t_eval[:-1]).all()) or float(t_eval[0]) != 0.0 \
+            or float(t_eval[-1]) > T * (1 + 1e-12):
+        raise ValueError(f"t_eval must be increasing finite times from 0 to at most T = {T:g} (θ(t) is only defined "
+                         f"there), got {t_eval.tolist() if t_eval.numel() <= 8 else tuple(t_eval.shape)}")
     if check_finite and not _all_finite(state0):
         raise NonFiniteError("the initial state contains NaN or Inf", step=0, time=0.0)
     try:
@@ -296,6 +305,20 @@ def _integrate_fixed(operator, op, y0, state0, scheme, grad, T, n_steps, traject
     return sol
 
 
+def _same_operator(a, b) -> bool:
+    """``a`` is ``b``, or has the same kind and the same weights (e.g. a copy in another dtype)."""
+    if b is None or a is b:
+        return True
+    if getattr(a, "kind", None) != getattr(b, "kind", None):
+        return False
+    pa_, pb = dict(a.named_parameters()), dict(b.named_parameters())
+    if pa_.keys() != pb.keys():
+        return False
+    with torch.no_grad():
+        return all(x.shape == pb[k].shape and torch.equal(x.detach().cpu().double(), pb[k].detach().cpu().double())
+                   for k, x in pa_.items())
+
+
 def reverse(operator, solution: Solution, n_steps: int | None = None, check_finite: bool = True) -> State:
     """Run a reversible scheme backwards from ``solution`` to t = 0; returns the first-order state.
 
@@ -303,7 +326,15 @@ def reverse(operator, solution: Solution, n_steps: int | None = None, check_fini
     """
     scheme, h = solution.scheme, solution.h
     scheme.require_inverse()
-    n = int(round(solution.T / h)) if n_steps is None else n_steps
+    if not solution.ok:
+        raise IntegrationError(f"cannot reverse an integration that did not succeed ({solution.status}): {solution.message}")
+    n = solution.stats.n_steps
+    if n_steps is not None and n_steps != n:
+        raise ValueError(f"reverse(n_steps={n_steps!r}) but the solution took {n} steps: the inverse steps must undo "
+                         "exactly the steps taken; leave n_steps out")
+    if not _same_operator(operator, solution.operator):
+        raise ValueError("reverse() was given another operator than the one the solution was integrated with (its "
+                         "kind, shape or weights differ); pass that operator")
     op = CountingOperator(operator)
     state = solution.internal
     for j in reversed(range(n)):

@@ -2,6 +2,8 @@
 
 import math
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -153,3 +155,58 @@ def test_throw_false_reports_adaptive_budget_and_nonfinite_failures():
     assert sol.status == "nonfinite" and sol.failed_time > 0.5
     with pytest.raises(ValueError, match="n_steps"):  # bad arguments still raise
         pa.integrate(op, y0, "euler", n_steps=0, throw=False)
+
+
+def test_hamiltonian_tuple_with_mismatched_shapes():
+    op = pa.hamiltonian(4, T=1.0, n_pieces=2)
+    with pytest.raises(pa.ShapeError, match="Y0 and Z0 .* same shape"):
+        pa.integrate(op, (torch.randn(1, 2, 5, 5), torch.randn(1, 2, 4, 4)), "verlet")
+
+
+@pytest.mark.parametrize("scheme,option", [("euler", "h"), ("rk4", "rtol"), ("verlet", "atol"), ("dopri5", "h")])
+def test_options_a_scheme_does_not_take_say_which_it_takes(scheme, option):
+    op, y0 = paper_operator("parabolic" if scheme != "verlet" else "hamiltonian")
+    with pytest.raises(pa.IncompatibleSchemeError, match=f"{scheme}' does not take {option}.*adaptive schemes take rtol"):
+        pa.integrate(op, y0, scheme, **{option: 0.1})
+
+
+def test_reverse_refuses_another_operator_and_another_step_count():
+    op, y0 = paper_operator("hamiltonian")
+    sol = pa.integrate(op, y0, "verlet", n_steps=4)
+    other, _ = paper_operator("hamiltonian", seed=1)
+    with pytest.raises(ValueError, match="another operator"):
+        pa.reverse(other, sol)
+    with pytest.raises(ValueError, match="took 4 steps"):
+        pa.reverse(op, sol, n_steps=8)
+    import copy
+
+    back = pa.reverse(copy.deepcopy(op).double(), sol)  # a copy with the same weights is the same operator
+    assert back[0].shape == y0[:, :2].shape
+
+
+@pytest.mark.parametrize("bad", ["channels", "rank", "dtype"])
+def test_images_a_network_cannot_take_name_what_it_takes(bad):
+    m = pa.build_preset("digits-parabolic").float()
+    x = {"channels": torch.randn(2, 3, 8, 8).float(), "rank": torch.randn(1, 8, 8).float(),
+         "dtype": torch.randn(2, 1, 8, 8, dtype=torch.float64)}[bad]
+    err = TypeError if bad == "dtype" else pa.ShapeError
+    with pytest.raises(err, match="digits-parabolic"):
+        m(x)
+
+
+def test_small_or_empty_requests_are_refused():
+    from pdenet_analysis import analysis as A
+
+    op, y0 = paper_operator("parabolic")
+    with pytest.raises(ValueError, match="positive integer factor"):
+        op.grid.refined(-1)
+    J = A.JacobianOperator(lambda v: 2 * v, torch.randn(10))
+    for k in (0, 11, 2.5):
+        with pytest.raises(ValueError, match="k must be an integer between 1 and .* 10"):
+            A.eigs(J, k=k)
+    full = A.eigs(J, k=10)  # as many values as unknowns: all of them, exactly
+    assert full.status == "converged" and len(full.values) == 10 and np.allclose(full.values, 2.0)
+    with pytest.raises(ValueError, match="at least two step counts"):
+        A.convergence_study(op, y0, "euler", [])
+    with pytest.raises(ValueError, match="t_eval must be increasing finite times from 0 to at most T"):
+        pa.integrate(op, y0, "dopri5", trajectory=True, t_eval=torch.tensor([0.0, 2.0]))

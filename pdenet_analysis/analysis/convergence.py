@@ -84,6 +84,9 @@ def convergence_study(
             f"an observed order needs fixed steps, but {scheme.name!r} chooses its steps by error control (its error "
             "follows rtol, not h). Study the adaptive solver by its tolerance (error and evaluations against rtol), or "
             f"pass its fixed-step tableau: get_scheme({scheme.name!r}).step_scheme")
+    n_steps = list(n_steps)
+    if len(n_steps) < 2:
+        raise ValueError(f"an observed order is a slope: give at least two step counts, got n_steps={n_steps!r}")
     with torch.no_grad():
         state0 = operator.to_state(y0)
         T = operator.T if T is None else T

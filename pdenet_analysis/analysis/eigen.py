@@ -78,7 +78,8 @@ def arnoldi(op, k: int = 6, which: str = "LM", m: int | None = None, tol: float 
     beta = float(H[steps, steps - 1]) if steps == m else 0.0
     scale = max(float(np.max(np.abs(vals))), scale, 1e-300)
     res = np.abs(beta * S[-1, :]) / scale
-    status = "converged" if np.all(res < tol) else "not_converged"
+    # an invariant Krylov space smaller than k gives exact values, but fewer than were asked for
+    status = "converged" if np.all(res < tol) and len(vals) == k else "not_converged"
     return EigResult(vals, res, status, "lanczos" if symmetric else "arnoldi", steps)
 
 
@@ -99,11 +100,18 @@ def eigs(op, k: int = 6, which: str = "LM", backend: str = "auto", tol: float = 
     """
     if which not in WHICH:
         raise ValueError(f"which must be one of {WHICH}, got {which!r}")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= op.shape[1]:
+        raise ValueError(f"k must be an integer between 1 and the operator's dimension {op.shape[1]}, got {k!r}")
     # no solver can resolve below the precision its matrix-vector products are computed in
     tol = max(tol, 100 * torch.finfo(getattr(op, "dtype", torch.float64)).eps)
     if backend == "auto":
         backend = "torch" if getattr(op, "device", torch.device("cpu")).type != "cpu" else "scipy"
     n = op.shape[1]
+    if n <= k + 2 and hasattr(op, "dense"):  # as many values as unknowns: the dense eigenvalues, exact
+        D = op.dense().detach().cpu().double().numpy()
+        vals = np.linalg.eigvalsh(0.5 * (D + D.T)) if symmetric else np.linalg.eigvals(D)
+        vals = vals[_order(vals, which)[:k]]
+        return EigResult(vals.real if np.all(np.imag(vals) == 0) else vals, np.zeros(k), "converged", "dense", n)
     if backend == "torch" or n <= k + 2:
         return arnoldi(op, k, which, m=m if n > k + 2 else n, tol=tol, symmetric=symmetric, scale=scale)
     if backend != "scipy":

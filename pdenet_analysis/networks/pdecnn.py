@@ -19,7 +19,7 @@ import copy
 import torch
 from torch import nn
 
-from ..errors import UnknownNameError
+from ..errors import ShapeError, UnknownNameError
 from ..operators import OPERATOR_FACTORIES, truncated_normal_kernel
 from .blocks import PDEBlock
 
@@ -94,7 +94,21 @@ class PDECNN(nn.Module):
     def blocks(self) -> list[PDEBlock]:
         return [u.block for u in self.units]
 
+    def check_input(self, x) -> None:
+        """Images of shape (N, in_channels, H, W) in the network's dtype, or a clear error naming what it takes."""
+        name = self.config.get("preset") or self.config["architecture"]
+        c = self.config["in_channels"]
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name} takes a torch.Tensor of images, got {type(x).__name__}")
+        if x.dim() != 4 or x.shape[1] != c:
+            raise ShapeError(f"{name} takes images shaped (N, {c}, H, W), got {tuple(x.shape)}")
+        p = next(self.parameters())
+        if x.dtype != p.dtype and not torch.is_autocast_enabled(x.device.type):
+            raise TypeError(f"{name} has {p.dtype} weights but got {x.dtype} images: convert the images with "
+                            f"x.to({p.dtype}) or the network with .to({x.dtype})")
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
         x = self.opening(x)
         for unit in self.units:
             x = unit(x)

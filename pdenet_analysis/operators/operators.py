@@ -198,6 +198,9 @@ class HamiltonianOperator(Operator):
             if len(y0) != 2:
                 raise ShapeError(f"a Hamiltonian initial value is X or (Y0, Z0), got {len(y0)} tensors")
             y, z = (self._check_tensor(x, n) for x, n in zip(y0, ("Y0", "Z0")))
+            if y.shape != z.shape:
+                raise ShapeError(f"Y0 and Z0 of a Hamiltonian state must have the same shape, got {tuple(y.shape)} "
+                                 f"and {tuple(z.shape)} (the two channel groups are equally wide)")
         else:
             x = self._check_tensor(y0, "initial state y0")
             if x.dim() < 2:

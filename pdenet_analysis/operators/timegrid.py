@@ -74,6 +74,9 @@ class TimeGrid:
         return self.T / self.n_pieces
 
     def refined(self, factor: int = 2) -> "TimeGrid":
+        """The grid with every piece split into ``factor`` pieces (a positive integer)."""
+        if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
+            raise ValueError(f"refined(factor) needs a positive integer factor, got {factor!r}")
         return TimeGrid(self.T, self.n_pieces * factor, self.interpolation)
 
     def coefficients(self, t: float | torch.Tensor) -> tuple[int, int, float]:

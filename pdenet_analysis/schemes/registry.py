@@ -7,9 +7,10 @@ registry-driven tests apply to it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
-from ..errors import UnknownNameError
+from ..errors import IncompatibleSchemeError, UnknownNameError
 from .adaptive import ADAPTIVE_METHODS, TorchDiffEq
 from .base import Scheme
 from .runge_kutta import RK4, ForwardEuler, Heun, Midpoint
@@ -26,7 +27,7 @@ _REGISTRY: dict[str, Callable[..., Scheme]] = {
     "leapfrog_symmetric": lambda: Leapfrog("symmetric"),
 }
 for _m in ADAPTIVE_METHODS:
-    _REGISTRY[_m] = (lambda m: (lambda **kw: TorchDiffEq(m, **kw)))(_m)
+    _REGISTRY[_m] = functools.partial(TorchDiffEq, _m)
 
 
 def register_scheme(name: str, factory: Callable[..., Scheme], overwrite: bool = False) -> None:
@@ -46,7 +47,19 @@ def get_scheme(scheme: str | Scheme, **kwargs) -> Scheme:
         return scheme
     if not isinstance(scheme, str) or scheme not in _REGISTRY:
         raise UnknownNameError("scheme", str(scheme), _REGISTRY)
-    return _REGISTRY[scheme](**kwargs)
+    cls = _REGISTRY[scheme]
+    if kwargs:
+        import inspect
+
+        params = inspect.signature(cls).parameters
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        accepted = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        unknown = sorted(k for k in kwargs if k not in accepted)
+        if unknown and not takes_any:
+            takes = f"takes only {', '.join(accepted)}" if accepted else "takes no options (its step is set by n_steps)"
+            raise IncompatibleSchemeError(f"scheme {scheme!r} does not take {', '.join(unknown)}: it {takes}; "
+                                          "the adaptive schemes take rtol, atol and max_steps")
+    return cls(**kwargs)
 
 
 def names_accepting(kind: str) -> list[str]:
