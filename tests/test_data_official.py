@@ -146,3 +146,50 @@ def test_fashion_mnist_cpu_smoke_training():
     model = pa.build_preset("fashion_mnist-hamiltonian").float()
     r = train(model, small, TrainConfig(epochs=3, batch_size=50, progress=False, augment=True, flip=True))
     assert r["test_accuracy"] > 0.6  # ten classes: chance is 0.1
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.getcwd, ())  # harmless, but a plain pickle.load would call it
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_cifar_batches_load_without_running_code(tmp_path, protocol):
+    """A batch written with any pickle protocol reads; one that names any other callable is refused."""
+    rng = np.random.default_rng(3)
+    folder = tmp_path / "cifar-10-batches-py"
+    x, _ = _write_cifar(str(folder), rng)
+    d = {b"data": x.reshape(len(x), 3072), b"labels": [0] * len(x)}
+    with open(folder / "test_batch", "wb") as f:
+        pickle.dump(d, f, protocol=protocol)
+    assert load_dataset("cifar10", str(tmp_path)).x_test.shape == (10, 3, 32, 32)
+    with open(folder / "test_batch", "wb") as f:
+        pickle.dump({**d, b"x": _RunsCode()}, f, protocol=protocol)
+    with pytest.raises(pa.DataError, match="test_batch .*names posix.getcwd.*could run code"):
+        load_dataset("cifar10", str(tmp_path))
+    with open(folder / "test_batch", "wb") as f:
+        pickle.dump([1, 2], f, protocol=protocol)
+    with pytest.raises(pa.DataError, match="holds a list"):
+        load_dataset("cifar10", str(tmp_path))
+
+
+def test_corrupt_gzip_and_out_of_range_idx_labels_are_data_errors(tmp_path):
+    import gzip
+    import struct
+
+    def idx(path, arr, gz):
+        raw = bytes([0, 0, 8, arr.ndim]) + struct.pack(">" + "I" * arr.ndim, *arr.shape) + arr.astype(np.uint8).tobytes()
+        (gzip.open if gz else open)(path, "wb").write(raw)
+
+    rng = np.random.default_rng(4)
+    for split, (xn, yn) in {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+                            "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}.items():
+        idx(tmp_path / (xn + ".gz"), rng.integers(0, 256, (5, 28, 28)), True)
+        idx(tmp_path / yn, np.array([0, 1, 2, 3, 12 if split == "test" else 4]), False)
+    with pytest.raises(pa.DataError, match="t10k-labels-idx1-ubyte has label 12, outside the 10 classes"):
+        load_dataset("fashion_mnist", str(tmp_path))
+    raw = bytearray((tmp_path / "train-images-idx3-ubyte.gz").read_bytes())
+    raw[len(raw) // 2] ^= 0xFF  # a damaged deflate stream
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(bytes(raw))
+    with pytest.raises(pa.DataError, match="train-images-idx3-ubyte.gz cannot be read"):
+        load_dataset("fashion_mnist", str(tmp_path))

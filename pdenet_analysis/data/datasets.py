@@ -18,6 +18,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,8 +59,9 @@ def read_idx(path: str, expect_dims: int) -> np.ndarray:
     try:
         with opener(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as e:
-        raise DataError(f"data file {path} cannot be read ({e}); it is truncated or corrupt: download it again") from e
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(f"data file {path} cannot be read ({type(e).__name__}: {e}); it is truncated or corrupt: "
+                        "download it again") from e
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DataError(f"data file {path} is not an IDX file of unsigned bytes (wrong magic number); download it again")
     dims = raw[3]
@@ -101,6 +103,9 @@ def _idx_dataset(name: str, root=None, download: bool = False) -> Split:
                 yi = read_idx(_find(r, IDX_NAMES[split][1]), 1)
                 if len(xi) != len(yi):
                     raise DataError(f"{r}: {len(xi)} {split} images but {len(yi)} labels")
+                if len(yi) and int(yi.max()) > 9:
+                    raise DataError(f"{_find(r, IDX_NAMES[split][1])} has label {int(yi.max())}, outside the 10 classes "
+                                    "0..9: it is corrupt or another data set's file; download it again")
                 parts += [torch.from_numpy(xi.copy()).unsqueeze(1).float() / 255.0, torch.from_numpy(yi.astype(np.int64))]
             return Split(*parts, name)
     hint = {"fashion_mnist": "apt-get install dataset-fashion-mnist, pass --data-dir with the four IDX files, or --download",

@@ -82,14 +82,36 @@ def download(name: str, root: str, opener=urllib.request.urlopen) -> str:
     return root
 
 
+#: the only globals a CIFAR python batch may name: numpy's array reconstruction (under the module
+#: names numpy 1 and 2 pickle it with) and the codec Python 2 pickles use for byte strings
+_PICKLE_ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+}
+
+
+class _DataOnlyUnpickler(pickle.Unpickler):
+    """Unpickles dicts, lists, strings, numbers and numpy arrays, and refuses every other global, so
+    that a data file cannot run code (a plain ``pickle.load`` would call whatever the file names)."""
+
+    def find_class(self, module, name):
+        if (module, name) in _PICKLE_ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"it names {module}.{name}, which a CIFAR batch never holds (refused: "
+                                     "loading it could run code)")
+
+
 def _unpickle(path: str) -> dict:
     if not os.path.exists(path):
         raise DataError(f"data file {path} is missing")
     try:
         with open(path, "rb") as f:
-            d = pickle.load(f, encoding="bytes")
+            d = _DataOnlyUnpickler(f, encoding="bytes").load()
     except Exception as e:  # noqa: BLE001 - pickle raises many types on a bad file
-        raise DataError(f"data file {path} is not a CIFAR python batch ({e}); download it again") from e
+        raise DataError(f"data file {path} is not a CIFAR python batch ({type(e).__name__}: {e}); download it again") from e
+    if not isinstance(d, dict):
+        raise DataError(f"data file {path} is not a CIFAR python batch (it holds a {type(d).__name__}, not a dict)")
     return {(k.decode() if isinstance(k, bytes) else k): v for k, v in d.items()}
 
 
