@@ -59,6 +59,18 @@ def _convergence_report(conv) -> Report:
                    "(docs/analysis.md)"])
 
 
+def planned_analyses(block, analyses=ANALYSES, with_conditioning: bool = True) -> list[str]:
+    """The analyses that apply to ``block``'s scheme: no density or observed order under error
+    control, reversibility only for reversible schemes."""
+    scheme = block.scheme
+    skip = {"conditioning"} if not with_conditioning else set()
+    if scheme.adaptive:
+        skip |= {"density", "convergence"}
+    if not scheme.reversible:
+        skip.add("reversibility")
+    return [a for a in analyses if a not in skip]
+
+
 def analyze_block(block, x: torch.Tensor, out: str, k: int = 6, convergence_steps=None, backend: str = "auto",
                   with_conditioning: bool = True, analyses=ANALYSES, dense_max: int = 2048, progress=None) -> dict:
     """Run the ``analyses`` on one block for the examples ``x``; save the reports in ``out``."""
@@ -67,7 +79,7 @@ def analyze_block(block, x: torch.Tensor, out: str, k: int = 6, convergence_step
     n = None if scheme.adaptive else (block.n_steps or (op.grid.n_pieces if op.grid else 8))
     x = x.double()
     tick = progress or (lambda *a, **kw: None)
-    wanted = [a for a in analyses if a != "conditioning" or with_conditioning]
+    wanted = planned_analyses(block, analyses, with_conditioning)
     reports = {}
     if "stability" in wanted:
         reports["stability"] = spectrum_along_trajectory(op, x, scheme, n_steps=n, k=k, backend=backend, dense_max=dense_max,
@@ -76,13 +88,13 @@ def analyze_block(block, x: torch.Tensor, out: str, k: int = 6, convergence_step
     if "conditioning" in wanted:
         reports["conditioning"] = conditioning(op, x, scheme, n_steps=n, dense_max=dense_max)
         tick(1, "conditioning")
-    if "density" in wanted and not scheme.adaptive:
+    if "density" in wanted:
         reports["density"] = spectral_density(op, x[:1], scheme, n_steps=n)
         tick(1, "density")
-    if "reversibility" in wanted and scheme.reversible:
+    if "reversibility" in wanted:
         reports["reversibility"] = reversibility(op, x, scheme, n_steps_list=(n, 4 * n, 16 * n))
         tick(1, "reversibility")
-    if "convergence" in wanted and not scheme.adaptive:
+    if "convergence" in wanted:
         pieces = op.grid.n_pieces if op.grid else 1
         steps = convergence_steps or [pieces * 2**i for i in range(1, 6)]
         reports["convergence"] = _convergence_report(convergence_study(op, x, scheme, steps, reference_factor=8))
@@ -99,8 +111,9 @@ def analyze_model(model, x: torch.Tensor, out: str, blocks=None, quiet: bool = F
     (every example of the batch), with a progress line on stderr unless ``quiet``."""
     inputs = block_inputs(model, x)
     chosen = [i for i in range(len(model.blocks)) if blocks is None or i in blocks]
-    n_analyses = len(kw.get("analyses", ANALYSES))
-    progress = Progress(len(chosen) * n_analyses, "analyze", quiet=quiet)
+    total = sum(len(planned_analyses(model.blocks[i], kw.get("analyses", ANALYSES), kw.get("with_conditioning", True)))
+                for i in chosen)
+    progress = Progress(total, "analyze", quiet=quiet)
     results = {}
     for i in chosen:
         progress(0, f"block {i}")
