@@ -264,6 +264,22 @@ def test_krylov_solvers_run_numpy_blas_on_one_thread():
     assert seen and set(seen) == {1}
 
 
+def test_unconverged_radius_is_bracketed_by_a_certified_value_and_the_norm():
+    """ARPACK stopped by its budget: the reported lower end is an eigenvalue (small residual) and
+    never exceeds the dense radius by more than its residual allows."""
+    g = np.random.default_rng(5)
+    n = 400
+    M = torch.tensor(np.diag(np.r_[1.05, 1.0 + 0.01 * g.random(n - 1)]) + 0.02 * g.standard_normal((n, n)))
+    J = A.JacobianOperator(lambda v: v @ M.T, torch.zeros(n))
+    r = A.count_outside(J, 1 + 1e-6, budget=60, dense_fallback=0)
+    dense = np.abs(np.linalg.eigvals(M.numpy())).max()
+    assert not r["exact"]
+    assert np.isnan(r["radius_lower"]) or r["radius_lower"] <= dense * (1 + 1e-5)
+    assert dense <= np.linalg.norm(M.numpy(), 2) + 1e-12
+    full = A.count_outside(J, 1 + 1e-6, dense_fallback=0)
+    assert full["status"] == "converged" and full["radius_lower"] == pytest.approx(dense, rel=1e-8)
+
+
 def test_second_order_block_unstable_complex_modes_are_found():
     """The case that the layer-eigenvalue analysis misses: a TV-normalised second-order block
     with leapfrog has step-map modes outside the unit circle although the few extreme layer

@@ -37,7 +37,8 @@ def _dense_count(J_dense: np.ndarray, radius: float) -> dict:
     """The eigenvalues of a dense matrix outside the disc of ``radius``: exact."""
     ev = np.linalg.eigvals(J_dense)
     mod = np.abs(ev)
-    return dict(radius=float(mod.max()), radius_residual=0.0, status="converged", count=int((mod > radius).sum()),
+    return dict(radius=float(mod.max()), radius_residual=0.0, radius_lower=float(mod.max()), status="converged",
+                count=int((mod > radius).sum()),
                 exact=True, outside=ev[mod > radius], computed=ev, n_matvecs=J_dense.shape[1], method="dense")
 
 
@@ -75,14 +76,17 @@ def count_outside(J, radius: float, k0: int = 4, count_max: int = 256, tol: floa
             break
         k = min(2 * k, count_max)
     vals = np.atleast_1d(res.values)
+    # a value whose eigen-residual is small is (near) an eigenvalue, converged or not: a lower bound on ρ
+    sure = np.atleast_1d(res.residuals) <= max(tol, 1e-6)
     return dict(radius=float(mod.max()), radius_residual=float(res.residuals[np.argmax(mod)]),
+                radius_lower=float(mod[sure].max()) if sure.any() else float("nan"),
                 status=res.status, count=int(outside.sum()), exact=complete and res.status == "converged",
                 outside=vals[outside], computed=vals, n_matvecs=used, method=res.method)
 
 
 def _certified_inside(norm_upper: float, radius: float) -> dict:
     """ρ(S) ≤ ‖S‖₂ ≤ ``norm_upper`` ≤ ``radius``: no eigenvalue outside, with no eigenvalue solve."""
-    return dict(radius=norm_upper, radius_residual=0.0, status="converged", count=0, exact=True,
+    return dict(radius=norm_upper, radius_residual=0.0, radius_lower=float("nan"), status="converged", count=0, exact=True,
                 outside=np.zeros(0, complex), computed=np.zeros(0, complex), n_matvecs=0, method="norm bound")
 
 
