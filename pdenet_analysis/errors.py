@@ -68,3 +68,11 @@ def require_positive(name: str, value: float) -> float:
     if not (v > 0 and v != float("inf")):
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     return v
+
+
+def failure_status(error: Exception) -> str:
+    """The status word a failed integration reports with ``throw=False``: "nonfinite",
+    "max_steps_reached" (an adaptive solver's step budget) or "failed"."""
+    if isinstance(error, NonFiniteError):
+        return "nonfinite"
+    return "max_steps_reached" if "max_num_steps exceeded" in str(error) else "failed"

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from .errors import IntegrationError, NonFiniteError, require_positive
+from .errors import IntegrationError, NonFiniteError, failure_status, require_positive
 from .gradients import Adjoint, ReversibleFunction, Reversible, get_gradient
 from .schemes import get_scheme
 from .schemes.base import Scheme
@@ -240,8 +240,7 @@ def integrate(
     except IntegrationError as e:
         if throw:
             raise
-        status = ("nonfinite" if isinstance(e, NonFiniteError) else
-                  "max_steps_reached" if "max_num_steps exceeded" in str(e) else "failed")
+        status = failure_status(e)
         stats = Stats(n_steps=op.accepted, n_accepted=op.accepted, n_rejected=op.rejected, n_evals=op.evals)
         return Solution(None, None, stats, scheme, T, None if scheme.adaptive else T / n_steps, status=status,
                         message=str(e), failed_step=getattr(e, "step", None), failed_time=getattr(e, "time", None))

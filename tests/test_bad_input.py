@@ -210,3 +210,21 @@ def test_small_or_empty_requests_are_refused():
         A.convergence_study(op, y0, "euler", [])
     with pytest.raises(ValueError, match="t_eval must be increasing finite times from 0 to at most T"):
         pa.integrate(op, y0, "dopri5", trajectory=True, t_eval=torch.tensor([0.0, 2.0]))
+
+
+@pytest.mark.parametrize("analysis", ["spectrum_along_trajectory", "conditioning", "energy"])
+def test_analyses_with_throw_false_report_a_blow_up_instead_of_raising(analysis, tmp_path):
+    from pdenet_analysis import analysis as A
+
+    op, y0 = paper_operator("parabolic", activation="relu", interpolation="constant", n_pieces=1)
+    with torch.no_grad():
+        op.layer.weight.mul_(1e3)
+    fn = getattr(A, analysis)
+    with pytest.raises(pa.NonFiniteError):
+        fn(op, y0, "euler", n_steps=400)
+    rep = fn(op, y0, "euler", n_steps=400, throw=False)
+    assert not rep.ok and rep.failure["status"] == "nonfinite" and rep.failure["step"] is not None
+    paths = rep.save(str(tmp_path))
+    assert "failed (nonfinite)" in open(paths["md"]).read()
+    ok = fn(*paper_operator("parabolic"), "euler", n_steps=2, throw=False)
+    assert ok.ok and ok.failure is None

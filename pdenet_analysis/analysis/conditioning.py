@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from .krylov import InnerSolveFailed, InverseChain, golub_kahan
-from .report import Report
+from .report import Report, sweepable
 from ..errors import IncompatibleSchemeError
 from ..schemes.base import Scheme
 from .steps import discretise, distribution, select_examples
@@ -99,6 +99,7 @@ def _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method="auto
     return sigma, res, status, method, info
 
 
+@sweepable("conditioning")
 def conditioning(operator, y0, scheme="euler", *, T=None, n_steps=None, k: int = 3, tol: float = 1e-8,
                  map: str = "state", dense_max: int = 2048, inner_tol: float | None = None, max_iter: int = 300,
                  rtol: float = 1e-6, atol: float = 1e-8, examples=None, method: str = "auto") -> Report:

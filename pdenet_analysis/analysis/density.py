@@ -30,7 +30,7 @@ from ..schemes.base import stage_time
 from .eigen import arnoldi
 from .krylov import golub_kahan, lanczos_tridiagonal
 from .linear import JacobianOperator, operator_jacobian
-from .report import Report
+from .report import Report, sweepable
 
 
 def slq(matvec, n: int, n_vectors: int = 8, m: int = 60, seed: int = 0, dtype=torch.float64, device="cpu"):
@@ -81,6 +81,7 @@ def parabolic_bound(operator, image_size) -> list[dict] | None:
     return out
 
 
+@sweepable("density")
 def spectral_density(operator, y0, scheme="euler", *, T=None, n_steps=None, step: int = 0, example: int = 0,
                      n_vectors: int = 8, m: int = 80, n_arnoldi: int = 150, seed: int = 0) -> Report:
     """Spectral density of the symmetric part of the layer Jacobian (SLQ), wide-Arnoldi Ritz

@@ -17,12 +17,13 @@ from ..integrate import integrate, reverse
 from ..operators import functional as F
 from ..operators.layers import SymmetricLayer
 from ..schemes import get_scheme
-from .report import Report
+from .report import Report, sweepable
 
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
+@sweepable("reversibility")
 def reversibility(operator, y0, scheme, *, T=None, n_steps_list=(1, 2, 4, 8, 16, 32, 64),
                   dtypes=("float64", "float32", "bfloat16"), step_sizes=None) -> Report:
     """Relative reconstruction error ‖Y₀ − R(Φ(Y₀))‖/‖Y₀‖ after n forward and n inverse steps.
@@ -71,6 +72,7 @@ def _cast(operator, dtype):
     return copy.deepcopy(operator).to(dtype)
 
 
+@sweepable("energy")
 def energy(operator, y0, scheme, *, T=None, n_steps=None, example: int | None = None) -> Report:
     """Norms along the trajectory and, where defined, the energy of eq. 12 or the Hamiltonian."""
     scheme = get_scheme(scheme)

@@ -50,10 +50,16 @@ class Report:
     data: dict = field(default_factory=dict)
     plot: Callable | None = field(default=None, repr=False)
     notes: list[str] = field(default_factory=list)
+    #: None, or (with ``throw=False``) what made the analysis fail: status, message, step, time
+    failure: dict | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
 
     def to_dict(self) -> dict:
         return _jsonable(dict(name=self.name, title=self.title, columns=self.columns, rows=self.rows,
-                              notes=self.notes, data=self.data))
+                              notes=self.notes, data=self.data, failure=self.failure))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -95,3 +101,29 @@ class Report:
         else:
             paths.pop("png")
         return paths
+
+
+def sweepable(name: str):
+    """Give an analysis a ``throw`` argument (default True). With ``throw=False`` an
+    :class:`~pdenet_analysis.errors.IntegrationError` (NaN/Inf on the way, an adaptive solver out
+    of steps) returns a :class:`Report` whose ``failure`` says what happened, so that a sweep over
+    step sizes or checkpoints records its unstable points and goes on."""
+    import functools
+
+    from ..errors import IntegrationError, failure_status
+
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, throw: bool = True, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except IntegrationError as e:
+                if throw:
+                    raise
+                failure = dict(status=failure_status(e), message=str(e), step=getattr(e, "step", None),
+                               time=getattr(e, "time", None))
+                return Report(name, f"{name}: failed ({failure['status']})", [], [], {}, None, [str(e)], failure)
+
+        return wrapper
+
+    return deco

@@ -20,7 +20,7 @@ import torch
 from ..schemes.base import stage_time
 from .eigen import eigs
 from .linear import operator_jacobian
-from .report import Report
+from .report import Report, sweepable
 from .stepmap import step_map_spectra
 
 
@@ -81,6 +81,7 @@ def _layer_spectrum(operator, state, t, example: int, step_scheme, h: float, k: 
                 symmetry_defect=symmetry_defect(J) if how == "J" else float("nan"))
 
 
+@sweepable("stability")
 def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=None, k: int = 6,
                               example: int | None = None, examples=None, backend: str = "auto", tol: float = 1e-8,
                               delta: float = 1e-6, dense_max: int = 2048, count_max: int = 256,

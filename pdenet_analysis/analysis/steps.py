@@ -102,7 +102,8 @@ def discretise(operator, y0, scheme, *, T=None, n_steps=None, rtol: float = 1e-6
             sol = integrate(operator, y0, scheme, T=T, record_steps=True)
             steps = [(t, h, tuple(s.detach() for s in y)) for t, h, y in sol.accepted_steps]
             return Discretisation(operator, scheme, scheme.step_scheme, steps, state0, sol.T)
-        sol = integrate(operator, y0, scheme, T=T, n_steps=n_steps, check_finite=False)
+        # a trajectory that reaches NaN/Inf has no Jacobians to analyse: NonFiniteError names the step
+        sol = integrate(operator, y0, scheme, T=T, n_steps=n_steps)
         h, n = sol.h, sol.stats.n_steps
         s = scheme.init(operator, state0, 0.0, h)
         steps = []
