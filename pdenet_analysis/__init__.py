@@ -10,6 +10,7 @@ from .errors import (
     DataError,
     IncompatibleSchemeError,
     IntegrationError,
+    InvalidArgumentError,
     NonFiniteError,
     PDENetError,
     ShapeError,
@@ -25,7 +26,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "errors", "gradients", "networks", "operators", "schemes", "ConfigMismatchError", "DataError", "IncompatibleSchemeError",
-    "IntegrationError", "NonFiniteError", "PDENetError", "ShapeError", "UnknownNameError", "Adjoint",
+    "IntegrationError", "InvalidArgumentError", "NonFiniteError", "PDENetError", "ShapeError", "UnknownNameError", "Adjoint",
     "Backprop", "Reversible", "Solution", "Stats", "integrate", "reverse", "PDEBlock", "PDECNN",
     "available_presets", "build_preset", "hamiltonian", "parabolic", "resnet", "second_order",
     "available_schemes", "get_scheme", "register_scheme", "__version__",

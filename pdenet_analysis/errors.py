@@ -13,6 +13,10 @@ class PDENetError(Exception):
     """Base class of every error raised by the library."""
 
 
+class InvalidArgumentError(PDENetError, ValueError):
+    """An argument is out of its range or of the wrong kind; the message names what is accepted."""
+
+
 class ShapeError(PDENetError, ValueError):
     """A tensor has the wrong number of dimensions, channels or size."""
 
@@ -64,9 +68,9 @@ def require_positive(name: str, value: float) -> float:
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive number, got {value!r}") from None
+        raise InvalidArgumentError(f"{name} must be a positive number, got {value!r}") from None
     if not (v > 0 and v != float("inf")):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        raise InvalidArgumentError(f"{name} must be a positive finite number, got {value!r}")
     return v
 
 

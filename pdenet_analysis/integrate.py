@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from .errors import InvalidArgumentError
 from .errors import IntegrationError, NonFiniteError, failure_status, require_positive
 from .gradients import Adjoint, ReversibleFunction, Reversible, get_gradient
 from .schemes import get_scheme
@@ -212,11 +213,11 @@ def integrate(
     T_op = operator.T
     if T is None:
         if T_op is None:
-            raise ValueError("this operator has no time grid: pass the final time T")
+            raise InvalidArgumentError("this operator has no time grid: pass the final time T")
         T = T_op
     T = require_positive("final time T", T)
     if T_op is not None and T > T_op * (1 + 1e-12):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"T = {T:g} exceeds the operator's final time {T_op:g}: θ(t) is only defined on [0, {T_op:g}]"
         )
     state0 = operator.to_state(y0)
@@ -227,11 +228,11 @@ def integrate(
         if n_steps is None:
             grid = operator.grid
             if grid is None:
-                raise ValueError(f"fixed-step scheme {scheme.name!r} needs n_steps for an operator without a time grid")
+                raise InvalidArgumentError(f"fixed-step scheme {scheme.name!r} needs n_steps for an operator without a time grid")
             n_steps = grid.n_pieces
         if isinstance(n_steps, bool) or not isinstance(n_steps, (int, float)) or not math.isfinite(n_steps) \
                 or int(n_steps) != n_steps or n_steps < 1:
-            raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
+            raise InvalidArgumentError(f"n_steps must be a positive integer, got {n_steps!r}")
         run = _integrate_fixed
     try:
         sol = run(operator, op, y0, state0, scheme, grad, T, int(n_steps or 0), trajectory, t_eval, check_finite, record_steps)
@@ -258,7 +259,7 @@ def _integrate_adaptive(operator, op, y0, state0, scheme, grad, T, n_steps, traj
     if t_eval.dim() != 1 or len(t_eval) < 2 or not bool(torch.isfinite(t_eval).all()) \
             or not bool((t_eval[1:] > t_eval[:-1]).all()) or float(t_eval[0]) != 0.0 \
             or float(t_eval[-1]) > T * (1 + 1e-12):
-        raise ValueError(f"t_eval must be increasing finite times from 0 to at most T = {T:g} (θ(t) is only defined "
+        raise InvalidArgumentError(f"t_eval must be increasing finite times from 0 to at most T = {T:g} (θ(t) is only defined "
                          f"there), got {t_eval.tolist() if t_eval.numel() <= 8 else tuple(t_eval.shape)}")
     if check_finite and not _all_finite(state0):
         raise NonFiniteError("the initial state contains NaN or Inf", step=0, time=0.0)
@@ -329,10 +330,10 @@ def reverse(operator, solution: Solution, n_steps: int | None = None, check_fini
         raise IntegrationError(f"cannot reverse an integration that did not succeed ({solution.status}): {solution.message}")
     n = solution.stats.n_steps
     if n_steps is not None and n_steps != n:
-        raise ValueError(f"reverse(n_steps={n_steps!r}) but the solution took {n} steps: the inverse steps must undo "
+        raise InvalidArgumentError(f"reverse(n_steps={n_steps!r}) but the solution took {n} steps: the inverse steps must undo "
                          "exactly the steps taken; leave n_steps out")
     if not _same_operator(operator, solution.operator):
-        raise ValueError("reverse() was given another operator than the one the solution was integrated with (its "
+        raise InvalidArgumentError("reverse() was given another operator than the one the solution was integrated with (its "
                          "kind, shape or weights differ); pass that operator")
     op = CountingOperator(operator)
     state = solution.internal

@@ -28,6 +28,7 @@ import math
 import numpy as np
 import torch
 
+from ..errors import InvalidArgumentError
 from .krylov import InnerSolveFailed, InverseChain, golub_kahan
 from .report import Report, sweepable
 from ..errors import IncompatibleSchemeError
@@ -112,7 +113,7 @@ def conditioning(operator, y0, scheme="euler", *, T=None, n_steps=None, k: int =
     route for σ_min (``METHODS``; "auto" picks as the module docstring says).
     """
     if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        raise InvalidArgumentError(f"method must be one of {METHODS}, got {method!r}")
     y0 = select_examples(y0, examples)
     disc = discretise(operator, y0, scheme, T=T, n_steps=n_steps, rtol=rtol, atol=atol)
     J = disc.flow_jacobian(map)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..errors import InvalidArgumentError
 from ..integrate import integrate
 
 
@@ -86,7 +87,7 @@ def convergence_study(
             f"pass its fixed-step tableau: get_scheme({scheme.name!r}).step_scheme")
     n_steps = list(n_steps)
     if len(n_steps) < 2:
-        raise ValueError(f"an observed order is a slope: give at least two step counts, got n_steps={n_steps!r}")
+        raise InvalidArgumentError(f"an observed order is a slope: give at least two step counts, got n_steps={n_steps!r}")
     with torch.no_grad():
         state0 = operator.to_state(y0)
         T = operator.T if T is None else T

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import InvalidArgumentError
 from ..integrate import integrate
 from ..operators import functional as F
 from ..operators.layers import SymmetricLayer
@@ -91,7 +92,7 @@ def spectral_density(operator, y0, scheme="euler", *, T=None, n_steps=None, step
     with torch.no_grad():
         sol = integrate(operator, y0, scheme, T=T, n_steps=n_steps, trajectory=True, check_finite=False)
     if sol.h is None:
-        raise ValueError("spectral_density needs a fixed-step solve (its states at the steps); pass a fixed-step scheme")
+        raise InvalidArgumentError("spectral_density needs a fixed-step solve (its states at the steps); pass a fixed-step scheme")
     h = sol.h
     state = sol.trajectory[step]
     t = stage_time(step * h, 0.0, h)

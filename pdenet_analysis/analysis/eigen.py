@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..errors import InvalidArgumentError
 from .threads import with_serial_blas
 
 WHICH = ("LM", "LR", "SR", "SM")
@@ -99,9 +100,9 @@ def eigs(op, k: int = 6, which: str = "LM", backend: str = "auto", tol: float = 
     :func:`~.stepmap.count_outside`).
     """
     if which not in WHICH:
-        raise ValueError(f"which must be one of {WHICH}, got {which!r}")
+        raise InvalidArgumentError(f"which must be one of {WHICH}, got {which!r}")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= op.shape[1]:
-        raise ValueError(f"k must be an integer between 1 and the operator's dimension {op.shape[1]}, got {k!r}")
+        raise InvalidArgumentError(f"k must be an integer between 1 and the operator's dimension {op.shape[1]}, got {k!r}")
     # no solver can resolve below the precision its matrix-vector products are computed in
     tol = max(tol, 100 * torch.finfo(getattr(op, "dtype", torch.float64)).eps)
     if backend == "auto":
@@ -115,7 +116,7 @@ def eigs(op, k: int = 6, which: str = "LM", backend: str = "auto", tol: float = 
     if backend == "torch" or n <= k + 2:
         return arnoldi(op, k, which, m=m if n > k + 2 else n, tol=tol, symmetric=symmetric, scale=scale)
     if backend != "scipy":
-        raise ValueError(f"backend must be 'auto', 'scipy' or 'torch', got {backend!r}")
+        raise InvalidArgumentError(f"backend must be 'auto', 'scipy' or 'torch', got {backend!r}")
     from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, eigs as sp_eigs, eigsh
 
     L = op.as_scipy()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..errors import InvalidArgumentError
 from .threads import with_serial_blas
 
 
@@ -125,11 +126,11 @@ def golub_kahan(op, k: int = 1, which: str = "largest", tol: float = 1e-8, max_i
     (status "not_converged": each value is still the bound the interlacing makes it).
     """
     if which not in ("largest", "smallest"):
-        raise ValueError(f"which must be 'largest' or 'smallest', got {which!r}")
+        raise InvalidArgumentError(f"which must be 'largest' or 'smallest', got {which!r}")
     batch, (m, n) = op.batch, op.shape
     dim = min(m, n)
     if not 1 <= k <= dim:
-        raise ValueError(f"k must be between 1 and the operator's dimension {dim}, got {k}")
+        raise InvalidArgumentError(f"k must be between 1 and the operator's dimension {dim}, got {k}")
     tol = max(float(tol), 100 * torch.finfo(op.dtype).eps)
     g = torch.Generator().manual_seed(seed)
     V, U = Basis(torch.empty(batch, n, dtype=op.dtype, device=op.device)), Basis(torch.empty(batch, m, dtype=op.dtype, device=op.device))

@@ -22,6 +22,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from torch.func import jvp, linearize, vjp
+from ..errors import InvalidArgumentError
 
 
 def _as_tuple(x) -> tuple:
@@ -82,7 +83,7 @@ class JacobianOperator:
     def _prepare(self, v: torch.Tensor) -> tuple[torch.Tensor, bool]:
         one = v.dim() == 1
         if self.batched and one and self.batch != 1:
-            raise ValueError(f"a batched operator takes (batch, n) = ({self.batch}, {self.shape[1]}) vectors, got {tuple(v.shape)}")
+            raise InvalidArgumentError(f"a batched operator takes (batch, n) = ({self.batch}, {self.shape[1]}) vectors, got {tuple(v.shape)}")
         return v.to(self.dtype).reshape(self.batch, -1), one
 
     #: products by plain forward mode before the linearisation is traced (tracing costs about as
@@ -146,7 +147,7 @@ class JacobianOperator:
         from scipy.sparse.linalg import LinearOperator
 
         if getattr(self, "batch", 1) != 1:
-            raise ValueError("as_scipy() needs one example: build the operator with batched=False or one example")
+            raise InvalidArgumentError("as_scipy() needs one example: build the operator with batched=False or one example")
 
         def mv(v):
             t = torch.as_tensor(np.array(np.real(v), dtype=np.float64), device=self.device).to(self.dtype)
@@ -200,4 +201,4 @@ def operator_jacobian(operator, state: tuple, t: float = 0.0, example: int = 0):
         A = JacobianOperator(lambda zz: operator.part_f(t, zz), z)
         B = JacobianOperator(lambda yy: operator.part_g(t, yy), y)
         return ProductOperator(B, A), "BA"
-    raise ValueError(f"unknown operator kind {kind!r}")
+    raise InvalidArgumentError(f"unknown operator kind {kind!r}")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..errors import InvalidArgumentError
 from ..integrate import integrate
 from ..schemes import get_scheme
 from .linear import JacobianOperator
@@ -77,7 +78,7 @@ class Discretisation:
     def flow_jacobian(self, map: str = "state") -> JacobianOperator:
         """J_Φ, batched over the examples, for ``map`` "state" or "block" (see module docstring)."""
         if map not in MAPS:
-            raise ValueError(f"map must be one of {MAPS}, got {map!r}")
+            raise InvalidArgumentError(f"map must be one of {MAPS}, got {map!r}")
         if map == "block" and self.operator.kind == "second_order":
             v0 = torch.zeros_like(self.state0[1])
             return JacobianOperator(lambda y: self.flow((y, v0))[0], self.state0[0], batched=True)

@@ -19,6 +19,7 @@ import copy
 import torch
 from torch import nn
 
+from ..errors import InvalidArgumentError
 from ..errors import ShapeError, UnknownNameError
 from ..operators import OPERATOR_FACTORIES, truncated_normal_kernel
 from .blocks import PDEBlock
@@ -68,7 +69,7 @@ class PDECNN(nn.Module):
         if architecture not in OPERATOR_FACTORIES:
             raise UnknownNameError("architecture", architecture, OPERATOR_FACTORIES)
         if len(widths) < 2:
-            raise ValueError(f"widths needs at least two entries [nf0, nf1], got {widths!r}")
+            raise InvalidArgumentError(f"widths needs at least two entries [nf0, nf1], got {widths!r}")
         self.config = dict(
             architecture=architecture, widths=list(widths), in_channels=in_channels, n_classes=n_classes,
             T=T, n_steps=n_steps, scheme=scheme, interpolation=interpolation, activation=activation,

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import InvalidArgumentError
 from ..errors import UnknownNameError, require_positive
 
 INTERPOLATIONS = ("constant", "linear")
@@ -60,7 +61,7 @@ class TimeGrid:
     def __post_init__(self) -> None:
         require_positive("final time T", self.T)
         if int(self.n_pieces) != self.n_pieces or self.n_pieces < 1:
-            raise ValueError(f"n_pieces must be a positive integer, got {self.n_pieces!r}")
+            raise InvalidArgumentError(f"n_pieces must be a positive integer, got {self.n_pieces!r}")
         if self.interpolation not in INTERPOLATIONS:
             raise UnknownNameError("interpolation", self.interpolation, INTERPOLATIONS)
 
@@ -76,7 +77,7 @@ class TimeGrid:
     def refined(self, factor: int = 2) -> "TimeGrid":
         """The grid with every piece split into ``factor`` pieces (a positive integer)."""
         if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
-            raise ValueError(f"refined(factor) needs a positive integer factor, got {factor!r}")
+            raise InvalidArgumentError(f"refined(factor) needs a positive integer factor, got {factor!r}")
         return TimeGrid(self.T, self.n_pieces * factor, self.interpolation)
 
     def coefficients(self, t: float | torch.Tensor) -> tuple[int, int, float]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+from ..errors import InvalidArgumentError
 from ..errors import IncompatibleSchemeError, UnknownNameError
 from .adaptive import ADAPTIVE_METHODS, TorchDiffEq
 from .base import Scheme
@@ -33,7 +34,7 @@ for _m in ADAPTIVE_METHODS:
 def register_scheme(name: str, factory: Callable[..., Scheme], overwrite: bool = False) -> None:
     """Add a scheme factory under ``name``."""
     if name in _REGISTRY and not overwrite:
-        raise ValueError(f"a scheme named {name!r} is already registered; pass overwrite=True to replace it")
+        raise InvalidArgumentError(f"a scheme named {name!r} is already registered; pass overwrite=True to replace it")
     _REGISTRY[name] = factory
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import InvalidArgumentError
 from .base import Scheme, stage_time
 from .tableau import ButcherTableau
 
@@ -23,7 +24,7 @@ class ExplicitRungeKutta(Scheme):
 
     def __init__(self, tableau: ButcherTableau, order: int, name: str = "explicit_rk"):
         if not tableau.order_conditions_satisfied(min(order, 4)):
-            raise ValueError(f"tableau of {name!r} does not satisfy the order conditions of order {order}")
+            raise InvalidArgumentError(f"tableau of {name!r} does not satisfy the order conditions of order {order}")
         self.tableau, self.order, self.name = tableau, int(order), name
         self._rows = [[(j, a) for j, a in enumerate(row[:i]) if a != 0.0] for i, row in enumerate(tableau.a)]
         self._weights = [(i, b) for i, b in enumerate(tableau.b) if b != 0.0]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import InvalidArgumentError
 from .base import Scheme, stage_time
 
 
@@ -119,7 +120,7 @@ class Leapfrog(Scheme):
 
     def __init__(self, start: str = "paper"):
         if start not in ("paper", "symmetric"):
-            raise ValueError(f"leapfrog start must be 'paper' or 'symmetric', got {start!r}")
+            raise InvalidArgumentError(f"leapfrog start must be 'paper' or 'symmetric', got {start!r}")
         self.start = start
         self.name = "leapfrog" if start == "paper" else "leapfrog_symmetric"
         self.order = 1 if start == "paper" else 2

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from ..errors import InvalidArgumentError
 
 
 @dataclass(frozen=True)
@@ -24,27 +25,27 @@ class ButcherTableau:
     def __post_init__(self) -> None:
         s = len(self.b)
         if s == 0:
-            raise ValueError("a Butcher tableau needs at least one stage")
+            raise InvalidArgumentError("a Butcher tableau needs at least one stage")
         if len(self.c) != s or len(self.a) != s or any(len(row) != s for row in self.a):
-            raise ValueError(f"tableau shapes disagree: A must be {s}×{s} and c of length {s}")
+            raise InvalidArgumentError(f"tableau shapes disagree: A must be {s}×{s} and c of length {s}")
         A = self.matrix
         if np.any(np.triu(A) != 0):
-            raise ValueError("A must be strictly lower triangular for an explicit method")
+            raise InvalidArgumentError("A must be strictly lower triangular for an explicit method")
         if not np.allclose(A.sum(axis=1), self.c, atol=self.tol, rtol=0):
-            raise ValueError(f"row sums of A {A.sum(axis=1).tolist()} must equal c {list(self.c)}")
+            raise InvalidArgumentError(f"row sums of A {A.sum(axis=1).tolist()} must equal c {list(self.c)}")
         if abs(sum(self.b) - 1.0) > self.tol:
-            raise ValueError(f"weights b must sum to 1, got {sum(self.b)!r}")
+            raise InvalidArgumentError(f"weights b must sum to 1, got {sum(self.b)!r}")
 
     @classmethod
     def explicit(cls, a_lower: list[list[float]], b: list[float]) -> "ButcherTableau":
         """Build from the rows below the diagonal (row i has i entries); c is derived."""
         s = len(b)
         if len(a_lower) != s - 1:
-            raise ValueError(f"{s} stages need {s - 1} rows below the diagonal, got {len(a_lower)}")
+            raise InvalidArgumentError(f"{s} stages need {s - 1} rows below the diagonal, got {len(a_lower)}")
         rows = [tuple([0.0] * s)]
         for i, row in enumerate(a_lower, start=1):
             if len(row) != i:
-                raise ValueError(f"row {i} of A below the diagonal must have {i} entries, got {len(row)}")
+                raise InvalidArgumentError(f"row {i} of A below the diagonal must have {i} entries, got {len(row)}")
             rows.append(tuple(float(x) for x in row) + (0.0,) * (s - i))
         c = tuple(float(sum(r)) for r in rows)
         return cls(tuple(rows), tuple(float(x) for x in b), c)

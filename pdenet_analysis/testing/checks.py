@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import InvalidArgumentError
 from ..analysis.convergence import convergence_study
 from ..integrate import integrate, reverse
 from ..schemes import get_scheme
@@ -30,7 +31,7 @@ def linear_problem(kind: str, seed: int = 0):
     if kind == "second_order":
         return (LinearSecondOrder(-random_spd(3, seed + 2)),
                 (torch.randn(2, 3, generator=g, dtype=dt), torch.randn(2, 3, generator=g, dtype=dt)))
-    raise ValueError(f"unknown kind {kind!r}")
+    raise InvalidArgumentError(f"unknown kind {kind!r}")
 
 
 def check_order(scheme, kinds=None, n_steps=(8, 16, 32, 64, 128), T: float = 2.0, tolerance: float = 0.15) -> dict:
