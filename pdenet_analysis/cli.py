@@ -188,7 +188,7 @@ def _cmd_train(args) -> int:
         model = model.with_scheme(args.scheme, args.steps)
     _check_fits(model, data.x_train[:1], f"the {args.dataset} data set")
     cfg = TrainConfig(epochs=args.epochs, device=args.device, out=args.out, resume=args.resume, seed=args.seed, dataset=args.dataset,
-                      augment=not args.no_augment, lr=args.lr)
+                      augment=not args.no_augment, lr=args.lr, progress=not args.quiet)
     summary = train(model, data, cfg)
     summary.pop("history")
     os.makedirs(args.out, exist_ok=True)
@@ -233,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--download", action="store_true", help="fetch the official files into --data-dir (checksum-verified)")
     t.add_argument("--resume", action="store_true")
     t.add_argument("--no-augment", action="store_true")
+    t.add_argument("--quiet", action="store_true", help="no per-batch progress or per-epoch lines on stderr/stdout")
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=_cmd_train)
     a = sub.add_parser("analyze", help="spectra, stability, conditioning, reversibility, convergence, energy")
