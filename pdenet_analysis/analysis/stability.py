@@ -119,7 +119,7 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
         norms = golub_kahan(S, k=1, which="largest", tol=tol)
         norm_product *= norms.values[:, 0]
         spectra = step_map_spectra(disc, j, delta=delta, dense_max=dense_max, count_max=count_max, tol=tol, backend=backend,
-                                   norms=norms, progress=progress)
+                                   norms=norms, progress=progress, S=S)
         per_ex = [dict(example=b, step_map_radius=sm["radius"], step_map_radius_upper=sm["radius_upper"],
                        step_map_radius_lower=sm["radius_lower"],
                        step_map_radius_residual=sm["radius_residual"], step_map_status=sm["status"], n_outside=sm["count"],

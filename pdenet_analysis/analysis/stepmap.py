@@ -91,7 +91,7 @@ def _certified_inside(norm_upper: float, radius: float) -> dict:
 
 
 def step_map_spectra(disc, j: int, *, delta: float = 1e-6, dense_max: int = 2048, count_max: int = 256,
-                     tol: float = 1e-8, backend: str = "auto", norms=None, progress=None) -> list[dict]:
+                     tol: float = 1e-8, backend: str = "auto", norms=None, progress=None, S=None) -> list[dict]:
     """ρ(S_j) and the eigenvalues of S_j outside the disc of radius 1 + δ, for every example.
 
     Up to ``dense_max`` unknowns S_j is formed for all examples at once (n batched products) and
@@ -102,7 +102,7 @@ def step_map_spectra(disc, j: int, *, delta: float = 1e-6, dense_max: int = 2048
     ``radius_upper`` = ‖S_j‖₂·(1 + residual) when ``norms`` is given (ρ ≤ ‖S‖ always), so a
     radius that did not converge still comes with a bracket. ``progress()`` is called per example.
     """
-    S = disc.step_jacobian(j)
+    S = disc.step_jacobian(j) if S is None else S  # the caller's S_j, linearised once
     n = S.shape[1]
     tick = progress or (lambda: None)
     upper = [float("nan")] * S.batch
