@@ -228,3 +228,33 @@ def test_analyses_with_throw_false_report_a_blow_up_instead_of_raising(analysis,
     assert "failed (nonfinite)" in open(paths["md"]).read()
     ok = fn(*paper_operator("parabolic"), "euler", n_steps=2, throw=False)
     assert ok.ok and ok.failure is None
+
+
+def test_unknown_dtype_name_in_reversibility():
+    op, y0 = paper_operator("hamiltonian", channels=4)
+    with pytest.raises(pa.UnknownNameError, match="unknown dtype 'float8'.*bfloat16"):
+        pa.analysis.reversibility(op, y0, "verlet", dtypes=("float64", "float8"))
+
+
+def test_reversibility_takes_torch_dtypes():
+    op, y0 = paper_operator("hamiltonian", channels=4)
+    rep = pa.analysis.reversibility(op, y0, "verlet", dtypes=(torch.float64,), n_steps_list=(2,))
+    assert rep.data["results"][0]["dtype"] == "float64"
+    assert rep.data["results"][0]["relative_error"] < 1e-12
+
+
+@pytest.mark.parametrize("preset", ["digits-parabolic", "cifar10-hamiltonian"])
+def test_network_names_its_input(preset):
+    net = pa.build_preset(preset).eval()
+    c, m = net.config["in_channels"], net.min_image_size
+    with pytest.raises(pa.ShapeError, match=rf"{preset} takes images shaped \(N, {c}, H, W\)"):
+        net(torch.randn(2, c + 1, 16, 16))
+    with pytest.raises(pa.ShapeError, match=rf"at least {m}×{m} pixels, got {m // 2}×{m}"):
+        net(torch.randn(2, c, m // 2, m))
+    w = next(net.parameters()).dtype
+    other = torch.float32 if w == torch.float64 else torch.float64
+    with pytest.raises(TypeError, match=f"{w} weights but got {other} images"):
+        net(torch.randn(2, c, m, m, dtype=other))
+    with pytest.raises(TypeError, match="takes a torch.Tensor"):
+        net(np.zeros((2, c, m, m)))
+    assert net(torch.randn(2, c, m, m, dtype=w)).shape == (2, net.config["n_classes"])  # the smallest size runs

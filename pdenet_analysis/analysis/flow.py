@@ -13,6 +13,7 @@ import copy
 
 import torch
 
+from ..errors import UnknownNameError
 from ..integrate import integrate, reverse
 from ..operators import functional as F
 from ..operators.layers import SymmetricLayer
@@ -20,7 +21,19 @@ from ..schemes import get_scheme
 from .report import Report, sweepable
 
 
-DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16}
+DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16,
+          "float16": torch.float16}
+
+
+def dtype_named(name) -> tuple[str, torch.dtype]:
+    """(name, dtype) for a floating dtype given by name (``"float32"``) or as a ``torch.dtype``."""
+    if isinstance(name, torch.dtype):
+        for k, v in DTYPES.items():
+            if v == name:
+                return k, v
+    elif name in DTYPES:
+        return name, DTYPES[name]
+    raise UnknownNameError("dtype", str(name), DTYPES)
 
 
 @sweepable("reversibility")
@@ -35,8 +48,7 @@ def reversibility(operator, y0, scheme, *, T=None, n_steps_list=(1, 2, 4, 8, 16,
     scheme.require_inverse()
     T = operator.T if T is None else T
     rows, data = [], []
-    for dname in dtypes:
-        dt = DTYPES[dname]
+    for dname, dt in [dtype_named(d) for d in dtypes]:
         op = _cast(operator, dt)
         x0 = tuple(t.to(dt) for t in y0) if isinstance(y0, (tuple, list)) else y0.to(dt)
         for h in (step_sizes or [None]):
@@ -55,7 +67,7 @@ def reversibility(operator, y0, scheme, *, T=None, n_steps_list=(1, 2, 4, 8, 16,
 
     def plot(fig):
         ax = fig.add_subplot(111)
-        for dname in dtypes:
+        for dname in dict.fromkeys(d["dtype"] for d in data):
             pts = [(d["n_steps"], d["relative_error"]) for d in data if d["dtype"] == dname]
             ax.loglog([p[0] for p in pts], [max(p[1], 1e-18) for p in pts], "o-", label=dname)
         ax.set_xlabel("number of steps")

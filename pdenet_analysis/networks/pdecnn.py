@@ -95,14 +95,27 @@ class PDECNN(nn.Module):
     def blocks(self) -> list[PDEBlock]:
         return [u.block for u in self.units]
 
+    @property
+    def min_image_size(self) -> int:
+        """Smallest H and W the network takes: each 2×2 average pooling halves the image, and the
+        last unit pools globally, so any size from 2^(units − 1) up works (the presets' native sizes
+        are only what the paper trained on)."""
+        return 2 ** (len(self.units) - 1)
+
     def check_input(self, x) -> None:
-        """Images of shape (N, in_channels, H, W) in the network's dtype, or a clear error naming what it takes."""
+        """Images of shape (N, in_channels, H, W) in the network's dtype, with H, W ≥
+        :attr:`min_image_size`, or a clear error naming what it takes."""
         name = self.config.get("preset") or self.config["architecture"]
         c = self.config["in_channels"]
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{name} takes a torch.Tensor of images, got {type(x).__name__}")
         if x.dim() != 4 or x.shape[1] != c:
             raise ShapeError(f"{name} takes images shaped (N, {c}, H, W), got {tuple(x.shape)}")
+        m = self.min_image_size
+        if min(x.shape[2:]) < m:
+            raise ShapeError(f"{name} pools {len(self.units) - 1} times by 2, so it takes images of at least "
+                             f"{m}×{m} pixels, got {x.shape[2]}×{x.shape[3]}: upsample the images or use a "
+                             f"network with fewer units")
         p = next(self.parameters())
         if x.dtype != p.dtype and not torch.is_autocast_enabled(x.device.type):
             raise TypeError(f"{name} has {p.dtype} weights but got {x.dtype} images: convert the images with "
