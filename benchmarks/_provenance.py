@@ -1,15 +1,13 @@
 """Provenance recorded beside every benchmark and study result."""
 
-import datetime
 import json
 import os
-import platform
 import statistics
-import subprocess
-import sys
 import time
 
 import torch
+
+from pdenet_analysis.provenance import provenance  # noqa: F401  (re-exported for the scripts)
 
 
 def interleaved_medians(fns, repeats: int, device, warmup: int = 3) -> list[float]:
@@ -28,22 +26,6 @@ def interleaved_medians(fns, repeats: int, device, warmup: int = 3) -> list[floa
                 torch.cuda.synchronize()
             acc.append(time.perf_counter() - t0)
     return [statistics.median(a) for a in ts]
-
-
-def provenance(command: str | None = None) -> dict:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    except OSError:
-        commit = ""
-    dev = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
-    import torchdiffeq
-
-    return dict(
-        command=command or " ".join([os.path.basename(sys.executable)] + sys.argv),
-        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        device=dev, python=platform.python_version(), torch=torch.__version__,
-        torchdiffeq=torchdiffeq.__version__, commit=commit,
-    )
 
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")

@@ -3,6 +3,8 @@
     pdenet-analysis quickstart            train the four networks on the embedded digits, analyse them, write a report
     pdenet-analysis train --dataset D --model PRESET [--scheme S] [--epochs E] [--device D] [--out DIR] [--resume]
     pdenet-analysis analyze MODEL [--scheme NAME] [--steps N] [--examples N] [--all-blocks] [--device D] [--out DIR]
+    pdenet-analysis study NAME [--quick] [--jobs N] [--device D] [--out DIR] [--executor E]   run a study
+    pdenet-analysis study --list          list the studies and the question each answers
     pdenet-analysis demo                  integrate the paper's three operators and print what happened
     pdenet-analysis schemes               list the schemes and their metadata
     pdenet-analysis presets               list the network presets and their weight counts
@@ -101,7 +103,7 @@ def _check_common(args) -> None:
                               f"{'has no CUDA build' if torch.version.cuda is None else 'sees no GPU'}); use --device cpu")
         if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
             raise PDENetError(f"--device {args.device}: this machine has {torch.cuda.device_count()} GPU(s)")
-    for name in ("steps", "epochs", "examples"):
+    for name in ("steps", "epochs", "examples", "jobs"):
         v = getattr(args, name, None)
         if v is not None and v < 1:
             raise PDENetError(f"--{name} must be a positive integer, got {v}")
@@ -206,6 +208,33 @@ def _cmd_quickstart(args) -> int:
     return 0
 
 
+def _cmd_study(args) -> int:
+    import os
+
+    from .errors import PDENetError
+    from .studies import available_studies, get_study, run_study
+
+    if args.list or args.name is None:
+        if args.name is None and not args.list:
+            raise PDENetError("give a study name, or --list to see them: " + ", ".join(available_studies()))
+        for n in available_studies():
+            print(f"{n:26s} {get_study(n).question}")
+        return 0
+    study = get_study(args.name)
+    slurm = {}
+    for kv in args.slurm:
+        k, sep, v = kv.partition("=")
+        if not sep or not k:
+            raise PDENetError(f"--slurm takes KEY=VALUE (a submitit parameter such as slurm_partition=gpu), got {kv!r}")
+        slurm[k] = int(v) if v.isdigit() else v
+    out = args.out or os.path.join("studies", "results", study.name + ("-quick" if args.quick else ""))
+    cmd = "pdenet-analysis " + " ".join(sys.argv[1:]) if sys.argv and "study" in sys.argv else None
+    summary = run_study(study, out, quick=args.quick, device=args.device, jobs=args.jobs, executor=args.executor,
+                        retry_failed=args.retry_failed, quiet=args.quiet, slurm_args=slurm, command=cmd)
+    print(os.path.join(out, "README.md"))
+    return 0 if not summary["failed"] else 3
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pdenet-analysis", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
@@ -252,6 +281,20 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--quiet", action="store_true", help="no progress on stderr")
     a.add_argument("--seed", type=int, default=0)
     a.set_defaults(func=_cmd_analyze)
+    st = sub.add_parser("study", help="run a study (cached sweep, figures, page); --list shows them")
+    st.add_argument("name", nargs="?", help="the study (see --list)")
+    st.add_argument("--list", action="store_true", help="list the studies and their questions")
+    st.add_argument("--quick", action="store_true", help="the small grid: digits, minutes on 2 CPU cores")
+    st.add_argument("--device", default="cpu")
+    st.add_argument("--jobs", type=int, default=1, help="points run in parallel local processes")
+    st.add_argument("--out", default=None, help="results directory (default studies/results/NAME[-quick])")
+    st.add_argument("--executor", default="local", choices=["local", "submitit-local", "slurm"],
+                    help="where points run: this machine, or submitit (job arrays on Slurm)")
+    st.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
+                    help="submitit executor parameter, e.g. slurm_partition=gpu or timeout_min=120 (repeatable)")
+    st.add_argument("--retry-failed", action="store_true", help="run points recorded as failed again")
+    st.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    st.set_defaults(func=_cmd_study)
     sc = sub.add_parser("schemes", help="list schemes and their metadata")
     sc.add_argument("--json", action="store_true", help="machine-readable output")
     sc.set_defaults(func=_cmd_schemes)

@@ -29,6 +29,7 @@ _REGISTRY: dict[str, Callable[..., Scheme]] = {
 }
 for _m in ADAPTIVE_METHODS:
     _REGISTRY[_m] = functools.partial(TorchDiffEq, _m)
+_BUILTIN = frozenset(_REGISTRY)
 
 
 def register_scheme(name: str, factory: Callable[..., Scheme], overwrite: bool = False) -> None:
@@ -36,6 +37,15 @@ def register_scheme(name: str, factory: Callable[..., Scheme], overwrite: bool =
     if name in _REGISTRY and not overwrite:
         raise InvalidArgumentError(f"a scheme named {name!r} is already registered; pass overwrite=True to replace it")
     _REGISTRY[name] = factory
+
+
+def unregister_scheme(name: str) -> None:
+    """Remove a scheme added by :func:`register_scheme` (the built-in schemes stay)."""
+    if name in _BUILTIN:
+        raise InvalidArgumentError(f"{name!r} is a built-in scheme and cannot be removed")
+    if name not in _REGISTRY:
+        raise UnknownNameError("scheme", name, _REGISTRY)
+    del _REGISTRY[name]
 
 
 def available_schemes() -> list[str]:

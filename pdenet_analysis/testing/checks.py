@@ -54,8 +54,9 @@ def check_inversion(scheme, operator, y0, n_steps: int, T: float | None = None, 
     """Forward then inverse steps recover y0 to ``rtol`` (relative, max-norm, scaled by depth), in
     every component of the first-order state (Y and V, or Y and Z)."""
     scheme = get_scheme(scheme)
-    sol = integrate(operator, y0, scheme, T=T, n_steps=n_steps)
-    back = reverse(operator, sol)
+    with torch.no_grad():  # the operator's weights may require gradients; nothing here needs them
+        sol = integrate(operator, y0, scheme, T=T, n_steps=n_steps)
+        back = reverse(operator, sol)
     ref = operator.to_state(y0)
     err = max(float((b - r).abs().max()) for b, r in zip(back, ref))
     scale = max(1.0, max(float(x.abs().max()) for x in sol.state))
