@@ -87,7 +87,7 @@ def arnoldi(op, k: int = 6, which: str = "LM", m: int | None = None, tol: float 
 @with_serial_blas
 def eigs(op, k: int = 6, which: str = "LM", backend: str = "auto", tol: float = 1e-8,
          symmetric: bool = False, m: int | None = None, scale: float = 0.0, maxiter: int | None = None,
-         ncv: int | None = None) -> EigResult:
+         ncv: int | None = None, dense_max: int = 0) -> EigResult:
     """k extreme eigenvalues of a matrix-free operator.
 
     ``backend``: "scipy" (ARPACK, CPU), "torch" (Arnoldi/Lanczos on the operator's device) or
@@ -97,7 +97,9 @@ def eigs(op, k: int = 6, which: str = "LM", backend: str = "auto", tol: float = 
     the torch path reports the Krylov estimate |β_m s_m| (exact after a breakdown). ``maxiter``
     bounds ARPACK's restarts (the result then says "not_converged"); ``ncv`` is ARPACK's Krylov
     space size (default max(2k + 1, 24)): clustered spectra need a wide one (see
-    :func:`~.stepmap.count_outside`).
+    :func:`~.stepmap.count_outside`). Up to ``dense_max`` unknowns the operator is formed densely
+    and all its eigenvalues computed (LAPACK), which is exact and at such sizes faster than a
+    Krylov method on a clustered spectrum.
     """
     if which not in WHICH:
         raise InvalidArgumentError(f"which must be one of {WHICH}, got {which!r}")
@@ -108,7 +110,7 @@ def eigs(op, k: int = 6, which: str = "LM", backend: str = "auto", tol: float = 
     if backend == "auto":
         backend = "torch" if getattr(op, "device", torch.device("cpu")).type != "cpu" else "scipy"
     n = op.shape[1]
-    if n <= k + 2 and hasattr(op, "dense"):  # as many values as unknowns: the dense eigenvalues, exact
+    if (n <= k + 2 or n <= dense_max) and hasattr(op, "dense"):  # the dense eigenvalues, exact
         D = op.dense().detach().cpu().double().numpy()
         vals = np.linalg.eigvalsh(0.5 * (D + D.T)) if symmetric else np.linalg.eigvals(D)
         vals = vals[_order(vals, which)[:k]]

@@ -64,13 +64,14 @@ def symmetry_defect(J, n_probe: int = 3, seed: int = 0) -> float:
     return worst
 
 
-def _layer_spectrum(operator, state, t, example: int, step_scheme, h: float, k: int, backend: str, tol: float) -> dict:
+def _layer_spectrum(operator, state, t, example: int, step_scheme, h: float, k: int, backend: str, tol: float,
+                    dense_max: int = 0) -> dict:
     """The k largest-magnitude and 2 largest-real-part eigenvalues of the layer Jacobian of one
     example, mapped to the scheme's stability variable z, with what they predict."""
     J, how = operator_jacobian(operator, state, t, example)
-    lm = eigs(J, k=min(k, J.shape[1] - 2), which="LM", backend=backend, tol=tol, maxiter=100)
+    lm = eigs(J, k=min(k, J.shape[1] - 2), which="LM", backend=backend, tol=tol, maxiter=100, dense_max=dense_max)
     lr = eigs(J, k=min(2, J.shape[1] - 2), which="LR", backend=backend, tol=tol, maxiter=100,
-              scale=float(np.max(np.abs(lm.values))))
+              scale=float(np.max(np.abs(lm.values))), dense_max=dense_max)
     mu = np.concatenate([np.atleast_1d(lm.values), np.atleast_1d(lr.values)])
     z = to_stability_variable(mu, how, step_scheme, h)
     return dict(jacobian=how, eigenvalues_LM=np.asarray(lm.values), eigenvalues_LR=np.asarray(lr.values), z=z,
@@ -131,7 +132,8 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
         worst = per_ex[int(np.argmax(radius))]
         # the layer spectrum of the worst example, for comparison only, on a bounded budget
         state = step_scheme.to_state(operator, internal, h)
-        layer = _layer_spectrum(operator, state, stage_time(t0, 0.0, h), worst["example"], step_scheme, h, k, backend, tol)
+        layer = _layer_spectrum(operator, state, stage_time(t0, 0.0, h), worst["example"], step_scheme, h, k, backend, tol,
+                                dense_max)
         status = "converged" if all(e["step_map_status"] == e["step_norm_status"] == "converged" for e in per_ex) else "not_converged"
         n_out = [e["n_outside"] for e in per_ex]
         exact = all(e["count_exact"] for e in per_ex)

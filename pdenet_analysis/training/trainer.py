@@ -144,8 +144,12 @@ def _plain(v):
     return list(v) if isinstance(v, tuple) else v
 
 
-def train(model, data, cfg: TrainConfig, log=print) -> dict:
-    """Train ``model`` on ``data`` (a :class:`~pdenet_analysis.data.Split`); returns the summary."""
+def train(model, data, cfg: TrainConfig, log=print, on_epoch=None) -> dict:
+    """Train ``model`` on ``data`` (a :class:`~pdenet_analysis.data.Split`); returns the summary.
+
+    ``on_epoch(model, row)``, if given, is called after every epoch (before its checkpoint) with
+    the epoch's metrics row; what it returns is stored in ``row["extra"]`` (and so in the history
+    and the checkpoint), e.g. analyses of the weights along training."""
     dev = torch.device(cfg.device)
     torch.manual_seed(cfg.seed)
     model.to(dev)
@@ -231,6 +235,11 @@ def train(model, data, cfg: TrainConfig, log=print) -> dict:
         row = dict(epoch=epoch + 1, lr=cfg.lr_at(epoch), train_loss=loss_sum / seen, train_accuracy=correct / seen,
                    val_loss=val["loss"], val_accuracy=val["accuracy"], seconds=dt, images_per_s=seen / dt,
                    operator_evals_per_forward=evals / n_batches)
+        if on_epoch is not None:
+            extra = on_epoch(model, dict(row))
+            model.train()
+            if extra is not None:
+                row["extra"] = extra
         history.append(row)
         if not n_val or val["accuracy"] > best:
             best = val["accuracy"] if n_val else best
