@@ -71,12 +71,28 @@ def get_gradient(gradient: str | GradientStrategy) -> GradientStrategy:
     return GRADIENTS[gradient]()
 
 
+def autocast_state(device_type: str) -> tuple[str, bool, torch.dtype]:
+    """The autocast settings in force for ``device_type`` (to replay them later)."""
+    return device_type, torch.is_autocast_enabled(device_type), torch.get_autocast_dtype(device_type)
+
+
 class ReversibleFunction(torch.autograd.Function):
-    """Integrate n steps keeping only the final state; backward by inverse steps."""
+    """Integrate n steps keeping only the final state; backward by inverse steps.
+
+    Mixed precision: the backward pass rebuilds each state with the inverse step and
+    differentiates the forward step again, so it must run the layers in exactly the precision the
+    forward pass used, or the rebuilt states and the gradient belong to another network. The
+    forward pass records the autocast state (device, enabled, dtype) and the backward pass replays
+    it, as ``torch.amp.custom_fwd``/``custom_bwd`` do, for any device type. The state itself stays
+    in its own dtype: a float32 state with bf16 layers (:class:`~pdenet_analysis.networks.PDEBlock`
+    keeps it so) reverses to float32 round-off, since the inverse step recomputes bit-identical bf16
+    layer outputs from the same float32 inputs.
+    """
 
     @staticmethod
     def forward(ctx, run, n_state: int, *tensors):
         state, params = tensors[:n_state], tensors[n_state:]
+        ctx.autocast = autocast_state(state[0].device.type)
         with torch.no_grad():
             final = run.forward_steps(tuple(state))
         ctx.run, ctx.n_state = run, n_state
@@ -90,6 +106,13 @@ class ReversibleFunction(torch.autograd.Function):
         state = tuple(x.detach() for x in ctx.saved_tensors)
         grads = tuple(torch.zeros_like(x) if g is None else g for x, g in zip(state, grad_out))
         param_grads = [torch.zeros_like(p) for p in params]
+        device_type, enabled, dtype = ctx.autocast
+        with torch.autocast(device_type, dtype=dtype, enabled=enabled):
+            grads, param_grads = ReversibleFunction._steps_back(run, state, grads, params, param_grads)
+        return (None, None, *grads, *param_grads)
+
+    @staticmethod
+    def _steps_back(run, state, grads, params, param_grads):
         for j in reversed(range(run.n_steps)):
             t = run.t0 + j * run.h
             with torch.no_grad():
@@ -103,4 +126,4 @@ class ReversibleFunction(torch.autograd.Function):
                 if g is not None:
                     acc.add_(g)
             state = prev
-        return (None, None, *grads, *param_grads)
+        return grads, param_grads

@@ -39,6 +39,10 @@ class PDEBlock(nn.Module):
         return integrate(self.operator, x, self.scheme, T=self.T, n_steps=self.n_steps, gradient=self.gradient, **kw)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype in (torch.bfloat16, torch.float16) and torch.is_autocast_enabled(x.device.type):
+            # mixed precision: the layers run in the autocast dtype, the state is kept in float32
+            # (a bf16 state would lose the reversibility and accumulate round-off over the steps)
+            x = x.float()
         sol = self.solve(x)
         self.last_stats = sol.stats
         return sol.y
