@@ -65,9 +65,12 @@ def main():
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--batch", type=int, default=125)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--fast", action="store_true", help="also ours with bf16 autocast and channels-last (GPU settings)")
     args = ap.parse_args()
     dev = torch.device(args.device)
     cfg = TrainConfig()
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     rows = []
     for arch in ("parabolic", "hamiltonian", "second_order", "resnet"):
         torch.manual_seed(0)
@@ -76,8 +79,11 @@ def main():
         x = torch.randn(args.batch, 3, 32, 32, device=dev)
         y = torch.randint(0, 10, (args.batch,), device=dev)
 
-        def step(fwd, reg):
-            loss = nnf.cross_entropy(fwd(x), y)
+        x_cl = x.contiguous(memory_format=torch.channels_last)
+
+        def step(fwd, reg, amp=False, xb=x):
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                loss = nnf.cross_entropy(fwd(xb).float(), y)
             if reg:
                 loss = loss + regulariser(model, cfg)
             opt.zero_grad(set_to_none=True)
@@ -88,11 +94,16 @@ def main():
 
         fns = {"ours": lambda: step(model, True), "ours (no reg)": lambda: step(model, False),
                "plain": lambda: step(lambda z: plain_forward(model, z), False)}
+        if args.fast:  # the trainer's GPU settings (TrainConfig(amp=True, channels_last=True))
+            fns["ours (bf16, channels-last)"] = lambda: step(model, True, amp=True, xb=x_cl)
         med = interleaved_medians(list(fns.values()), args.steps, dev, warmup=1)
         ips = {k: args.batch / m for k, m in zip(fns, med)}
         row = dict(model=f"cifar10-{arch}", **{f"{k} img/s": v for k, v in ips.items()},
                    ratio_ours_to_plain=ips["ours"] / ips["plain"], ratio_noreg_to_plain=ips["ours (no reg)"] / ips["plain"],
                    epoch_40k_s=40_000 / ips["ours"], protocol_100_epochs_min=100 * 40_000 / ips["ours"] / 60)
+        if args.fast:
+            fast = ips["ours (bf16, channels-last)"]
+            row.update(ratio_fast_to_plain=fast / ips["plain"], protocol_100_epochs_min_fast=100 * 40_000 / fast / 60)
         rows.append(row)
         print({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})
     save(args.out or result_path(f"training_{dev.type}.json"),

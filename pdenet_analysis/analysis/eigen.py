@@ -40,6 +40,19 @@ def _order(vals: np.ndarray, which: str) -> np.ndarray:
     return np.argsort(key, kind="stable")
 
 
+def all_eigenvalues(op, symmetric: bool = False) -> np.ndarray:
+    """Every eigenvalue of ``op`` from its dense matrix (small operators only)."""
+    D = op.dense().detach().cpu().double().numpy()
+    return np.linalg.eigvalsh(0.5 * (D + D.T)) if symmetric else np.linalg.eigvals(D)
+
+
+def select(vals: np.ndarray, k: int, which: str) -> EigResult:
+    """The k values of a complete spectrum that ``which`` asks for, as an exact (dense) result."""
+    vals = vals[_order(vals, which)[:k]]
+    return EigResult(vals.real if np.all(np.imag(vals) == 0) else vals, np.zeros(len(vals)), "converged", "dense",
+                     len(vals))
+
+
 @with_serial_blas
 def arnoldi(op, k: int = 6, which: str = "LM", m: int | None = None, tol: float = 1e-8,
             symmetric: bool = False, seed: int = 0, scale: float = 0.0) -> EigResult:
@@ -111,10 +124,9 @@ def eigs(op, k: int = 6, which: str = "LM", backend: str = "auto", tol: float = 
         backend = "torch" if getattr(op, "device", torch.device("cpu")).type != "cpu" else "scipy"
     n = op.shape[1]
     if (n <= k + 2 or n <= dense_max) and hasattr(op, "dense"):  # the dense eigenvalues, exact
-        D = op.dense().detach().cpu().double().numpy()
-        vals = np.linalg.eigvalsh(0.5 * (D + D.T)) if symmetric else np.linalg.eigvals(D)
-        vals = vals[_order(vals, which)[:k]]
-        return EigResult(vals.real if np.all(np.imag(vals) == 0) else vals, np.zeros(k), "converged", "dense", n)
+        res = select(all_eigenvalues(op, symmetric), k, which)
+        res.n_matvecs = n
+        return res
     if backend == "torch" or n <= k + 2:
         return arnoldi(op, k, which, m=m if n > k + 2 else n, tol=tol, symmetric=symmetric, scale=scale)
     if backend != "scipy":

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..schemes.base import stage_time
-from .eigen import eigs
+from .eigen import all_eigenvalues, eigs, select
 from .linear import operator_jacobian
 from .report import Report, sweepable
 from .stepmap import step_map_spectra
@@ -69,9 +69,13 @@ def _layer_spectrum(operator, state, t, example: int, step_scheme, h: float, k: 
     """The k largest-magnitude and 2 largest-real-part eigenvalues of the layer Jacobian of one
     example, mapped to the scheme's stability variable z, with what they predict."""
     J, how = operator_jacobian(operator, state, t, example)
-    lm = eigs(J, k=min(k, J.shape[1] - 2), which="LM", backend=backend, tol=tol, maxiter=100, dense_max=dense_max)
-    lr = eigs(J, k=min(2, J.shape[1] - 2), which="LR", backend=backend, tol=tol, maxiter=100,
-              scale=float(np.max(np.abs(lm.values))), dense_max=dense_max)
+    if J.shape[1] <= dense_max and hasattr(J, "dense"):  # one dense spectrum serves both selections
+        vals = all_eigenvalues(J)
+        lm, lr = select(vals, min(k, J.shape[1]), "LM"), select(vals, min(2, J.shape[1]), "LR")
+    else:
+        lm = eigs(J, k=min(k, J.shape[1] - 2), which="LM", backend=backend, tol=tol, maxiter=100)
+        lr = eigs(J, k=min(2, J.shape[1] - 2), which="LR", backend=backend, tol=tol, maxiter=100,
+                  scale=float(np.max(np.abs(lm.values))))
     mu = np.concatenate([np.atleast_1d(lm.values), np.atleast_1d(lr.values)])
     z = to_stability_variable(mu, how, step_scheme, h)
     return dict(jacobian=how, eigenvalues_LM=np.asarray(lm.values), eigenvalues_LR=np.asarray(lr.values), z=z,

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as nnf
 
-from ..errors import ConfigMismatchError, NonFiniteError
+from ..errors import ConfigMismatchError, InvalidArgumentError, NonFiniteError
 from ..operators.layers import TimeDependentLayer
 from ..data.transforms import augment as augment_batch, standardize
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -62,6 +62,11 @@ class TrainConfig:
     dataset: str | None = None
     resume: bool = False
     progress: bool = True
+    #: batches between host reads of the running loss (and its finiteness check). None: every batch
+    #: on CPU (costs nothing there), every 50 batches on CUDA, where each read stalls the GPU queue
+    sync_every: int | None = None
+    #: torch.compile the network for the fixed-step schemes (the step loop is compile-clean)
+    compile: bool = False
 
     def lr_at(self, epoch: int) -> float:
         k = sum(epoch >= int(round(m * self.epochs)) for m in self.lr_milestones)
@@ -140,6 +145,15 @@ def _check_resumable(ck: dict, model, cfg: TrainConfig, ck_path: str) -> None:
         raise ConfigMismatchError(f"cannot resume {ck_path}: it was trained on {saved['dataset']!r}, not {cfg.dataset!r}")
 
 
+def _compiled(model):
+    """``torch.compile`` of the network for training; adaptive schemes (data-dependent step
+    counts) are refused, since every new step count would recompile."""
+    if any(b.scheme.adaptive for b in model.blocks):
+        raise InvalidArgumentError("compile=True is for fixed-step schemes; an adaptive scheme's step count "
+                                   "depends on the data and would recompile the network again and again")
+    return torch.compile(model)
+
+
 def _plain(v):
     return list(v) if isinstance(v, tuple) else v
 
@@ -164,7 +178,13 @@ def train(model, data, cfg: TrainConfig, log=print, on_epoch=None) -> dict:
     n_val = int(round(cfg.val_fraction * len(y_all)))
     x_val, y_val = x_all[perm[:n_val]], y_all[perm[:n_val]]
     x_tr, y_tr = x_all[perm[n_val:]], y_all[perm[n_val:]]
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                          **({"fused": True} if dev.type == "cuda" else {}))
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    sync_every = cfg.sync_every or (50 if dev.type == "cuda" else 1)
+    block_checks = [blk.check_finite for blk in model.blocks]
+    step_model = _compiled(model) if cfg.compile else model
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     ck_path = os.path.join(cfg.out, "checkpoint.pt") if cfg.out else None
     metrics_path = os.path.join(cfg.out, "metrics.jsonl") if cfg.out else None
@@ -185,78 +205,98 @@ def train(model, data, cfg: TrainConfig, log=print, on_epoch=None) -> dict:
         log(f"nothing to resume: no checkpoint at {ck_path}; training from epoch 1" if ck_path
             else "nothing to resume: no --out directory was given; training from epoch 1")
     apply_box_constraint(model, cfg.box)
-    for epoch in range(start, cfg.epochs):
-        for g in opt.param_groups:
-            g["lr"] = cfg.lr_at(epoch)
-        model.train()
-        order = torch.randperm(len(y_tr), generator=gen).to(dev)
-        t0, seen, loss_sum, correct, evals = time.perf_counter(), 0, 0.0, 0, 0.0
-        n_batches = len(y_tr) // cfg.batch_size or 1
-        for b in range(n_batches):
-            idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            xb, yb = x_tr[idx], y_tr[idx]
-            if cfg.augment:
-                xb = augment_batch(xb, gen, flip=cfg.flip)
-            if cfg.channels_last:
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            try:
-                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.amp):
-                    logits = model(xb)
-                    loss = nnf.cross_entropy(logits.float(), yb)
-            except NonFiniteError as e:
-                raise NonFiniteError(f"training diverged in epoch {epoch + 1}, batch {b + 1} ({e}): "
-                                     f"{_divergence_hint(cfg, epoch, ck_path)}", step=epoch + 1) from e
-            loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):
-                raise NonFiniteError(f"the training loss became {loss_value} in epoch {epoch + 1}, batch {b + 1}: "
-                                     f"{_divergence_hint(cfg, epoch, ck_path)}", step=epoch + 1)
-            total = loss + regulariser(model, cfg)
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            opt.step()
-            apply_box_constraint(model, cfg.box)
-            seen += len(yb)
-            loss_sum += loss_value * len(yb)
-            correct += int((logits.argmax(1) == yb).sum())
-            evals += model.evaluations()
-            if cfg.progress and sys.stderr.isatty():
-                el = time.perf_counter() - t0
-                print(f"\repoch {epoch + 1}/{cfg.epochs} [{b + 1}/{n_batches}] loss {loss_sum / seen:.4f} "
-                      f"acc {correct / seen:.3f} {seen / el:.0f} img/s", end="", file=sys.stderr)
-        dt = time.perf_counter() - t0
-        try:
-            val = evaluate(model, x_val, y_val) if n_val else dict(loss=float("nan"), accuracy=float("nan"))
-        except NonFiniteError as e:
-            val = dict(loss=float("nan"), accuracy=float("nan"), error=str(e))
-        if n_val and not math.isfinite(val["loss"]):  # never checkpoint (or call "last good") such weights
-            why = f" ({val['error']})" if "error" in val else ""
-            raise NonFiniteError(f"the validation loss became {val['loss']} after epoch {epoch + 1}{why}: "
-                                 f"{_divergence_hint(cfg, epoch, ck_path)}", step=epoch + 1)
-        row = dict(epoch=epoch + 1, lr=cfg.lr_at(epoch), train_loss=loss_sum / seen, train_accuracy=correct / seen,
-                   val_loss=val["loss"], val_accuracy=val["accuracy"], seconds=dt, images_per_s=seen / dt,
-                   operator_evals_per_forward=evals / n_batches)
-        if on_epoch is not None:
-            extra = on_epoch(model, dict(row))
+    if sync_every > 1:  # the loss check below covers NaN/Inf: no per-block host read inside the forward pass
+        for blk in model.blocks:
+            blk.check_finite = False
+    try:
+        for epoch in range(start, cfg.epochs):
+            for g in opt.param_groups:
+                g["lr"] = cfg.lr_at(epoch)
             model.train()
-            if extra is not None:
-                row["extra"] = extra
-        history.append(row)
-        if not n_val or val["accuracy"] > best:
-            best = val["accuracy"] if n_val else best
-            best_state = copy.deepcopy(model.state_dict())
-        if cfg.progress:
-            if sys.stderr.isatty():
-                print(file=sys.stderr)
-            log(json.dumps(row))
-        if metrics_path:
-            os.makedirs(cfg.out, exist_ok=True)
-            with open(metrics_path, "a") as f:
-                f.write(json.dumps(row) + "\n")
-        if ck_path:
-            save_checkpoint(ck_path, dict(model_config=model.config, train_config=asdict(cfg), model_state=model.state_dict(),
-                                          optimizer_state=opt.state_dict(), epoch=epoch + 1, best_val=best,
-                                          best_state=best_state, metrics=history,
-                                          rng=dict(augment=gen.get_state(), torch=torch.get_rng_state())))
+            order = torch.randperm(len(y_tr), generator=gen).to(dev)
+            t0, seen, evals = time.perf_counter(), 0, 0.0
+            # running sums stay on the device; the host reads them every ``sync_every`` batches
+            loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
+            correct = torch.zeros((), device=dev, dtype=torch.int64)
+            checked = 0  # batches whose losses have been checked to be finite
+            n_batches = len(y_tr) // cfg.batch_size or 1
+            for b in range(n_batches):
+                idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+                xb, yb = x_tr[idx], y_tr[idx]
+                if cfg.augment:
+                    xb = augment_batch(xb, gen, flip=cfg.flip)
+                if cfg.channels_last:
+                    xb = xb.contiguous(memory_format=torch.channels_last)
+                try:
+                    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.amp):
+                        logits = step_model(xb)
+                        loss = nnf.cross_entropy(logits.float(), yb)
+                except NonFiniteError as e:
+                    raise NonFiniteError(f"training diverged in epoch {epoch + 1}, batch {b + 1} ({e}): "
+                                         f"{_divergence_hint(cfg, epoch, ck_path)}", step=epoch + 1) from e
+                if sync_every == 1:  # check before the update, so that the weights stay finite
+                    loss_value = float(loss.detach())
+                    if not math.isfinite(loss_value):
+                        raise NonFiniteError(f"the training loss became {loss_value} in epoch {epoch + 1}, batch {b + 1}: "
+                                             f"{_divergence_hint(cfg, epoch, ck_path)}", step=epoch + 1)
+                total = loss + regulariser(model, cfg)
+                opt.zero_grad(set_to_none=True)
+                total.backward()
+                opt.step()
+                apply_box_constraint(model, cfg.box)
+                seen += len(yb)
+                loss_sum += loss.detach().double() * len(yb)
+                correct += (logits.detach().argmax(1) == yb).sum()
+                evals += model.evaluations()
+                if (b + 1) % sync_every == 0 or b + 1 == n_batches:
+                    running = float(loss_sum)  # the one host read of this stretch of batches
+                    if not math.isfinite(running):
+                        where = f"batch {b + 1}" if b == checked else f"batches {checked + 1}–{b + 1}"
+                        raise NonFiniteError(f"the training loss became {running} in epoch {epoch + 1}, {where}: "
+                                             f"{_divergence_hint(cfg, epoch, ck_path)}", step=epoch + 1)
+                    checked = b + 1
+                    if cfg.progress and sys.stderr.isatty():
+                        el = time.perf_counter() - t0
+                        print(f"\repoch {epoch + 1}/{cfg.epochs} [{b + 1}/{n_batches}] loss {running / seen:.4f} "
+                              f"acc {int(correct) / seen:.3f} {seen / el:.0f} img/s", end="", file=sys.stderr)
+            loss_sum, correct = float(loss_sum), int(correct)
+            dt = time.perf_counter() - t0
+            try:
+                val = evaluate(model, x_val, y_val) if n_val else dict(loss=float("nan"), accuracy=float("nan"))
+            except NonFiniteError as e:
+                val = dict(loss=float("nan"), accuracy=float("nan"), error=str(e))
+            if n_val and not math.isfinite(val["loss"]):  # never checkpoint (or call "last good") such weights
+                why = f" ({val['error']})" if "error" in val else ""
+                raise NonFiniteError(f"the validation loss became {val['loss']} after epoch {epoch + 1}{why}: "
+                                     f"{_divergence_hint(cfg, epoch, ck_path)}", step=epoch + 1)
+            row = dict(epoch=epoch + 1, lr=cfg.lr_at(epoch), train_loss=loss_sum / seen, train_accuracy=correct / seen,
+                       val_loss=val["loss"], val_accuracy=val["accuracy"], seconds=dt, images_per_s=seen / dt,
+                       operator_evals_per_forward=evals / n_batches)
+            if on_epoch is not None:
+                extra = on_epoch(model, dict(row))
+                model.train()
+                if extra is not None:
+                    row["extra"] = extra
+            history.append(row)
+            if not n_val or val["accuracy"] > best:
+                best = val["accuracy"] if n_val else best
+                best_state = copy.deepcopy(model.state_dict())
+            if cfg.progress:
+                if sys.stderr.isatty():
+                    print(file=sys.stderr)
+                log(json.dumps(row))
+            if metrics_path:
+                os.makedirs(cfg.out, exist_ok=True)
+                with open(metrics_path, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+            if ck_path:
+                save_checkpoint(ck_path, dict(model_config=model.config, train_config=asdict(cfg), model_state=model.state_dict(),
+                                              optimizer_state=opt.state_dict(), epoch=epoch + 1, best_val=best,
+                                              best_state=best_state, metrics=history,
+                                              rng=dict(augment=gen.get_state(), torch=torch.get_rng_state())))
+    finally:
+        for blk, flag in zip(model.blocks, block_checks):
+            blk.check_finite = flag
     final_state = copy.deepcopy(model.state_dict())
     if best_state is not None:
         model.load_state_dict(best_state)

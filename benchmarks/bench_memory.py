@@ -1,0 +1,133 @@
+"""Memory of forward + backward through deep reversible blocks: backprop, reversible, adjoint.
+
+    python benchmarks/bench_memory.py [--device cpu|cuda] [--depths 4 16 64 256] [--channels 32] [--size 32]
+
+The paper's claim (§3.2): a reversible network back-propagates with O(1) stored states in its
+depth, because every earlier state is rebuilt by the exact inverse step. For a Hamiltonian block
+(Verlet) and a second-order block (leapfrog) at depth n (n steps of h = 1, θ with one weight set per
+step), one forward + backward pass is measured with
+
+* ``backprop``: autograd stores every stage of every step;
+* ``reversible``: only the final state (gradient rebuilt step by step);
+* ``adjoint``: torchdiffeq's adjoint with dopri5 (rtol = atol = 1e-3) over the same T.
+
+Measured: the bytes autograd saves for backward during the forward pass (saved-tensor hooks,
+every device — the quantity the claim is about), the peak CUDA memory above the inputs and weights
+(CUDA only), the time, and the gradient's agreement with backprop. The memory ratio backprop /
+reversible at depth 256 is the headline number.
+"""
+
+import argparse
+import time
+
+import torch
+
+import pdenet_analysis as pa
+from pdenet_analysis.networks import PDEBlock
+
+from _provenance import provenance, result_path, save
+
+
+class SavedBytes:
+    """Bytes of the distinct tensors autograd saves for backward (saved_tensors_hooks)."""
+
+    def __init__(self):
+        self.bytes, self._seen = 0, set()
+
+    def pack(self, t):
+        key = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
+        if key not in self._seen:
+            self._seen.add(key)
+            self.bytes += t.untyped_storage().nbytes()
+        return t
+
+    def __enter__(self):
+        self._ctx = torch.autograd.graph.saved_tensors_hooks(self.pack, lambda t: t)
+        self._ctx.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._ctx.__exit__(*exc)
+
+
+def block(arch: str, depth: int, channels: int, dev, gradient: str):
+    torch.manual_seed(0)
+    op = (pa.hamiltonian if arch == "hamiltonian" else pa.second_order)(channels, T=float(depth), n_pieces=depth)
+    with torch.no_grad():  # small weights keep deep blocks well inside the stability region
+        for layer in op.layers():
+            for w in layer.kernels():
+                w.mul_(0.3)
+    op = op.to(dev)
+    scheme = {"hamiltonian": "verlet", "second_order": "leapfrog"}[arch]
+    if gradient == "adjoint":
+        return PDEBlock(op, "dopri5", gradient="adjoint", rtol=1e-3, atol=1e-3)
+    return PDEBlock(op, scheme, n_steps=depth, gradient=gradient)
+
+
+def measure(arch, depth, channels, size, dev, gradient, batch):
+    blk = block(arch, depth, channels, dev, gradient)
+    x = torch.randn(batch, channels, size, size, device=dev, requires_grad=True)
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    t0 = time.perf_counter()
+    with SavedBytes() as saved:
+        y = blk(x)
+    (y * y).mean().backward()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    peak = torch.cuda.max_memory_allocated() - base if dev.type == "cuda" else None
+    grad = torch.cat([p.grad.flatten() for p in blk.operator.parameters()] + [x.grad.flatten()])
+    return dict(arch=arch, depth=depth, gradient=gradient, saved_MiB=saved.bytes / 2**20,
+                peak_MiB=None if peak is None else peak / 2**20, seconds=seconds,
+                evals=blk.last_stats.n_evals if blk.last_stats else None), grad
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--depths", type=int, nargs="+", default=None)
+    ap.add_argument("--channels", type=int, default=None)
+    ap.add_argument("--size", type=int, default=None)
+    ap.add_argument("--batch", type=int, default=None)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    dev = torch.device(args.device)
+    cuda = dev.type == "cuda"
+    depths = args.depths or ([4, 16, 64, 256] if cuda else [4, 16, 64])
+    channels, size = args.channels or (32 if cuda else 16), args.size or (32 if cuda else 16)
+    batch = args.batch or (64 if cuda else 4)
+    torch.set_default_dtype(torch.float32)
+    rows = []
+    for arch in ("hamiltonian", "second_order"):
+        for depth in depths:
+            ref = None
+            for gradient in ("backprop", "reversible", "adjoint"):
+                try:
+                    row, grad = measure(arch, depth, channels, size, dev, gradient, batch)
+                    if gradient == "backprop":
+                        ref = grad
+                    row["grad_rel_diff_vs_backprop"] = float((grad - ref).norm() / ref.norm()) if ref is not None else None
+                except Exception as e:  # noqa: BLE001 — e.g. out of memory for backprop at depth 256
+                    row = dict(arch=arch, depth=depth, gradient=gradient, error=f"{type(e).__name__}: {e}"[:300])
+                rows.append(row)
+                print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+                if cuda:
+                    torch.cuda.empty_cache()
+    ratios = {}
+    for arch in ("hamiltonian", "second_order"):
+        d = max(depths)
+        get = {r["gradient"]: r for r in rows if r["arch"] == arch and r["depth"] == d and "error" not in r}
+        if "backprop" in get and "reversible" in get:
+            ratios[f"{arch}_depth{d}_saved_backprop_over_reversible"] = get["backprop"]["saved_MiB"] / max(
+                get["reversible"]["saved_MiB"], 1e-9)
+    save(args.out or result_path(f"memory_{dev.type}.json"),
+         dict(provenance=provenance(), channels=channels, size=size, batch=batch, depths=depths, results=rows,
+              ratios=ratios))
+    print(ratios)
+
+
+if __name__ == "__main__":
+    main()

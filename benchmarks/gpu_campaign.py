@@ -1,0 +1,135 @@
+"""Every GPU measurement of the project, in one unattended command.
+
+    python benchmarks/gpu_campaign.py [--budget-min 38] [--data-dir data/fashion_mnist] [--only PART ...]
+
+Run it on any CUDA machine from the repository root. It checks the time it has, runs the
+cheapest and most informative parts first, gives each part at most what is left, and rewrites
+``benchmarks/results/gpu_campaign.json`` after every part — so a run cut short (or killed) still
+leaves what it finished. Each part's own JSON lands where its script writes it
+(``benchmarks/results/*_cuda.json``, ``studies/results/``), with provenance: GPU name, driver,
+torch, CUDA, commit, date. The logs go to ``benchmarks/results/gpu_campaign/PART.log``.
+
+Parts, in order:
+
+1. ``training``: images/s of the four CIFAR-10 presets (synthetic CIFAR-sized tensors) against a
+   plain PyTorch fp32 loop of the same network in the same process — ours in fp32, and ours with
+   bf16 autocast + channels-last — and the projected time of the paper's 100-epoch protocol
+   (``bench_training.py``);
+2. ``memory``: peak CUDA memory, saved bytes and time of forward + backward for Hamiltonian and
+   leapfrog blocks at depth 4, 16, 64, 256 with backprop, reversible and the adjoint
+   (``bench_memory.py``);
+3. ``analysis``: the analysis benchmarks at CIFAR-10's and STL-10's first-unit sizes
+   (``bench_analysis.py --stl10``);
+4. ``tests``: the test suite with the device-parametrised tests on CUDA (``pytest -q``);
+5. ``fashion_mnist``: the paper's protocol (100 epochs, best-validation weights) for the four
+   architectures on Fashion-MNIST, from the IDX files in ``--data-dir`` (carry them: the machine
+   has no network). Skipped, with the reason recorded, when the files are absent;
+6. ``study``: the discrete-vs-continuous study's quick grid on CUDA.
+
+The parts' time estimates are deliberately generous; a part that would not fit is recorded as
+skipped and the campaign goes on to the next one.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+from _provenance import provenance, result_path  # noqa: E402
+
+#: (name, minutes it needs at least, command builder)
+PARTS = [
+    ("training", 3, lambda a: [sys.executable, "benchmarks/bench_training.py", "--device", "cuda", "--steps", "20",
+                               "--fast"]),
+    ("memory", 3, lambda a: [sys.executable, "benchmarks/bench_memory.py", "--device", "cuda"]),
+    ("analysis", 6, lambda a: [sys.executable, "benchmarks/bench_analysis.py", "--device", "cuda", "--stl10"]),
+    ("tests", 8, lambda a: [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"]),
+    ("fashion_mnist", 10, lambda a: [sys.executable, "studies/fashion_mnist.py", "--epochs", str(a.epochs), "--device",
+                                     "cuda", "--data-dir", a.data_dir, "--runs", "runs/gpu_campaign/fashion_mnist",
+                                     "--out", "studies/results/fashion_mnist_cuda.json"]),
+    ("study", 5, lambda a: ["pdenet-analysis", "study", "discrete-vs-continuous", "--quick", "--device", "cuda",
+                            "--out", "studies/results/discrete-vs-continuous-cuda"]),
+]
+
+
+def gpu_info() -> dict:
+    import torch
+
+    info = dict(cuda_available=torch.cuda.is_available(), cuda=torch.version.cuda)
+    if torch.cuda.is_available():
+        p = torch.cuda.get_device_properties(0)
+        info.update(name=p.name, memory_GiB=round(p.total_memory / 2**30, 1), count=torch.cuda.device_count())
+    try:
+        smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=30)
+        info["nvidia_smi"] = smi.stdout.strip()
+    except (OSError, subprocess.SubprocessError) as e:
+        info["nvidia_smi"] = f"unavailable: {e}"
+    return info
+
+
+def _tail(path: str, n: int = 15) -> list[str]:
+    with open(path, errors="replace") as f:
+        return [line.rstrip() for line in f.readlines()[-n:]]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--budget-min", type=float, default=38.0, help="wall-clock minutes for the whole campaign")
+    ap.add_argument("--data-dir", default="data/fashion_mnist", help="Fashion-MNIST IDX files (.gz)")
+    ap.add_argument("--epochs", type=int, default=100, help="epochs of the Fashion-MNIST protocol")
+    ap.add_argument("--only", nargs="+", default=None, help=f"run only these parts: {[p[0] for p in PARTS]}")
+    args = ap.parse_args()
+    import torch
+
+    os.chdir(ROOT)
+    if not torch.cuda.is_available():
+        print("gpu_campaign: no CUDA device here; nothing to measure (the CPU benchmarks run on their own)",
+              file=sys.stderr)
+        return 2
+    deadline = time.monotonic() + 60 * args.budget_min
+    logs = result_path("gpu_campaign")
+    os.makedirs(logs, exist_ok=True)
+    out = dict(provenance=provenance(device="cuda"), gpu=gpu_info(), budget_min=args.budget_min, parts=[])
+    summary_path = result_path("gpu_campaign.json")
+
+    def write():
+        with open(summary_path + ".tmp", "w") as f:
+            json.dump(out, f, indent=1)
+        os.replace(summary_path + ".tmp", summary_path)
+
+    write()
+    for name, need_min, cmd in PARTS:
+        if args.only and name not in args.only:
+            continue
+        left = (deadline - time.monotonic()) / 60
+        entry = dict(part=name, command=" ".join(cmd(args)))
+        if name == "fashion_mnist" and not os.path.isdir(args.data_dir):
+            entry.update(status="skipped", why=f"no Fashion-MNIST files in {args.data_dir} (carry the IDX .gz files)")
+        elif left < need_min:
+            entry.update(status="skipped", why=f"{left:.1f} min left, the part needs at least {need_min}")
+        else:
+            log = os.path.join(logs, f"{name}.log")
+            t0 = time.monotonic()
+            print(f"gpu_campaign: {name} (up to {left:.1f} min): {entry['command']}", flush=True)
+            with open(log, "w") as f:
+                try:
+                    rc = subprocess.run(cmd(args), stdout=f, stderr=subprocess.STDOUT, timeout=60 * left - 20).returncode
+                    entry["status"] = "ok" if rc == 0 else f"exit {rc}"
+                except subprocess.TimeoutExpired:
+                    entry["status"] = "timed out (partial results in its log and JSON)"
+            entry.update(minutes=(time.monotonic() - t0) / 60, log=os.path.relpath(log, ROOT), tail=_tail(log))
+        out["parts"].append(entry)
+        write()
+        print(f"gpu_campaign: {name}: {entry['status']}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
