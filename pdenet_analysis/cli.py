@@ -186,17 +186,24 @@ def _cmd_train(args) -> int:
     data = load_dataset(args.dataset, args.data_dir, args.download)
     torch.manual_seed(args.seed)
     model = build_preset(args.model)
-    if args.scheme is not None or args.steps is not None:
-        model = model.with_scheme(args.scheme, args.steps)
+    if args.scheme is not None or args.steps is not None or args.gradient is not None:
+        model = model.with_scheme(args.scheme, args.steps, args.gradient)
     _check_fits(model, data.x_train[:1], f"the {args.dataset} data set")
     cfg = TrainConfig(epochs=args.epochs, device=args.device, out=args.out, resume=args.resume, seed=args.seed, dataset=args.dataset,
                       augment=not args.no_augment, lr=args.lr, progress=not args.quiet)
+    from .training import distributed
+
     summary = train(model, data, cfg)
     summary.pop("history")
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-    print(json.dumps(summary))
+    if distributed.is_main():  # under torchrun, rank 0 writes and prints the summary
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=2)
+        print(json.dumps(summary))
+    if distributed.world()[1] > 1:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
     return 0
 
 
@@ -254,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", required=True, help="preset name, e.g. fashion_mnist-hamiltonian")
     t.add_argument("--scheme", default=None)
     t.add_argument("--steps", type=int, default=None)
+    t.add_argument("--gradient", default=None, choices=["backprop", "reversible", "adjoint"],
+                   help="how gradients pass through the PDE blocks (reversible: O(1) memory in depth)")
     t.add_argument("--epochs", type=int, default=10)
     t.add_argument("--lr", type=float, default=0.1)
     t.add_argument("--device", default="cpu")

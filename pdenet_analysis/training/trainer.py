@@ -33,6 +33,7 @@ import torch.nn.functional as nnf
 from ..errors import ConfigMismatchError, InvalidArgumentError, NonFiniteError
 from ..operators.layers import TimeDependentLayer
 from ..data.transforms import augment as augment_batch, standardize
+from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
 
 
@@ -145,6 +146,10 @@ def _check_resumable(ck: dict, model, cfg: TrainConfig, ck_path: str) -> None:
         raise ConfigMismatchError(f"cannot resume {ck_path}: it was trained on {saved['dataset']!r}, not {cfg.dataset!r}")
 
 
+def _silent(*args, **kwargs) -> None:
+    pass
+
+
 def _compiled(model):
     """``torch.compile`` of the network for training; adaptive schemes (data-dependent step
     counts) are refused, since every new step count would recompile."""
@@ -164,9 +169,14 @@ def train(model, data, cfg: TrainConfig, log=print, on_epoch=None) -> dict:
     ``on_epoch(model, row)``, if given, is called after every epoch (before its checkpoint) with
     the epoch's metrics row; what it returns is stored in ``row["extra"]`` (and so in the history
     and the checkpoint), e.g. analyses of the weights along training."""
-    dev = torch.device(cfg.device)
+    rank, n_ranks, device = distributed.setup(cfg.device)
+    dev = torch.device(device)
+    if rank != 0:  # one voice: rank 0 logs, prints progress and writes files
+        log = _silent
     torch.manual_seed(cfg.seed)
     model.to(dev)
+    if n_ranks > 1:
+        distributed.use_global_batchnorm(model)
     if cfg.channels_last:  # the 4-D convolutions; PDE kernels are stacked in time (5-D) and stay as they are
         for m in model.modules():
             if isinstance(m, torch.nn.Conv2d):
@@ -185,6 +195,11 @@ def train(model, data, cfg: TrainConfig, log=print, on_epoch=None) -> dict:
     sync_every = cfg.sync_every or (50 if dev.type == "cuda" else 1)
     block_checks = [blk.check_finite for blk in model.blocks]
     step_model = _compiled(model) if cfg.compile else model
+    if n_ranks > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        step_model = DistributedDataParallel(step_model, device_ids=[dev.index] if dev.type == "cuda" else None)
+        sync_every = max(sync_every, 2)  # ranks agree on failures only through the all-reduced loss
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     ck_path = os.path.join(cfg.out, "checkpoint.pt") if cfg.out else None
     metrics_path = os.path.join(cfg.out, "metrics.jsonl") if cfg.out else None
@@ -197,7 +212,7 @@ def train(model, data, cfg: TrainConfig, log=print, on_epoch=None) -> dict:
         start, best, best_state, history = ck["epoch"], ck["best_val"], ck["best_state"], ck["metrics"]
         gen.set_state(ck["rng"]["augment"])
         torch.set_rng_state(ck["rng"]["torch"])
-        if metrics_path:  # the checkpoint's history is authoritative: drop rows of a lost epoch
+        if metrics_path and rank == 0:  # the checkpoint's history is authoritative: drop rows of a lost epoch
             with open(metrics_path, "w") as f:
                 f.writelines(json.dumps(r) + "\n" for r in history)
         log(f"resumed from {ck_path} after epoch {start}")
@@ -225,16 +240,22 @@ def train(model, data, cfg: TrainConfig, log=print, on_epoch=None) -> dict:
                 xb, yb = x_tr[idx], y_tr[idx]
                 if cfg.augment:
                     xb = augment_batch(xb, gen, flip=cfg.flip)
+                n_global = len(yb)
+                if n_ranks > 1:  # this rank's share of the global batch (augmented alike on every rank)
+                    xb, yb = xb[rank::n_ranks], yb[rank::n_ranks]
                 if cfg.channels_last:
                     xb = xb.contiguous(memory_format=torch.channels_last)
                 try:
                     with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.amp):
                         logits = step_model(xb)
-                        loss = nnf.cross_entropy(logits.float(), yb)
+                        if n_ranks == 1:
+                            loss = nnf.cross_entropy(logits.float(), yb)
+                        else:  # DDP averages over ranks: this makes it the global batch's mean loss
+                            loss = nnf.cross_entropy(logits.float(), yb, reduction="sum") * (n_ranks / n_global)
                 except NonFiniteError as e:
                     raise NonFiniteError(f"training diverged in epoch {epoch + 1}, batch {b + 1} ({e}): "
                                          f"{_divergence_hint(cfg, epoch, ck_path)}", step=epoch + 1) from e
-                if sync_every == 1:  # check before the update, so that the weights stay finite
+                if sync_every == 1 and n_ranks == 1:  # check before the update, so that the weights stay finite
                     loss_value = float(loss.detach())
                     if not math.isfinite(loss_value):
                         raise NonFiniteError(f"the training loss became {loss_value} in epoch {epoch + 1}, batch {b + 1}: "
@@ -244,22 +265,23 @@ def train(model, data, cfg: TrainConfig, log=print, on_epoch=None) -> dict:
                 total.backward()
                 opt.step()
                 apply_box_constraint(model, cfg.box)
-                seen += len(yb)
-                loss_sum += loss.detach().double() * len(yb)
+                seen += n_global
+                loss_sum += loss.detach().double() * (n_global / n_ranks)  # this rank's sum of losses
                 correct += (logits.detach().argmax(1) == yb).sum()
                 evals += model.evaluations()
                 if (b + 1) % sync_every == 0 or b + 1 == n_batches:
-                    running = float(loss_sum)  # the one host read of this stretch of batches
+                    running = float(distributed.all_reduce_sum(loss_sum))  # the one host read of this stretch
                     if not math.isfinite(running):
                         where = f"batch {b + 1}" if b == checked else f"batches {checked + 1}–{b + 1}"
                         raise NonFiniteError(f"the training loss became {running} in epoch {epoch + 1}, {where}: "
                                              f"{_divergence_hint(cfg, epoch, ck_path)}", step=epoch + 1)
                     checked = b + 1
-                    if cfg.progress and sys.stderr.isatty():
+                    if cfg.progress and rank == 0 and sys.stderr.isatty():
                         el = time.perf_counter() - t0
                         print(f"\repoch {epoch + 1}/{cfg.epochs} [{b + 1}/{n_batches}] loss {running / seen:.4f} "
-                              f"acc {int(correct) / seen:.3f} {seen / el:.0f} img/s", end="", file=sys.stderr)
-            loss_sum, correct = float(loss_sum), int(correct)
+                              f"{seen / el:.0f} img/s", end="", file=sys.stderr)
+            loss_sum = float(distributed.all_reduce_sum(loss_sum))
+            correct = int(distributed.all_reduce_sum(correct))
             dt = time.perf_counter() - t0
             try:
                 val = evaluate(model, x_val, y_val) if n_val else dict(loss=float("nan"), accuracy=float("nan"))
@@ -281,19 +303,21 @@ def train(model, data, cfg: TrainConfig, log=print, on_epoch=None) -> dict:
             if not n_val or val["accuracy"] > best:
                 best = val["accuracy"] if n_val else best
                 best_state = copy.deepcopy(model.state_dict())
-            if cfg.progress:
+            if cfg.progress and rank == 0:
                 if sys.stderr.isatty():
                     print(file=sys.stderr)
                 log(json.dumps(row))
-            if metrics_path:
+            if metrics_path and rank == 0:
                 os.makedirs(cfg.out, exist_ok=True)
                 with open(metrics_path, "a") as f:
                     f.write(json.dumps(row) + "\n")
-            if ck_path:
+            if ck_path and rank == 0:
                 save_checkpoint(ck_path, dict(model_config=model.config, train_config=asdict(cfg), model_state=model.state_dict(),
                                               optimizer_state=opt.state_dict(), epoch=epoch + 1, best_val=best,
                                               best_state=best_state, metrics=history,
                                               rng=dict(augment=gen.get_state(), torch=torch.get_rng_state())))
+            if n_ranks > 1:  # no rank runs ahead of the checkpoint it might have to resume from
+                torch.distributed.barrier()
     finally:
         for blk, flag in zip(model.blocks, block_checks):
             blk.check_finite = flag
