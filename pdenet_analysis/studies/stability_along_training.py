@@ -181,7 +181,7 @@ def run(config: dict) -> dict:
 
 
 def grid(quick: bool) -> list[dict]:
-    epochs, examples, pairs = (2, 1, 3) if quick else (10, 2, 8)
+    epochs, examples, pairs = (2, 1, 3) if quick else (8, 1, 8)
     pts = [dict(kind="training", arch=a, variant=v, epochs=epochs, examples=examples, seed=0)
            for a in ARCHS for v in VARIANTS]
     pts += [dict(kind="theorem1", normalise=nz, scale=s, pairs=pairs, seed=0) for nz in (False, True) for s in (1.0, 4.0)]
