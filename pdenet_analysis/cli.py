@@ -170,8 +170,9 @@ def _cmd_analyze(args) -> int:
     blocks = None if args.all_blocks else [0]
     res = analyze_model(model, x, args.out, blocks=blocks, with_conditioning=not args.no_conditioning, quiet=args.quiet)
     for i, r in res.items():
+        where = "network" if i == "features" else f"block {i}"
         for name, paths in r["paths"].items():
-            print(f"block {i} {name:14s} {paths['md']}")
+            print(f"{where:8s} {name:14s} {paths['md']}")
     return 0
 
 

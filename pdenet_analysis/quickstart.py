@@ -35,7 +35,9 @@ def run_quickstart(out: str = "reports/quickstart", epochs: int = 15, seed: int 
         summary = train(model, data, TrainConfig(epochs=epochs, augment=False, seed=seed, progress=False,
                                                  out=os.path.join(out, arch)))
         train_s = time.perf_counter() - t0
-        res = analyze_model(model, x_probe, os.path.join(out, arch), blocks=[0], quiet=quiet)[0]["reports"]
+        everything = analyze_model(model, x_probe, os.path.join(out, arch), blocks=[0], quiet=quiet)
+        res = everything[0]["reports"]
+        feat = everything["features"]["reports"]["features"].data
         st = res["stability"].data["steps"]
         rev = res.get("reversibility")
         conv = res.get("convergence")
@@ -52,7 +54,8 @@ def run_quickstart(out: str = "reports/quickstart", epochs: int = 15, seed: int 
                    observed_order=None if conv is None else conv.data["observed_order"],
                    declared_order=model.blocks[0].scheme.order,
                    condition_median=cond["condition"]["median"], condition_worst=cond["condition"]["max"],
-                   condition_converged=cond["all_converged"])
+                   condition_converged=cond["all_converged"], features=feat["features"],
+                   features_rank_min=feat["rank"]["min"], features_condition_effective=feat["condition_effective"]["max"])
         rows.append(row)
         details[arch] = {k: r.to_dict() for k, r in res.items()}
     meta = dict(command=f"pdenet-analysis quickstart --out {out} --epochs {epochs} --seed {seed}",
@@ -69,8 +72,8 @@ def run_quickstart(out: str = "reports/quickstart", epochs: int = 15, seed: int 
                 "mode, real or complex); 'modes outside' counts its eigenvalues with |ξ| > 1 + 1e-6, of all unknowns; "
                 "'R(z), few λ' is what the scheme's stability function predicts from the 6 largest-magnitude and 2 "
                 "largest-real layer eigenvalues alone.\n\n")
-        f.write("| model | scheme | weights | test acc | test loss | train s | ρ(∂F/∂Y) max | ρ(S_j) max | modes outside | R(z), few λ | largest stable h | h | reversibility err (fp32) | order obs/decl | κ(flow) median / worst |\n")
-        f.write("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+        f.write("| model | scheme | weights | test acc | test loss | train s | ρ(∂F/∂Y) max | ρ(S_j) max | modes outside | R(z), few λ | largest stable h | h | reversibility err (fp32) | order obs/decl | κ(flow) median / worst | features: rank, κ on the rank (worst) |\n")
+        f.write("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
         for r in rows:
             rev = "—" if r["reversibility_float32"] is None else f"{r['reversibility_float32']:.1e}"
             order = "—" if r["observed_order"] is None else f"{r['observed_order']:.2f}/{r['declared_order']}"
@@ -79,9 +82,14 @@ def run_quickstart(out: str = "reports/quickstart", epochs: int = 15, seed: int 
                     f"{r['train_seconds']:.1f} | {r['max_spectral_radius']:.3g} | {r['max_amplification']:.4g} | "
                     f"{r['max_modes_outside']} / {r['unknowns']} | {r['predicted_amplification']:.4g} | "
                     f"{r['min_largest_stable_h']:.3g} | {r['h']:.3g} | {rev} | {order} | "
-                    f"{ge}{r['condition_median']:.3g} / {ge}{r['condition_worst']:.3g} |\n")
+                    f"{ge}{r['condition_median']:.3g} / {ge}{r['condition_worst']:.3g} | "
+                    f"{r['features_rank_min']:.0f}/{r['features']}, {r['features_condition_effective']:.3g} |\n")
         for arch in ARCHS:
             f.write(f"\n## {arch}\n\n")
+            md = os.path.join(out, arch, "network", "features.md")
+            if os.path.exists(md):
+                f.write(open(md).read().replace("### ", "### network · ") + "\n")
+                f.write(f"![features]({arch}/network/features.png)\n\n")
             for name in ("stability", "conditioning", "density", "convergence", "reversibility", "energy"):
                 md = os.path.join(arch, "block0", f"{name}.md")
                 if os.path.exists(os.path.join(out, md)):

@@ -2,6 +2,8 @@
 maps by every route, step-map spectral radii for every registered scheme, SLQ densities, the
 stage times of every tableau, and adaptive schemes along their accepted steps."""
 
+import math
+
 import numpy as np
 import pytest
 import scipy.stats
@@ -391,3 +393,42 @@ def test_batched_jacobian_blocks_equal_single_example_jacobians():
     for b in range(y0.shape[0]):
         one = A.discretise(op, y0[b : b + 1], "verlet", n_steps=2).flow_jacobian().dense()
         np.testing.assert_allclose(Jb[b].numpy(), one[0].numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("arch", ["parabolic", "hamiltonian", "second_order", "resnet"])
+def test_feature_map_singular_values_equal_the_dense_svd(arch):
+    from pdenet_analysis.analysis import features_conditioning
+
+    torch.manual_seed(1)
+    net = pa.build_preset(f"digits-{arch}").double().eval()
+    x = torch.randn(2, 1, 8, 8, dtype=torch.float64)
+    rep = features_conditioning(net, x)
+    for b in range(2):
+        J = torch.autograd.functional.jacobian(lambda z: net.features(z.unsqueeze(0))[0], x[b]).reshape(32, -1)
+        sv = torch.linalg.svdvals(J)
+        got = torch.tensor(rep.data["examples"][b]["singular_values"], dtype=torch.float64)
+        assert torch.allclose(got, sv, rtol=1e-10, atol=1e-12 * float(sv[0]))
+
+
+def test_a_dead_feature_is_a_rank_deficit_not_a_huge_condition_number():
+    from pdenet_analysis.analysis import features_conditioning
+
+    torch.manual_seed(0)
+    net = pa.build_preset("digits-parabolic").double().eval()
+    last = net.units[-1].connector
+    with torch.no_grad():  # the last connector's channel 5 outputs relu(−1) = 0 for every input
+        last[0].weight[5].zero_()
+        last[1].weight[5] = 0.0
+        last[1].bias[5] = -1.0
+    rep = features_conditioning(net, torch.randn(3, 1, 8, 8, dtype=torch.float64))
+    for e in rep.data["examples"]:
+        assert e["rank"] <= 31 and e["condition"] == float("inf")
+        assert math.isfinite(e["condition_effective"]) and e["condition_effective"] >= 1.0
+
+
+def test_feature_conditioning_refuses_adaptive_blocks():
+    from pdenet_analysis.analysis import features_conditioning
+
+    net = pa.build_preset("digits-parabolic").with_scheme("dopri5")
+    with pytest.raises(pa.InvalidArgumentError, match="fixed-step"):
+        features_conditioning(net, torch.randn(1, 1, 8, 8))

@@ -8,6 +8,8 @@ given images (every example is analysed; the Krylov solvers are batched over exa
 * ``conditioning``: σ_max, σ_min, κ and FTLEs of the flow map, per example (certified values);
 * ``density``: SLQ density of the layer Jacobian's symmetric part and wide-Arnoldi Ritz values
   (first example, first step; fixed-step schemes);
+* the whole network's feature map (``features``, :mod:`.network`): exact singular values, rank
+  and κ per example;
 * ``reversibility`` (reversible schemes), ``convergence`` (observed order of the trained weights;
   fixed-step schemes — under error control an order in h is meaningless) and ``energy``.
 """
@@ -24,6 +26,7 @@ from .conditioning import conditioning
 from .convergence import convergence_study
 from .density import spectral_density
 from .flow import energy, reversibility
+from .network import features_conditioning
 from .report import Report
 from .stability import spectrum_along_trajectory
 
@@ -106,15 +109,26 @@ def analyze_block(block, x: torch.Tensor, out: str, k: int = 6, convergence_step
     return dict(reports=reports, paths=paths)
 
 
-def analyze_model(model, x: torch.Tensor, out: str, blocks=None, quiet: bool = False, **kw) -> dict:
+def analyze_model(model, x: torch.Tensor, out: str, blocks=None, quiet: bool = False, with_features: bool = True,
+                  **kw) -> dict:
     """Analyse the PDE blocks (all, or the indices in ``blocks``) of ``model`` on images ``x``
-    (every example of the batch), with a progress line on stderr unless ``quiet``."""
+    (every example of the batch), with a progress line on stderr unless ``quiet``.
+
+    Results are keyed by block index; with ``with_features`` (fixed-step networks), the key
+    ``"features"`` holds the conditioning of the whole feature map (:mod:`.network`), saved in
+    ``out/network``."""
     inputs = block_inputs(model, x)
     chosen = [i for i in range(len(model.blocks)) if blocks is None or i in blocks]
+    with_features = with_features and not any(b.scheme.adaptive for b in model.blocks)
     total = sum(len(planned_analyses(model.blocks[i], kw.get("analyses", ANALYSES), kw.get("with_conditioning", True)))
-                for i in chosen)
+                for i in chosen) + int(with_features)
     progress = Progress(total, "analyze", quiet=quiet)
     results = {}
+    if with_features:
+        progress(0, "network features")
+        rep = features_conditioning(model, x)
+        results["features"] = dict(reports={"features": rep}, paths={"features": rep.save(os.path.join(out, "network"))})
+        progress(1, "network features")
     for i in chosen:
         progress(0, f"block {i}")
         results[i] = analyze_block(model.blocks[i], inputs[i], os.path.join(out, f"block{i}"), progress=progress, **kw)
