@@ -1,0 +1,33 @@
+"""The GPU campaign refuses cleanly where there is no GPU, and names every part it would run."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU machine the campaign would really run")
+def test_campaign_without_cuda_says_so_and_measures_nothing():
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_campaign.py"), "--budget-min", "1"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "no CUDA device" in r.stderr
+
+
+def test_campaign_parts_point_at_existing_scripts():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import gpu_campaign
+    finally:
+        sys.path.pop(0)
+    names = [p[0] for p in gpu_campaign.PARTS]
+    assert names == ["training", "memory", "analysis", "tests", "fashion_mnist", "study"]
+    args = type("A", (), dict(epochs=100, data_dir="data/fashion_mnist"))()
+    for _, minutes, cmd in gpu_campaign.PARTS:
+        argv = cmd(args)
+        scripts = [a for a in argv if a.endswith(".py")]
+        assert all((ROOT / s).exists() for s in scripts), argv
+        assert minutes > 0
