@@ -1,6 +1,6 @@
 """Overhead of the study runner and the speed-up of parallel points.
 
-    python benchmarks/bench_studies.py [--points 16] [--work 0.25]
+    python benchmarks/bench_studies.py [--points 16] [--work 3.0]
 
 A synthetic study whose every point does a fixed amount of torch work (``--work`` seconds on one
 thread, a dense matrix product loop). Measured in one process:
@@ -40,16 +40,17 @@ def busy(config: dict) -> dict:
 
 def _calibrate(seconds: float) -> int:
     torch.set_num_threads(1)
+    busy(dict(i=0, reps=20))  # warm-up
     t0 = time.perf_counter()
-    busy(dict(i=0, reps=50))
-    per = (time.perf_counter() - t0) / 50
+    busy(dict(i=0, reps=200))
+    per = (time.perf_counter() - t0) / 200
     return max(1, int(seconds / per))
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--points", type=int, default=16)
-    ap.add_argument("--work", type=float, default=0.25, help="seconds of work per point")
+    ap.add_argument("--work", type=float, default=3.0, help="seconds of work per point")
     args = ap.parse_args()
     prov = provenance()
     reps = _calibrate(args.work)

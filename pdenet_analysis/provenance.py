@@ -4,6 +4,7 @@ versions and the git commit of the code that ran."""
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 import platform
 import subprocess
@@ -12,8 +13,10 @@ import sys
 import torch
 
 
+@functools.lru_cache(maxsize=1)
 def git_commit() -> str:
-    """Short hash of the checkout this package runs from ("" outside a git checkout)."""
+    """Short hash of the checkout this package runs from ("" outside a git checkout); looked up
+    once per process."""
     try:
         here = os.path.dirname(os.path.abspath(__file__))
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
