@@ -15,13 +15,11 @@ counts ½; of the free part Y' = V of a second-order operator, 0).
 from __future__ import annotations
 
 import math
-
 from dataclasses import asdict, dataclass, field
 
 import torch
 
-from .errors import InvalidArgumentError
-from .errors import IntegrationError, NonFiniteError, failure_status, require_positive
+from .errors import IntegrationError, InvalidArgumentError, NonFiniteError, failure_status, require_positive
 from .gradients import Adjoint, ReversibleFunction, Reversible, get_gradient
 from .schemes import get_scheme
 from .schemes.base import Scheme

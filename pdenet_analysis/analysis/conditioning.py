@@ -28,11 +28,10 @@ import math
 import numpy as np
 import torch
 
-from ..errors import InvalidArgumentError
+from ..errors import IncompatibleSchemeError, InvalidArgumentError
+from ..schemes.base import Scheme
 from .krylov import InnerSolveFailed, InverseChain, golub_kahan
 from .report import Report, sweepable
-from ..errors import IncompatibleSchemeError
-from ..schemes.base import Scheme
 from .steps import discretise, distribution, select_examples
 
 

@@ -19,8 +19,7 @@ import copy
 import torch
 from torch import nn
 
-from ..errors import InvalidArgumentError
-from ..errors import ShapeError, UnknownNameError
+from ..errors import InvalidArgumentError, ShapeError, UnknownNameError
 from ..operators import OPERATOR_FACTORIES, truncated_normal_kernel
 from .blocks import PDEBlock
 

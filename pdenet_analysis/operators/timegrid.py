@@ -29,8 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import InvalidArgumentError
-from ..errors import UnknownNameError, require_positive
+from ..errors import InvalidArgumentError, UnknownNameError, require_positive
 
 INTERPOLATIONS = ("constant", "linear")
 

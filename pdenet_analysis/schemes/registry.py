@@ -10,8 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from ..errors import InvalidArgumentError
-from ..errors import IncompatibleSchemeError, UnknownNameError
+from ..errors import IncompatibleSchemeError, InvalidArgumentError, UnknownNameError
 from .adaptive import ADAPTIVE_METHODS, TorchDiffEq
 from .base import Scheme
 from .runge_kutta import RK4, ForwardEuler, Heun, Midpoint

@@ -62,22 +62,9 @@ def eval_schemes(arch: str, quick: bool) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _accuracy(model, x, y, batch: int = 500) -> tuple[float, float]:
-    """Test accuracy and operator evaluations per forward pass (summed over blocks)."""
-    model.eval()
-    correct, evals, n = 0, 0.0, 0
-    with torch.no_grad():
-        for i in range(0, len(y), batch):
-            logits = model(x[i:i + batch])
-            correct += int((logits.argmax(1) == y[i:i + batch]).sum())
-            evals += model.evaluations()
-            n += 1
-    return correct / len(y), evals / n
-
-
 def run(config: dict) -> dict:
     from ..data import load_dataset, standardize
-    from ..training import TrainConfig, train
+    from ..training import TrainConfig, evaluate, train
 
     arch, training, dataset = config["arch"], config["training"], config["dataset"]
     dev = torch.device(config["device"])
@@ -89,28 +76,33 @@ def run(config: dict) -> dict:
     t0 = time.perf_counter()
     summary = train(model, data, cfg, log=lambda m: None)
     train_s = time.perf_counter() - t0
-    n_batches = max(1, round((1 - cfg.val_fraction) * len(data.y_train)) // cfg.batch_size)
     hist = summary["history"]
     x = standardize(data.x_test).to(dev, next(model.parameters()).dtype)
     y = data.y_test.to(dev)
+
+    def accuracy(m):
+        """Test accuracy and operator evaluations per forward pass under another scheme."""
+        r = evaluate(m, x, y)
+        return r["accuracy"], r["evals_per_forward"]
+
     evals = []
     for scheme in eval_schemes(arch, config["quick"]):
         for n in config["steps"]:
             t1 = time.perf_counter()
-            acc, ev = _accuracy(model.with_scheme(scheme, n), x, y)
+            acc, ev = accuracy(model.with_scheme(scheme, n))
             evals.append(dict(scheme=scheme, n_steps=n, rtol=None, accuracy=acc, evals_per_forward=ev,
                               seconds=time.perf_counter() - t1))
     for rtol in config["rtols"]:
         t1 = time.perf_counter()
         try:
-            acc, ev, err = *_accuracy(model.with_scheme("dopri5", None, rtol=rtol, atol=rtol), x, y), None
+            acc, ev, err = *accuracy(model.with_scheme("dopri5", None, rtol=rtol, atol=rtol)), None
         except Exception as e:  # noqa: BLE001 — e.g. the step budget at a tight tolerance; recorded
             acc, ev, err = math.nan, math.nan, f"{type(e).__name__}: {e}"
         evals.append(dict(scheme="dopri5", n_steps=None, rtol=rtol, accuracy=acc, evals_per_forward=ev,
                           seconds=time.perf_counter() - t1, error=err))
     return dict(arch=arch, training=training, dataset=dataset, test_accuracy=summary["test_accuracy"],
                 train_seconds=train_s, epochs=config["epochs"],
-                evals_per_epoch=sum(h["operator_evals_per_forward"] for h in hist) / len(hist) * n_batches,
+                evals_per_epoch=sum(h["operator_evals_per_forward"] * h["batches"] for h in hist) / len(hist),
                 final_train_loss=hist[-1]["train_loss"], val_accuracy=[h["val_accuracy"] for h in hist],
                 evaluations=evals)
 

@@ -23,6 +23,7 @@ three.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -50,6 +51,20 @@ class Study:
     aggregate: Callable[[list[dict], str, bool], str]
     #: bump when ``run`` changes what it computes, so that cached points are not reused
     version: int = 1
+
+
+@contextlib.contextmanager
+def default_dtype(dtype):
+    """Run a point under torch's default ``dtype`` and restore the caller's afterwards (a point
+    must not depend on, or change, the process it runs in)."""
+    import torch
+
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
 
 
 def canonical(obj) -> str:

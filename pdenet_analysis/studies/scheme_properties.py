@@ -31,7 +31,7 @@ import torch
 from ..errors import InvalidArgumentError
 from ..schemes import (ButcherTableau, ExplicitRungeKutta, Scheme, StormerVerlet, get_scheme, register_scheme,
                        stage_time, unregister_scheme)
-from .runner import Study
+from .runner import Study, default_dtype
 
 # ---------------------------------------------------------------------------------------------
 # The user's schemes (the study's subject; docs/studies/scheme-properties.md walks through them)
@@ -183,9 +183,13 @@ def _check_hypothesis(name, scheme, max_examples: int):
 
 
 def run(config: dict) -> dict:
-    """One (scheme, check) pair: did the check catch a defect, with its message and time."""
+    """One (scheme, check) pair: did the check catch a defect, with its message and time (float64)."""
+    with default_dtype(torch.float64):
+        return _run(config)
+
+
+def _run(config: dict) -> dict:
     name, check = config["scheme"], config["check"]
-    torch.set_default_dtype(torch.float64)
     register_scheme(name, USER_SCHEMES[name], overwrite=True)
     try:
         scheme = get_scheme(name)  # through the registry, as the user's code and the strategies see it

@@ -37,7 +37,7 @@ import time
 
 import torch
 
-from .runner import Study
+from .runner import Study, default_dtype
 
 ARCHS = ("parabolic", "hamiltonian", "second_order", "resnet")
 VARIANTS = ("paper", "no-box", "no-tv")
@@ -70,9 +70,7 @@ def analyse_block(block, x: torch.Tensor) -> dict:
     with torch.no_grad():
         from ..integrate import integrate
 
-        sol = integrate(op, x, scheme, n_steps=n)
-        y_t = op.from_state(sol.state, x) if hasattr(op, "from_state") else sol.state[0]
-        y_t = y_t[0] if isinstance(y_t, tuple) else y_t
+        y_t = integrate(op, x, scheme, n_steps=n).y  # what the block outputs
     out["norm_ratio"] = float(y_t.norm() / x.norm())
     return out
 
@@ -171,15 +169,14 @@ def _theorem2(config: dict) -> dict:
 
 
 def run(config: dict) -> dict:
-    torch.set_default_dtype(torch.float32)
+    """A training point (networks in float32, as trained; analyses in float64 copies) or a theorem
+    point (float64)."""
     kind = config["kind"]
     if kind == "training":
-        return _train_point(config)
-    torch.set_default_dtype(torch.float64)
-    try:
+        with default_dtype(torch.float32):
+            return _train_point(config)
+    with default_dtype(torch.float64):
         return _theorem1(config) if kind == "theorem1" else _theorem2(config)
-    finally:
-        torch.set_default_dtype(torch.float32)
 
 
 def grid(quick: bool) -> list[dict]:

@@ -97,14 +97,16 @@ def regulariser(model, cfg: TrainConfig) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> dict:
+    """Mean loss, accuracy and operator evaluations per forward pass (summed over the blocks)."""
     model.eval()
-    loss, correct = 0.0, 0
+    loss, correct, evals, n = 0.0, 0, 0.0, 0
     for i in range(0, len(y), batch_size):
         xb, yb = x[i : i + batch_size], y[i : i + batch_size]
         logits = model(xb)
         loss += float(nnf.cross_entropy(logits, yb, reduction="sum"))
         correct += int((logits.argmax(1) == yb).sum())
-    return dict(loss=loss / max(len(y), 1), accuracy=correct / max(len(y), 1))
+        evals, n = evals + model.evaluations(), n + 1
+    return dict(loss=loss / max(len(y), 1), accuracy=correct / max(len(y), 1), evals_per_forward=evals / max(n, 1))
 
 
 def apply_box_constraint(model, box: float) -> None:
@@ -193,13 +195,15 @@ def train(model, data, cfg: TrainConfig, log=print, on_epoch=None) -> dict:
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
     sync_every = cfg.sync_every or (50 if dev.type == "cuda" else 1)
+    # one process reading its loss every batch checks it before the update (weights stay finite) and
+    # keeps the blocks' own NaN checks; otherwise the all-reduced running loss is the one check
+    check_each_batch = sync_every == 1 and n_ranks == 1
     block_checks = [blk.check_finite for blk in model.blocks]
     step_model = _compiled(model) if cfg.compile else model
     if n_ranks > 1:
         from torch.nn.parallel import DistributedDataParallel
 
         step_model = DistributedDataParallel(step_model, device_ids=[dev.index] if dev.type == "cuda" else None)
-        sync_every = max(sync_every, 2)  # ranks agree on failures only through the all-reduced loss
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     ck_path = os.path.join(cfg.out, "checkpoint.pt") if cfg.out else None
     metrics_path = os.path.join(cfg.out, "metrics.jsonl") if cfg.out else None
@@ -220,7 +224,7 @@ def train(model, data, cfg: TrainConfig, log=print, on_epoch=None) -> dict:
         log(f"nothing to resume: no checkpoint at {ck_path}; training from epoch 1" if ck_path
             else "nothing to resume: no --out directory was given; training from epoch 1")
     apply_box_constraint(model, cfg.box)
-    if sync_every > 1:  # the loss check below covers NaN/Inf: no per-block host read inside the forward pass
+    if not check_each_batch:  # no per-block host read inside the forward pass
         for blk in model.blocks:
             blk.check_finite = False
     try:
@@ -255,7 +259,7 @@ def train(model, data, cfg: TrainConfig, log=print, on_epoch=None) -> dict:
                 except NonFiniteError as e:
                     raise NonFiniteError(f"training diverged in epoch {epoch + 1}, batch {b + 1} ({e}): "
                                          f"{_divergence_hint(cfg, epoch, ck_path)}", step=epoch + 1) from e
-                if sync_every == 1 and n_ranks == 1:  # check before the update, so that the weights stay finite
+                if check_each_batch:
                     loss_value = float(loss.detach())
                     if not math.isfinite(loss_value):
                         raise NonFiniteError(f"the training loss became {loss_value} in epoch {epoch + 1}, batch {b + 1}: "
@@ -293,7 +297,7 @@ def train(model, data, cfg: TrainConfig, log=print, on_epoch=None) -> dict:
                                      f"{_divergence_hint(cfg, epoch, ck_path)}", step=epoch + 1)
             row = dict(epoch=epoch + 1, lr=cfg.lr_at(epoch), train_loss=loss_sum / seen, train_accuracy=correct / seen,
                        val_loss=val["loss"], val_accuracy=val["accuracy"], seconds=dt, images_per_s=seen / dt,
-                       operator_evals_per_forward=evals / n_batches)
+                       operator_evals_per_forward=evals / n_batches, batches=n_batches)
             if on_epoch is not None:
                 extra = on_epoch(model, dict(row))
                 model.train()
