@@ -107,6 +107,8 @@ def _check_common(args) -> None:
         v = getattr(args, name, None)
         if v is not None and v < 1:
             raise PDENetError(f"--{name} must be a positive integer, got {v}")
+    if getattr(args, "count_examples", None) is not None and args.count_examples < 0:
+        raise PDENetError(f"--count-examples must be 0 (count every example) or a positive integer, got {args.count_examples}")
     if getattr(args, "lr", None) is not None and not (args.lr > 0 and args.lr < float("inf")):
         raise PDENetError(f"--lr must be a positive finite number, got {args.lr}")
     out = getattr(args, "out", None)
@@ -168,7 +170,8 @@ def _cmd_analyze(args) -> int:
     if not args.quiet:
         print(f"analyze: {args.model}, {source}", file=sys.stderr)
     blocks = None if args.all_blocks else [0]
-    res = analyze_model(model, x, args.out, blocks=blocks, with_conditioning=not args.no_conditioning, quiet=args.quiet)
+    res = analyze_model(model, x, args.out, blocks=blocks, with_conditioning=not args.no_conditioning, quiet=args.quiet,
+                        count_examples=args.count_examples or None)
     for i, r in res.items():
         where = "network" if i == "features" else f"block {i}"
         for name, paths in r["paths"].items():
@@ -285,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--all-blocks", action="store_true", help="analyse every PDE block, not only the first")
     a.add_argument("--no-conditioning", action="store_true")
     a.add_argument("--examples", type=int, default=4, help="examples analysed per block (batched)")
+    a.add_argument("--count-examples", type=int, default=1,
+                   help="above the dense size, examples per step whose unstable step-map modes are counted completely "
+                        "(the worst by a batched estimate; 0: every example)")
     a.add_argument("--dataset", default=None, help="take the examples from this data set's test split "
                    "(default: digits for digits presets, otherwise standard-normal images)")
     a.add_argument("--data-dir", default=None)

@@ -432,3 +432,69 @@ def test_feature_conditioning_refuses_adaptive_blocks():
     net = pa.build_preset("digits-parabolic").with_scheme("dopri5")
     with pytest.raises(pa.InvalidArgumentError, match="fixed-step"):
         features_conditioning(net, torch.randn(1, 1, 8, 8))
+
+
+def test_batched_arnoldi_on_the_whole_space_gives_every_eigenvalue():
+    """With m = n the Krylov space of each example is the whole space: its Ritz values are the
+    dense eigenvalues (complex pairs included), per example, with residuals at round-off."""
+    g = np.random.default_rng(7)
+    M = torch.tensor(g.standard_normal((3, 20, 20)))
+    r = A.batched_arnoldi(MatrixOperator(M), m=20)
+    for b in range(3):
+        ev = np.linalg.eigvals(M[b].numpy())
+        ev = ev[np.argsort(-np.abs(ev), kind="stable")]
+        np.testing.assert_allclose(np.sort_complex(r.values[b]), np.sort_complex(ev), rtol=1e-9, atol=1e-10)
+        assert np.all(r.residuals[b] < 1e-10)
+        assert np.all(np.diff(np.abs(r.values[b])) <= 1e-12)  # ordered by decreasing modulus
+
+
+def test_batched_arnoldi_finds_a_separated_dominant_eigenvalue_of_each_example():
+    """A short run: each example's isolated largest eigenvalue (different per example) converges,
+    and its residual says so."""
+    g = np.random.default_rng(8)
+    n, mats, tops = 200, [], [1.5, -1.3, 1.2]
+    for top in tops:
+        Q, _ = np.linalg.qr(g.standard_normal((n, n)))
+        mats.append(Q @ np.diag(np.r_[top, 0.9 * g.random(n - 1)]) @ Q.T)
+    r = A.batched_arnoldi(MatrixOperator(torch.tensor(np.stack(mats))), m=30)
+    np.testing.assert_allclose(r.values[:, 0].real, tops, rtol=1e-8)
+    assert np.all(r.residuals[:, 0] < 1e-8)
+
+
+def test_counting_the_worst_examples_only_keeps_estimates_for_the_rest():
+    """count_examples = 1 on three examples of an unstable leapfrog block (matrix-free route): the
+    example counted is the one with the largest estimated radius, its radius and count equal the
+    dense ones; the others say "estimate" and stay below their certified bound ‖S_j‖₂; the step's
+    max amplification is the counted example's."""
+    torch.manual_seed(0)
+    op = pa.second_order(4, T=1.0, n_pieces=1)
+    y0 = torch.randn(3, 4, 5, 5, dtype=torch.float64)
+    op = op.double()
+    rep = A.spectrum_along_trajectory(op, y0, "leapfrog", n_steps=1, dense_max=0, count_examples=1)
+    step = rep.data["steps"][0]
+    disc = A.discretise(op, y0, "leapfrog", n_steps=1)
+    t, h, internal = disc.steps[0]
+    sch = pa.get_scheme("leapfrog")
+    counted = [e for e in step["examples"] if e["step_map_status"] != "estimate"]
+    estimated = [e for e in step["examples"] if e["step_map_status"] == "estimate"]
+    assert len(counted) == 1 and len(estimated) == 2 and step["counted_examples"] == [counted[0]["example"]]
+    c = counted[0]
+    one = tuple(s[c["example"] : c["example"] + 1] for s in internal)
+    dense = _dense_step_radius(sch, op, one, t, h)
+    assert c["step_map_radius"] == pytest.approx(dense, rel=1e-8) and c["count_exact"]
+    assert step["max_amplification"] == pytest.approx(dense, rel=1e-8)
+    assert all(e["count_exact"] is False and e["step_map_method"].startswith("arnoldi estimate") for e in estimated)
+    for e in estimated:
+        one = tuple(s[e["example"] : e["example"] + 1] for s in internal)
+        assert _dense_step_radius(sch, op, one, t, h) <= e["step_map_radius_upper"] * (1 + 1e-9)
+    assert any("counted completely at each step" in n_ for n_ in rep.notes)
+
+
+def test_feature_jacobians_in_chunks_equal_one_batch():
+    from pdenet_analysis.analysis import feature_jacobians
+
+    torch.manual_seed(2)
+    net = pa.build_preset("digits-hamiltonian")
+    x = torch.randn(3, 1, 8, 8)
+    np.testing.assert_allclose(feature_jacobians(net, x, rows=5).numpy(), feature_jacobians(net, x, rows=1000).numpy(),
+                               rtol=1e-12, atol=1e-14)

@@ -20,6 +20,7 @@ CASES = {
     "zero steps": (["analyze", "digits-parabolic", "--steps", "0"], "--steps must be a positive integer"),
     "zero epochs": (["train", "--dataset", "digits", "--model", "digits-parabolic", "--epochs", "0"], "--epochs must be"),
     "zero examples": (["analyze", "digits-parabolic", "--examples", "0"], "--examples must be"),
+    "negative count examples": (["analyze", "digits-parabolic", "--count-examples", "-1"], "--count-examples must be"),
     "preset does not fit the data": (["train", "--dataset", "digits", "--model", "cifar10-hamiltonian"], "takes 3-channel"),
     "analyze data that does not fit": (["analyze", "cifar10-hamiltonian", "--dataset", "digits"], "takes 3-channel"),
     "unknown preset": (["analyze", "nope-model"], "valid presets"),

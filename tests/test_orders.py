@@ -57,3 +57,22 @@ def test_harmonic_oscillator_energy_verlet_bounded_rk4_drifts():
         energies[name] = (e.max() - e.min()).item()
     assert energies["verlet"] < 0.02 and energies["symplectic_euler"] < 0.25
     assert energies["heun"] > 10 * energies["verlet"]
+
+
+@pytest.mark.parametrize("name,kind", CASES)
+def test_successive_difference_order_equals_the_declared_order(name, kind):
+    """Richardson's reference-free estimate ‖y_n − y_2n‖ has the same slope as the true error, for
+    every registered scheme (linear problems, float64)."""
+    scheme = pa.get_scheme(name)
+    op, y0 = linear_problem(kind)
+    r = convergence_study(op, y0, scheme, [16, 32, 64, 128], T=2.0, estimate="successive")
+    assert r.reference.startswith("successive")
+    assert abs(r.observed_order - scheme.order) <= 0.15, r
+
+
+def test_unknown_order_estimate_is_refused():
+    from pdenet_analysis.errors import InvalidArgumentError
+
+    op, y0 = linear_problem("first_order")
+    with pytest.raises(InvalidArgumentError, match="estimate must be"):
+        convergence_study(op, y0, "euler", [8, 16], estimate="richardson")

@@ -7,7 +7,7 @@ from .convergence import ConvergenceResult, convergence_study, fit_order, state_
 from .density import conv_norm, slq, spectral_density
 from .eigen import EigResult, arnoldi, eigs
 from .flow import energy, reversibility
-from .krylov import InverseChain, SingularValues, golub_kahan, gmres, lanczos_tridiagonal
+from .krylov import InverseChain, RitzValues, SingularValues, batched_arnoldi, golub_kahan, gmres, lanczos_tridiagonal
 from .network import feature_jacobians, features_conditioning
 from .linear import JacobianOperator, ProductOperator, operator_jacobian
 from .report import Report
@@ -16,7 +16,7 @@ from .stepmap import count_outside, step_map_spectra
 from .steps import Discretisation, discretise, distribution
 
 __all__ = ["conditioning", "ConvergenceResult", "convergence_study", "fit_order", "state_error", "conv_norm", "slq",
-           "spectral_density", "feature_jacobians", "features_conditioning", "EigResult", "arnoldi", "eigs", "energy", "reversibility", "InverseChain", "SingularValues",
+           "spectral_density", "feature_jacobians", "features_conditioning", "EigResult", "arnoldi", "eigs", "energy", "reversibility", "InverseChain", "RitzValues", "SingularValues", "batched_arnoldi",
            "golub_kahan", "gmres", "lanczos_tridiagonal", "JacobianOperator", "ProductOperator",
            "operator_jacobian", "Report", "largest_stable_step", "spectrum_along_trajectory", "symmetry_defect",
            "to_stability_variable", "count_outside", "step_map_spectra", "Discretisation", "discretise", "distribution"]

@@ -67,11 +67,20 @@ def convergence_study(
     reference_scheme: str = "rk4",
     reference_factor: int = 8,
     floor: float = 1e-13,
+    estimate: str = "reference",
 ) -> ConvergenceResult:
     """Errors and observed order of ``scheme`` for each entry of ``n_steps``.
 
-    ``reference`` is the first-order state at T; if omitted, the operator's ``exact`` is used
-    when it has one, else ``reference_scheme`` with ``reference_factor``× the finest step count.
+    ``estimate="reference"``: the error of each solve against a reference. ``reference`` is the
+    first-order state at T; if omitted, the operator's ``exact`` is used when it has one, else
+    ``reference_scheme`` with ``reference_factor``× the finest step count.
+
+    ``estimate="successive"``: no reference; the "error" of n steps is the difference
+    ‖y_n − y_2n‖/‖y_2n‖ between the scheme's own solves with n and 2n steps (Richardson's
+    estimate: Hairer, Nørsett & Wanner, *Solving ODEs I*, §II.4). For an order-p scheme
+    y_n − y_2n = C·h^p·(1 − 2^−p) + O(h^{p+1}), so the fitted slope is the same p. With doubling
+    ``n_steps`` this costs one solve more than the list, where a reference costs
+    ``reference_factor``× the finest solve (times the reference scheme's stages).
     Errors are measured on ``operator.solution_components`` (Y only for second-order operators).
     For piecewise-constant θ, choose ``n_steps`` as multiples of the grid's pieces: the scheme
     then never steps across a jump of θ.
@@ -86,12 +95,26 @@ def convergence_study(
             "follows rtol, not h). Study the adaptive solver by its tolerance (error and evaluations against rtol), or "
             f"pass its fixed-step tableau: get_scheme({scheme.name!r}).step_scheme")
     n_steps = list(n_steps)
+    if estimate not in ("reference", "successive"):
+        raise InvalidArgumentError(f"estimate must be 'reference' or 'successive', got {estimate!r}")
     if len(n_steps) < 2:
         raise InvalidArgumentError(f"an observed order is a slope: give at least two step counts, got n_steps={n_steps!r}")
     with torch.no_grad():
         state0 = operator.to_state(y0)
         T = operator.T if T is None else T
         how = "given"
+        if estimate == "successive":
+            solves = {}
+
+            def solve(n):
+                if n not in solves:
+                    solves[n] = integrate(operator, y0, scheme, T=T, n_steps=n).state
+                return solves[n]
+
+            errs = [state_error(solve(n), solve(2 * n), operator.solution_components) for n in n_steps]
+            slope, used = fit_order([T / n for n in n_steps], errs, floor)
+            return ConvergenceResult(scheme.name, scheme.order, n_steps, [T / n for n in n_steps], errs, slope,
+                                     used.tolist(), "successive differences ‖y_n − y_2n‖ (no reference)")
         if reference is None:
             if hasattr(operator, "exact"):
                 reference, how = operator.exact(T, state0), "exact"

@@ -46,16 +46,18 @@ def block_inputs(model, x: torch.Tensor) -> list[torch.Tensor]:
 
 
 def _convergence_report(conv) -> Report:
+    what = "‖y_n − y_2n‖/‖y_2n‖" if conv.reference.startswith("successive") else "relative error at T"
+
     def plot(fig, c=conv):
         ax = fig.add_subplot(111)
         ax.loglog(c.h, c.errors, "o-", label=f"{c.scheme}: observed {c.observed_order:.2f}")
         ax.loglog(c.h, [c.errors[-1] * (hh / c.h[-1]) ** c.declared_order for hh in c.h], "k--", label=f"slope {c.declared_order}")
         ax.set_xlabel("h")
-        ax.set_ylabel("relative error at T")
+        ax.set_ylabel(what)
         ax.legend()
 
     return Report("convergence", f"Observed order of {conv.scheme} on the trained weights",
-                  ["steps", "h", "relative error"], [[s, h, e] for s, h, e in zip(conv.n_steps, conv.h, conv.errors)],
+                  ["steps", "h", what], [[s, h, e] for s, h, e in zip(conv.n_steps, conv.h, conv.errors)],
                   conv.as_dict(), plot,
                   [f"observed order {conv.observed_order:.3f} (declared {conv.declared_order}); reference: {conv.reference}",
                    "with ReLU and TV normalisation the right-hand side is not smooth: high orders are not reached "
@@ -75,8 +77,16 @@ def planned_analyses(block, analyses=ANALYSES, with_conditioning: bool = True) -
 
 
 def analyze_block(block, x: torch.Tensor, out: str, k: int = 6, convergence_steps=None, backend: str = "auto",
-                  with_conditioning: bool = True, analyses=ANALYSES, dense_max: int = 2048, progress=None) -> dict:
-    """Run the ``analyses`` on one block for the examples ``x``; save the reports in ``out``."""
+                  with_conditioning: bool = True, analyses=ANALYSES, dense_max: int = 2048, count_examples: int | None = 1,
+                  order_estimate: str = "successive", reference_factor: int = 8, progress=None) -> dict:
+    """Run the ``analyses`` on one block for the examples ``x``; save the reports in ``out``.
+
+    ``count_examples``: above ``dense_max`` unknowns, how many examples per step get the complete
+    count of unstable step-map modes (the worst by a batched estimate; None: all, see
+    :func:`~.stability.spectrum_along_trajectory`). ``order_estimate``: how the observed order's
+    errors are measured (:func:`~.convergence.convergence_study`): "successive" differences of the
+    scheme's own solves (default: one extra solve), or "reference" (RK4 with ``reference_factor``×
+    the finest step count: about 7× the cost at the paper's sizes)."""
     # analyses run in float64 on a copy of the block (the trained model keeps its dtype)
     op, scheme = copy.deepcopy(block.operator).double(), block.scheme
     n = None if scheme.adaptive else (block.n_steps or (op.grid.n_pieces if op.grid else 8))
@@ -86,7 +96,7 @@ def analyze_block(block, x: torch.Tensor, out: str, k: int = 6, convergence_step
     reports = {}
     if "stability" in wanted:
         reports["stability"] = spectrum_along_trajectory(op, x, scheme, n_steps=n, k=k, backend=backend, dense_max=dense_max,
-                                                         progress=lambda: tick(0, "stability"))
+                                                         count_examples=count_examples, progress=lambda: tick(0, "stability"))
         tick(1, "stability")
     if "conditioning" in wanted:
         reports["conditioning"] = conditioning(op, x, scheme, n_steps=n, dense_max=dense_max)
@@ -100,7 +110,8 @@ def analyze_block(block, x: torch.Tensor, out: str, k: int = 6, convergence_step
     if "convergence" in wanted:
         pieces = op.grid.n_pieces if op.grid else 1
         steps = convergence_steps or [pieces * 2**i for i in range(1, 6)]
-        reports["convergence"] = _convergence_report(convergence_study(op, x, scheme, steps, reference_factor=8))
+        reports["convergence"] = _convergence_report(convergence_study(op, x, scheme, steps, estimate=order_estimate,
+                                                                                   reference_factor=reference_factor))
         tick(1, "convergence")
     if "energy" in wanted:
         reports["energy"] = energy(op, x, scheme, n_steps=n or 4 * (op.grid.n_pieces if op.grid else 4))

@@ -31,8 +31,9 @@ from .report import Report
 from .steps import distribution
 
 
-def feature_jacobians(model, x: torch.Tensor) -> torch.Tensor:
-    """J(x_b) = ∂φ(x_b)/∂x_b for every example: a (batch, m, n) tensor (float64)."""
+def feature_jacobians(model, x: torch.Tensor, rows: int = 64) -> torch.Tensor:
+    """J(x_b) = ∂φ(x_b)/∂x_b for every example: a (batch, m, n) tensor (float64), computed with
+    at most ``rows`` vector-Jacobian products in flight (memory grows with ``rows``)."""
     from torch.func import jacrev, vmap
 
     net = copy.deepcopy(model).double().eval()
@@ -43,8 +44,14 @@ def feature_jacobians(model, x: torch.Tensor) -> torch.Tensor:
     def phi(xi):
         return net.features(xi.unsqueeze(0))[0]
 
-    J = vmap(jacrev(phi))(x)  # (batch, m, C, H, W)
-    return J.reshape(J.shape[0], J.shape[1], -1).detach()
+    # bounded memory: at most ``rows`` cotangents through the network at once (all m features of
+    # all examples in one vmap would hold m·batch copies of every activation)
+    m = int(net.features(x[:1]).shape[1])
+    chunk = min(m, rows)
+    per_call = max(1, rows // m)
+    parts = [vmap(jacrev(phi, chunk_size=chunk))(x[i : i + per_call]).detach() for i in range(0, x.shape[0], per_call)]
+    J = torch.cat(parts)  # (batch, m, C, H, W)
+    return J.reshape(J.shape[0], J.shape[1], -1)
 
 
 def features_conditioning(model, x: torch.Tensor) -> Report:

@@ -25,11 +25,15 @@ from __future__ import annotations
 import numpy as np
 
 from .eigen import eigs
+from .krylov import batched_arnoldi
 from .linear import JacobianOperator
 
 
-def _example_step_operator(disc, j: int, b: int) -> JacobianOperator:
+def _example_step_operator(disc, j: int, b) -> JacobianOperator:
+    """S_j of example ``b`` (unbatched), or of the examples in the list ``b`` (batched)."""
     fn, y = disc.step_map(j)
+    if isinstance(b, list):
+        return JacobianOperator(fn, tuple(c[b] for c in y), batched=True)
     return JacobianOperator(fn, tuple(c[b : b + 1] for c in y))
 
 
@@ -90,15 +94,32 @@ def _certified_inside(norm_upper: float, radius: float) -> dict:
                 outside=np.zeros(0, complex), computed=np.zeros(0, complex), n_matvecs=0, method="norm bound")
 
 
+def _estimated(ritz, b: int, radius: float) -> dict:
+    """What a short Arnoldi run says of S_j for an example that is not counted: an estimate of
+    ρ, a lower bound on the count (Ritz values outside with residual ≤ 1e-6), status "estimate"."""
+    vals, res = ritz.values[b], ritz.residuals[b]
+    sure = res <= 1e-6
+    mod = np.abs(vals)
+    return dict(radius=float(mod[0]), radius_residual=float(res[0]),
+                radius_lower=float(mod[sure].max()) if sure.any() else float("nan"), status="estimate",
+                count=int(((mod > radius) & sure).sum()), exact=False, outside=vals[(mod > radius) & sure],
+                computed=vals, n_matvecs=ritz.n_matvecs, method=f"arnoldi estimate ({ritz.steps} steps, not counted)")
+
+
 def step_map_spectra(disc, j: int, *, delta: float = 1e-6, dense_max: int = 2048, count_max: int = 256,
-                     tol: float = 1e-8, backend: str = "auto", norms=None, progress=None, S=None) -> list[dict]:
+                     tol: float = 1e-8, backend: str = "auto", norms=None, progress=None, S=None,
+                     count_examples: int | None = None, estimate_steps: int = 40) -> list[dict]:
     """ρ(S_j) and the eigenvalues of S_j outside the disc of radius 1 + δ, for every example.
 
     Up to ``dense_max`` unknowns S_j is formed for all examples at once (n batched products) and
     its eigenvalues computed densely: exact. Beyond, per example: if the certified upper bound on
     ‖S_j‖₂ from ``norms`` (a :class:`~.krylov.SingularValues` of S_j, σ·(1 + residual)) is at
     most 1 + δ, no eigenvalue can be outside and the count 0 is exact ("norm bound"; the radius
-    reported is then that upper bound); otherwise :func:`count_outside`. Every result carries
+    reported is then that upper bound); otherwise :func:`count_outside`. With ``count_examples``
+    = c, only c of the examples that need a count get one: all of them run ``estimate_steps``
+    steps of one batched Arnoldi (:func:`~.krylov.batched_arnoldi`, one product per step for the
+    whole batch), and the c with the largest estimated radius are counted completely; the others
+    keep the estimate (status "estimate", count a lower bound). Every result carries
     ``radius_upper`` = ‖S_j‖₂·(1 + residual) when ``norms`` is given (ρ ≤ ‖S‖ always), so a
     radius that did not converge still comes with a bracket. ``progress()`` is called per example.
     """
@@ -116,11 +137,19 @@ def step_map_spectra(disc, j: int, *, delta: float = 1e-6, dense_max: int = 2048
             out.append(dict(_dense_count(D[b], 1 + delta), unknowns=n, radius_upper=upper[b]))
             tick()
         return out
+    need = [b for b in range(S.batch) if not upper[b] <= 1 + delta]
+    counted, estimates = set(need), {}
+    if count_examples is not None and len(need) > count_examples:
+        ritz = batched_arnoldi(_example_step_operator(disc, j, need), m=estimate_steps)
+        estimates = {b: _estimated(ritz, i, 1 + delta) for i, b in enumerate(need)}
+        counted = set(sorted(need, key=lambda b: -estimates[b]["radius"])[:count_examples])
     for b in range(S.batch):
         if upper[b] <= 1 + delta:
             r = _certified_inside(upper[b], 1 + delta)
-        else:
+        elif b in counted:
             r = count_outside(_example_step_operator(disc, j, b), 1 + delta, count_max=count_max, tol=tol, backend=backend)
+        else:
+            r = estimates[b]
         r.update(unknowns=n, radius_upper=upper[b])
         out.append(r)
         tick()
