@@ -96,7 +96,7 @@ def analyze_block(block, x: torch.Tensor, out: str, k: int = 6, convergence_step
     reports = {}
     if "stability" in wanted:
         reports["stability"] = spectrum_along_trajectory(op, x, scheme, n_steps=n, k=k, backend=backend, dense_max=dense_max,
-                                                         count_examples=count_examples, progress=lambda: tick(0, "stability"))
+                                                         count_examples=count_examples, progress=lambda where: tick(0, f"stability {where}"))
         tick(1, "stability")
     if "conditioning" in wanted:
         reports["conditioning"] = conditioning(op, x, scheme, n_steps=n, dense_max=dense_max)

@@ -114,6 +114,9 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
     c worst are counted (:func:`~.stepmap.step_map_spectra`); the others report that estimate
     (status "estimate") and ‖S_j‖₂. ``max_amplification`` and ``n_outside_max`` are then taken
     over the counted and norm-certified examples, ``max_amplification_estimated`` over all.
+
+    ``progress(where)``, if given, is called after each example of each step with a label such
+    as "step 2/3, example 5/32".
     """
     from .krylov import golub_kahan
     from .steps import discretise, distribution, select_examples
@@ -130,8 +133,10 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
         S = disc.step_jacobian(j)
         norms = golub_kahan(S, k=1, which="largest", tol=tol)
         norm_product *= norms.values[:, 0]
+        done = iter(range(1, batch + 1))
+        tick = (lambda j=j: progress(f"step {j + 1}/{disc.n_steps}, example {next(done)}/{batch}")) if progress else None
         spectra = step_map_spectra(disc, j, delta=delta, dense_max=dense_max, count_max=count_max, tol=tol, backend=backend,
-                                   norms=norms, progress=progress, S=S, count_examples=count_examples)
+                                   norms=norms, progress=tick, S=S, count_examples=count_examples)
         per_ex = [dict(example=b, step_map_radius=sm["radius"], step_map_radius_upper=sm["radius_upper"],
                        step_map_radius_lower=sm["radius_lower"],
                        step_map_radius_residual=sm["radius_residual"], step_map_status=sm["status"], n_outside=sm["count"],
