@@ -133,7 +133,9 @@ class FixedStepRun:
 
         NaN/Inf detection costs nothing per step: only the final state is checked, and if it is
         not finite the steps are replayed (deterministically, without autograd) to name the first
-        step whose result was not finite."""
+        step whose result was not finite. Inside ``torch.compile`` the host check is left out (it
+        reads the device and would split the graph): a compiled network's non-finite values are
+        caught by the trainer's device-side check of the loss."""
         scheme, op, h = self.scheme, self.op, self.h
         start = state
         traj = [scheme.to_state(op, state, h)] if self.record else None
@@ -141,7 +143,7 @@ class FixedStepRun:
             state = scheme.step(op, state, self.t0 + j * h, h)
             if traj is not None:
                 traj.append(scheme.to_state(op, state, h))
-        if self.check_finite and not _all_finite(state):
+        if self.check_finite and not torch.compiler.is_compiling() and not _all_finite(state):
             if not _all_finite(start):
                 raise NonFiniteError("the initial state contains NaN or Inf", step=0, time=self.t0)
             j = self._first_nonfinite_step(start)

@@ -34,19 +34,114 @@ from ..errors import InvalidArgumentError, UnknownNameError, require_positive
 INTERPOLATIONS = ("constant", "linear")
 
 
-class StepTime(float):
+def _value(x):
+    return x.value if isinstance(x, StepTime) else x
+
+
+class StepTime:
     """A stage time t_j + c·h that knows its step [t_j, t_j + h].
 
-    Behaves as a float everywhere; :class:`TimeGrid` uses ``midpoint`` to pick the piece of a
-    piecewise-constant θ so that all stages of one step see one weight set.
+    It behaves as the float ``value`` in arithmetic (with floats, ints and tensors; results are
+    plain floats or tensors), comparisons, ``float()``, ``math`` and numpy functions, and
+    formatting. :class:`TimeGrid` uses ``midpoint`` to pick the piece of a piecewise-constant θ,
+    so that all stages of one step see one weight set.
+
+    It is a plain class, not a ``float`` subclass, so that ``torch.compile`` can trace its
+    construction inside a scheme's step (Dynamo cannot trace the construction of a subclass of a
+    builtin number): the fixed-step loop compiles to one graph (``fullgraph=True``).
     """
 
-    __slots__ = ("midpoint",)
+    __slots__ = ("value", "midpoint")
 
-    def __new__(cls, t: float, step_start: float, step_size: float) -> "StepTime":
-        self = super().__new__(cls, t)
-        self.midpoint = step_start + 0.5 * step_size
-        return self
+    def __init__(self, t: float, step_start: float, step_size: float):
+        self.value = float(t)
+        self.midpoint = float(step_start) + 0.5 * float(step_size)
+
+    def __float__(self) -> float:
+        return self.value
+
+    def __repr__(self) -> str:
+        return f"StepTime({self.value!r}, midpoint={self.midpoint!r})"
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+    def __array__(self, dtype=None, copy=None):
+        import numpy as np
+
+        return np.asarray(self.value, dtype=dtype)
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
+
+    def __neg__(self):
+        return -self.value
+
+    def __pos__(self):
+        return self.value
+
+    def __abs__(self):
+        return abs(self.value)
+
+    def __round__(self, ndigits=None):
+        return round(self.value, ndigits)
+
+    def __add__(self, o):
+        return self.value + _value(o)
+
+    def __radd__(self, o):
+        return _value(o) + self.value
+
+    def __sub__(self, o):
+        return self.value - _value(o)
+
+    def __rsub__(self, o):
+        return _value(o) - self.value
+
+    def __mul__(self, o):
+        return self.value * _value(o)
+
+    def __rmul__(self, o):
+        return _value(o) * self.value
+
+    def __truediv__(self, o):
+        return self.value / _value(o)
+
+    def __rtruediv__(self, o):
+        return _value(o) / self.value
+
+    def __floordiv__(self, o):
+        return self.value // _value(o)
+
+    def __mod__(self, o):
+        return self.value % _value(o)
+
+    def __pow__(self, o):
+        return self.value ** _value(o)
+
+    def __rpow__(self, o):
+        return _value(o) ** self.value
+
+    def __eq__(self, o):
+        return self.value == _value(o)
+
+    def __ne__(self, o):
+        return self.value != _value(o)
+
+    def __lt__(self, o):
+        return self.value < _value(o)
+
+    def __le__(self, o):
+        return self.value <= _value(o)
+
+    def __gt__(self, o):
+        return self.value > _value(o)
+
+    def __ge__(self, o):
+        return self.value >= _value(o)
 
 
 @dataclass(frozen=True)
@@ -87,7 +182,7 @@ class TimeGrid:
             u = getattr(t, "midpoint", t) / self.spacing
             j = min(max(int(math.floor(u)), 0), self.n_pieces - 1)
             return j, j, 0.0
-        u = min(max(t / self.spacing, 0.0), float(self.n_pieces))
+        u = min(max(_value(t) / self.spacing, 0.0), float(self.n_pieces))
         j = min(int(math.floor(u)), self.n_pieces - 1)
         return j, j + 1, u - j
 
