@@ -498,3 +498,12 @@ def test_feature_jacobians_in_chunks_equal_one_batch():
     x = torch.randn(3, 1, 8, 8)
     np.testing.assert_allclose(feature_jacobians(net, x, rows=5).numpy(), feature_jacobians(net, x, rows=1000).numpy(),
                                rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, True])
+def test_count_examples_must_be_a_positive_integer(bad):
+    from pdenet_analysis.errors import InvalidArgumentError
+
+    op = pa.second_order(4, T=1.0, n_pieces=1)
+    with pytest.raises(InvalidArgumentError, match="count_examples must be a positive integer"):
+        A.spectrum_along_trajectory(op, torch.randn(2, 4, 5, 5), "leapfrog", n_steps=1, dense_max=0, count_examples=bad)

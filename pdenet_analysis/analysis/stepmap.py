@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InvalidArgumentError
 from .eigen import eigs
 from .krylov import batched_arnoldi
 from .linear import JacobianOperator
@@ -123,6 +124,10 @@ def step_map_spectra(disc, j: int, *, delta: float = 1e-6, dense_max: int = 2048
     ``radius_upper`` = ‖S_j‖₂·(1 + residual) when ``norms`` is given (ρ ≤ ‖S‖ always), so a
     radius that did not converge still comes with a bracket. ``progress()`` is called per example.
     """
+    if count_examples is not None and (isinstance(count_examples, bool) or not isinstance(count_examples, int)
+                                       or count_examples < 1):
+        raise InvalidArgumentError(f"count_examples must be a positive integer or None (count every example), "
+                                   f"got {count_examples!r}")
     S = disc.step_jacobian(j) if S is None else S  # the caller's S_j, linearised once
     n = S.shape[1]
     tick = progress or (lambda: None)
