@@ -1,7 +1,8 @@
 """A one-line progress display on standard error for long work (analyses, quickstart).
 
 ``Progress(total, "analyze")`` is called once per finished unit; it redraws at most every half
-second, shows done/total, elapsed time and an estimate of the time left, and prints nothing when
+second, shows done/total, elapsed time and an estimate of the time left (re-estimated when a unit
+finishes, counting down in between, when a call only changes the label), and prints nothing when
 ``quiet`` (or when total is 0). It has no dependency and writes only to stderr, so output meant
 for scripts (stdout) stays clean.
 """
@@ -18,17 +19,20 @@ class Progress:
         self.stream = stream or sys.stderr
         self.done, self.start, self._last = 0, time.perf_counter(), 0.0
         self.label = ""
+        self._estimate = None  # (time of the last finished unit, time left estimated then)
 
     def __call__(self, n: int = 1, label: str | None = None) -> None:
         self.done += n
         if label is not None:
             self.label = label
         now = time.perf_counter()
+        elapsed = now - self.start
+        if n > 0 and self.done:  # re-estimated when a unit finishes; a label update only counts down
+            self._estimate = (now, elapsed / self.done * (self.total - self.done))
         if self.quiet or (now - self._last < 0.5 and self.done < self.total):
             return
         self._last = now
-        elapsed = now - self.start
-        eta = f"~{elapsed / self.done * (self.total - self.done):5.0f}s left" if self.done else "          "
+        eta = f"~{max(0.0, self._estimate[1] - (now - self._estimate[0])):5.0f}s left" if self._estimate else "          "
         width = 24
         filled = int(width * min(self.done, self.total) / self.total)
         self.stream.write(f"\r{self.desc} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "

@@ -1,0 +1,33 @@
+"""The progress line: its estimate of the time left follows the finished units and counts down
+while a long unit only updates its label."""
+
+import io
+
+from pdenet_analysis import progress
+
+
+def test_time_left_counts_down_between_units(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: clock[0])
+    buf = io.StringIO()
+    p = progress.Progress(3, "t", stream=buf)
+    clock[0] = 10.0
+    p(1, "first done")  # 10 s per unit, 2 left: 20 s
+    assert "~   20s left" in buf.getvalue().split("\r")[-1]
+    clock[0] = 15.0
+    p(0, "second, halfway")  # no unit finished: 5 s later, 15 s left (not re-estimated to 30 s)
+    assert "~   15s left" in buf.getvalue().split("\r")[-1]
+    clock[0] = 40.0
+    p(0, "second, late")  # the estimate ran out: never negative
+    assert "~    0s left" in buf.getvalue().split("\r")[-1]
+    clock[0] = 42.0
+    p(1)
+    assert "~   21s left" in buf.getvalue().split("\r")[-1]  # 42 s for 2 units, 1 left
+
+
+def test_quiet_progress_writes_nothing():
+    buf = io.StringIO()
+    p = progress.Progress(2, "t", quiet=True, stream=buf)
+    p(1)
+    p(1)
+    assert buf.getvalue() == ""
