@@ -25,6 +25,7 @@ midpoint. A plain float (as an adaptive solver passes) is looked up right-contin
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 
 import torch
@@ -71,11 +72,11 @@ class StepTime:
 
         return np.asarray(self.value, dtype=dtype)
 
-    def __hash__(self) -> int:
-        return hash(self.value)
-
     def __bool__(self) -> bool:
         return bool(self.value)
+
+    def __hash__(self) -> int:  # equal to its float value, so it hashes as that float
+        return hash(self.value)
 
     def __neg__(self):
         return -self.value
@@ -89,59 +90,19 @@ class StepTime:
     def __round__(self, ndigits=None):
         return round(self.value, ndigits)
 
-    def __add__(self, o):
-        return self.value + _value(o)
 
-    def __radd__(self, o):
-        return _value(o) + self.value
+def _binary(fn, reflected: bool = False):
+    """A StepTime operator method: ``fn`` applied to the float value and the other operand."""
+    if reflected:
+        return lambda self, o: fn(_value(o), self.value)
+    return lambda self, o: fn(self.value, _value(o))
 
-    def __sub__(self, o):
-        return self.value - _value(o)
 
-    def __rsub__(self, o):
-        return _value(o) - self.value
-
-    def __mul__(self, o):
-        return self.value * _value(o)
-
-    def __rmul__(self, o):
-        return _value(o) * self.value
-
-    def __truediv__(self, o):
-        return self.value / _value(o)
-
-    def __rtruediv__(self, o):
-        return _value(o) / self.value
-
-    def __floordiv__(self, o):
-        return self.value // _value(o)
-
-    def __mod__(self, o):
-        return self.value % _value(o)
-
-    def __pow__(self, o):
-        return self.value ** _value(o)
-
-    def __rpow__(self, o):
-        return _value(o) ** self.value
-
-    def __eq__(self, o):
-        return self.value == _value(o)
-
-    def __ne__(self, o):
-        return self.value != _value(o)
-
-    def __lt__(self, o):
-        return self.value < _value(o)
-
-    def __le__(self, o):
-        return self.value <= _value(o)
-
-    def __gt__(self, o):
-        return self.value > _value(o)
-
-    def __ge__(self, o):
-        return self.value >= _value(o)
+for _name in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow"):
+    setattr(StepTime, f"__{_name}__", _binary(getattr(operator, _name)))
+    setattr(StepTime, f"__r{_name}__", _binary(getattr(operator, _name), reflected=True))
+for _name in ("eq", "ne", "lt", "le", "gt", "ge"):
+    setattr(StepTime, f"__{_name}__", _binary(getattr(operator, _name)))
 
 
 @dataclass(frozen=True)
