@@ -41,9 +41,7 @@ def _step_pieces(normalise: bool, seed: int, h: float):
 
 
 def _roots(mu):
-    mu = mu.astype(complex)
-    disc = np.sqrt((2 + mu) ** 2 - 4)
-    return np.concatenate([(2 + mu + disc) / 2, (2 + mu - disc) / 2])
+    return np.concatenate(pa.schemes.symplectic.two_step_roots(mu))
 
 
 def _same_multiset(x, y, tol):
@@ -85,3 +83,84 @@ def test_with_tv_normalisation_the_half_size_spectrum_leaves_the_real_line():
     assert max(imag) > 1e-4  # complex μ: a pair ξ, 1/ξ̄ off the unit circle, one of them unstable
     _, M = _step_pieces(True, int(np.argmax(imag)), h=0.7)
     assert np.max(pa.schemes.two_step_amplification(np.linalg.eigvals(M))) > 1 + 1e-6
+
+
+# ---- every two-level scheme of the registry: its half-size form against the dense step map ----
+
+REDUCIBLE = ["symplectic_euler", "verlet", "leapfrog", "leapfrog_symmetric"]
+
+
+def _discretised(name, kind, normalise, seed, h_scale=2.0):
+    from pdenet_analysis import analysis as A
+
+    torch.manual_seed(seed)
+    factory = {"hamiltonian": pa.hamiltonian, "second_order": pa.second_order}[kind]
+    op = factory(4, T=2.0, n_pieces=2, normalise=normalise).double()
+    with torch.no_grad():
+        for layer in op.layers():
+            for w in layer.kernels():
+                w.mul_(h_scale)
+    y0 = torch.randn(2, 4, 4, 4, dtype=torch.float64)
+    return A.discretise(op, y0, name, n_steps=4)
+
+
+def test_the_reducible_schemes_are_the_two_level_ones():
+    """Registry-driven: exactly the symplectic Euler, Verlet and leapfrog steps have a half-size form."""
+    found = []
+    for name in pa.schemes.available_schemes():
+        scheme = pa.schemes.get_scheme(name)
+        kind = "second_order" if scheme.accepts("second_order") else "first_order"
+        if scheme.adaptive:
+            scheme = scheme.step_scheme
+        if kind == "first_order":
+            continue
+        disc = _discretised(name, kind, True, 0)
+        t, h, point = disc.steps[1]
+        if disc.step_scheme.quadratic_reduction(disc.operator, point, t, h) is not None:
+            found.append(name)
+    assert sorted(found) == sorted(REDUCIBLE)
+
+
+@pytest.mark.parametrize("name", REDUCIBLE)
+@pytest.mark.parametrize("kind", ["hamiltonian", "second_order"])
+@pytest.mark.parametrize("normalise", [False, True])
+def test_half_size_form_gives_the_step_maps_eigenvalues(name, kind, normalise):
+    """eig(S_j) = roots of ξ² − (2 + μ)ξ + 1 over μ ∈ eig(M_j), as multisets, at every step
+    (θ jumps between steps 1 and 2, so the stage times of Verlet's kicks matter)."""
+    scheme = pa.schemes.get_scheme(name)
+    if not scheme.accepts(kind):
+        pytest.skip(f"{name} does not take {kind} operators")
+    from pdenet_analysis.analysis.linear import JacobianOperator
+
+    for seed in (0, 1):
+        disc = _discretised(name, kind, normalise, seed)
+        for j in range(disc.n_steps):
+            S = disc.step_jacobian(j).dense().numpy()
+            t, h, point = disc.steps[j]
+            fn, u = scheme.quadratic_reduction(disc.operator, point, t, h)
+            M = JacobianOperator(fn, u, batched=True).dense().numpy()
+            assert M.shape[1] * 2 == S.shape[1]
+            for b in range(S.shape[0]):
+                _same_multiset(np.linalg.eigvals(S[b]), _roots(np.linalg.eigvals(M[b])), 1e-6)
+
+
+@pytest.mark.parametrize("name", REDUCIBLE)
+def test_step_map_spectra_half_size_route_equals_the_dense_count(name):
+    """Above dense_max, a two-level scheme is counted exactly from its half-size form: the same
+    radius and number of modes outside as the dense step map, example by example."""
+    from pdenet_analysis.analysis.stepmap import step_map_spectra
+
+    kind = "hamiltonian" if pa.schemes.get_scheme(name).accepts("hamiltonian") else "second_order"
+    disc = _discretised(name, kind, True, 3, h_scale=3.0)
+    checked = 0
+    for j in range(disc.n_steps):
+        dense = step_map_spectra(disc, j, dense_max=10_000)
+        half = step_map_spectra(disc, j, dense_max=16, reduced_dense_max=10_000)
+        for d, r in zip(dense, half):
+            assert r["method"] == "dense, half size" and r["exact"] and r["status"] == "converged"
+            assert r["count"] == d["count"]
+            # a double root ξ = 1 (μ = 0, channels a ReLU switched off) costs the dense eig of S
+            # √ε in |ξ|; the half-size form computes it from μ without that loss
+            assert abs(r["radius"] - d["radius"]) <= (1e-8 * d["radius"] if d["count"] else 1e-7)
+            checked += d["count"] > 0
+    assert checked > 0  # some step has modes outside, so the counts were put to the test

@@ -98,6 +98,13 @@ class Scheme:
         return self.to_state(op, state, h)
 
     # ---- linear stability ------------------------------------------------------------------
+    def quadratic_reduction(self, op, state: State, t: float, h: float):
+        """For the two-level schemes: ``(fn, u)`` with M = ∂fn/∂u at u, of half the size of the
+        step map's Jacobian S, such that the eigenvalues of S are exactly the roots of
+        ξ² − (2 + μ)ξ + 1 = 0 over the eigenvalues μ of M (see the subclasses). None for a scheme
+        without this structure."""
+        return None
+
     def amplification(self, z) -> np.ndarray:
         """Largest modulus of the amplification factor(s) of one step of the linear test
         problem, as a function of the stability variable z (see ``stability_variable``).

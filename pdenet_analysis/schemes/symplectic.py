@@ -22,15 +22,30 @@ from ..errors import InvalidArgumentError
 from .base import Scheme, stage_time
 
 
+def two_step_roots(z) -> tuple[np.ndarray, np.ndarray]:
+    """The roots (ξ₁, ξ₂) of ξ² − (2 + z)ξ + 1 = 0, |ξ₁| ≥ 1 ≥ |ξ₂| = 1/|ξ₁|.
+
+    The discriminant (2 + z)² − 4 is computed as z(4 + z), free of the cancellation that near
+    z = 0 (a double root ξ = 1, common where ReLUs switch channels off) would put an error of
+    √ε into |ξ|; the smaller root is 1/ξ₁ (product of the roots 1)."""
+    z = np.asarray(z, dtype=complex)
+    tr, disc = 2.0 + z, np.sqrt(z * (4.0 + z))
+    big = np.where(np.abs(tr + disc) >= np.abs(tr - disc), tr + disc, tr - disc) / 2
+    return big, 1.0 / big
+
+
 def two_step_amplification(z) -> np.ndarray:
     """max |ξ| over the roots of ξ² − (2 + z)ξ + 1 = 0."""
-    z = np.asarray(z, dtype=complex)
-    tr = 2.0 + z
-    disc = np.sqrt(tr * tr - 4.0)
-    return np.maximum(np.abs((tr + disc) / 2), np.abs((tr - disc) / 2))
+    return np.abs(two_step_roots(z)[0])
 
 
 class _PartitionedScheme(Scheme):
+    """Shared by the partitioned schemes. One step linearises to S = [[I, hA], [hB, I + h²BA]] (up
+    to similarity) with A = ∂f/∂B and B = ∂g/∂A at the points the step evaluates them, and by the
+    Schur complement det(S − ξI) = det((1 − ξ)²I − ξh²BA): the eigenvalues of S are exactly the
+    roots of ξ² − (2 + μ)ξ + 1 = 0 over μ ∈ spec(h²BA), a problem of half the size
+    (:meth:`quadratic_reduction`; tests/test_quadratic_reduction.py)."""
+
     kinds = frozenset({"hamiltonian", "second_order"})
     symplectic = True
     reversible = True
@@ -60,6 +75,13 @@ class SymplecticEuler(_PartitionedScheme):
         b = torch.add(b, op.part_g(s, a), alpha=h)
         return (a, b)
 
+    def quadratic_reduction(self, op, state, t, h):
+        """M = h²BA with A = ∂f/∂B at B_j and B = ∂g/∂A at A_{j+1}: the Jacobian at u = B_j of
+        u ↦ h·g(A_j + h f(u)), the increment of B as a function of B_j through A_{j+1}."""
+        a, _ = state
+        s = stage_time(t, 0.0, h)
+        return (lambda u: h * op.part_g(s, torch.add(a, op.part_f(s, u), alpha=h))), state[1]
+
     def inverse_step(self, op, state, t, h):
         a, b = state
         s = stage_time(t, 0.0, h)
@@ -87,6 +109,23 @@ class StormerVerlet(_PartitionedScheme):
         a = torch.add(a, op.part_f(stage_time(t, 0.5, h), b), alpha=h)
         b = torch.add(b, op.part_g(stage_time(t, 1.0, h), a), alpha=0.5 * h)
         return (a, b)
+
+    def quadratic_reduction(self, op, state, t, h):
+        """S = K₂DK₁ with the kicks K_i = [[I, 0], [(h/2)B_i, I]] (B₁ = ∂g/∂A at A_j, B₂ at A_{j+1})
+        and the drift D = [[I, hA], [0, I]] (A = ∂f/∂B at B_½). S is similar to K₁K₂D =
+        [[I, hA], [hB̄, I + h²B̄A]] with B̄ = (B₁ + B₂)/2, so M = h²B̄A: the Jacobian at u = B_½ of
+        u ↦ (h/2)[g(t_j, A(u) − A_{j+1} + A_j) + g(t_j + h, A(u))], A(u) = A_j + h f(t_j + h/2, u)."""
+        a, b = state
+        t0, tm, t1 = stage_time(t, 0.0, h), stage_time(t, 0.5, h), stage_time(t, 1.0, h)
+        with torch.no_grad():
+            b_half = torch.add(b, op.part_g(t0, a), alpha=0.5 * h)
+            shift = h * op.part_f(tm, b_half)  # A_{j+1} − A_j
+
+        def fn(u):
+            a_next = torch.add(a, op.part_f(tm, u), alpha=h)
+            return 0.5 * h * (op.part_g(t0, a_next - shift) + op.part_g(t1, a_next))
+
+        return fn, b_half
 
     def inverse_step(self, op, state, t, h):
         a, b = state
@@ -135,6 +174,12 @@ class Leapfrog(Scheme):
     def step(self, op, state, t, h):
         y, y_prev = state
         return (torch.add(2 * y - y_prev, op.acceleration(stage_time(t, 0.0, h), y), alpha=h * h), y)
+
+    def quadratic_reduction(self, op, state, t, h):
+        """S = [[2I + h²J, −I], [I, 0]] with J = ∂F/∂Y at Y_j, so det(S − ξI) = det(ξ²I −
+        ξ(2I + h²J) + I) and M = h²J: the Jacobian at u = Y_j of u ↦ h²F(t_j, u)."""
+        s = stage_time(t, 0.0, h)
+        return (lambda u: h * h * op.acceleration(s, u)), state[0]
 
     def inverse_step(self, op, state, t, h):
         y_next, y = state
