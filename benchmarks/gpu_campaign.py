@@ -24,7 +24,9 @@ Parts, in order:
 5. ``fashion_mnist``: the paper's protocol (100 epochs, best-validation weights) for the four
    architectures on Fashion-MNIST, from the IDX files in ``--data-dir`` (carry them: the machine
    has no network). Skipped, with the reason recorded, when the files are absent;
-6. ``study``: the discrete-vs-continuous study's quick grid on CUDA.
+6. ``study``: the discrete-vs-continuous study's quick grid on CUDA;
+7. ``adaptive``: dopri5 on torchdiffeq against torchode on the same field (``bench_adaptive.py``;
+   torchode's rows only where the machine has torchode).
 
 The parts' time estimates are deliberately generous; a part that would not fit is recorded as
 skipped and the campaign goes on to the next one.
@@ -55,6 +57,7 @@ PARTS = [
                                      "--out", "studies/results/fashion_mnist_cuda.json"]),
     ("study", 5, lambda a: ["pdenet-analysis", "study", "discrete-vs-continuous", "--quick", "--device", "cuda",
                             "--out", "studies/results/discrete-vs-continuous-cuda"]),
+    ("adaptive", 3, lambda a: [sys.executable, "benchmarks/bench_adaptive.py", "--device", "cuda"]),
 ]
 
 

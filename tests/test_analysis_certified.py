@@ -507,3 +507,29 @@ def test_count_examples_must_be_a_positive_integer(bad):
     op = pa.second_order(4, T=1.0, n_pieces=1)
     with pytest.raises(InvalidArgumentError, match="count_examples must be a positive integer"):
         A.spectrum_along_trajectory(op, torch.randn(2, 4, 5, 5), "leapfrog", n_steps=1, dense_max=0, count_examples=bad)
+
+
+def test_a_converged_radius_survives_a_larger_k_that_runs_out_of_budget():
+    """Four separated eigenvalues above a crowded bulk outside the circle: k = 4 converges, the
+    doubled k does not within the budget. The radius of the converged run is reported as
+    converged (it is the dense one), and the count as a lower bound."""
+    g = np.random.default_rng(7)
+    n = 600
+    top = [1.5, 1.45, 1.4, 1.35]
+    bulk = 1.001 + 0.009 * g.random(148)
+    mods = np.r_[top, np.repeat(bulk, 2), np.full(n - 4 - 296, 0.5)]
+    D = np.diag(mods[:4].astype(float))
+    D = np.zeros((n, n))
+    D[range(4), range(4)] = top
+    for i, (m, a) in enumerate(zip(bulk, g.uniform(0.1, np.pi - 0.1, 148))):
+        j = 4 + 2 * i
+        D[j : j + 2, j : j + 2] = [[m * np.cos(a), -m * np.sin(a)], [m * np.sin(a), m * np.cos(a)]]
+    D[300:, 300:] = np.diag(np.full(n - 300, 0.5))
+    Q, _ = np.linalg.qr(g.standard_normal((n, n)))
+    M = torch.tensor(Q @ D @ Q.T)
+    J = A.JacobianOperator(lambda v: v @ M.T, torch.zeros(n))
+    r = A.count_outside(J, 1 + 1e-6, budget=600, dense_fallback=0, count_max=64)
+    dense = np.abs(np.linalg.eigvals(M.numpy()))
+    assert r["status"] == "converged" and not r["exact"]
+    assert r["radius"] == pytest.approx(1.5, rel=1e-8) and r["radius"] == pytest.approx(dense.max(), rel=1e-8)
+    assert 4 <= r["count"] < int((dense > 1 + 1e-6).sum())

@@ -24,7 +24,7 @@ def test_campaign_parts_point_at_existing_scripts():
     finally:
         sys.path.pop(0)
     names = [p[0] for p in gpu_campaign.PARTS]
-    assert names == ["training", "memory", "analysis", "tests", "fashion_mnist", "study"]
+    assert names == ["training", "memory", "analysis", "tests", "fashion_mnist", "study", "adaptive"]
     args = type("A", (), dict(epochs=100, data_dir="data/fashion_mnist"))()
     for _, minutes, cmd in gpu_campaign.PARTS:
         argv = cmd(args)

@@ -128,9 +128,11 @@ class JacobianOperator:
         self.n_matvecs = max(self.n_matvecs, self.linearize_after)
         fn = self._jvp_fn()
         cols = []
-        eye = torch.eye(n, dtype=self.dtype, device=self.device)
         for i in range(0, n, chunk):
-            e = eye[i : i + chunk].unsqueeze(1).expand(-1, self.batch, n)  # (c, batch, n)
+            c = min(chunk, n - i)  # the unit vectors e_i … e_{i+c−1}, without an n × n identity
+            e = torch.zeros(c, n, dtype=self.dtype, device=self.device)
+            e[torch.arange(c), torch.arange(i, i + c)] = 1
+            e = e.unsqueeze(1).expand(-1, self.batch, n)  # (c, batch, n)
 
             def one(v):
                 return flatten_state(_as_tuple(fn(*unflatten_state(v, self.x, self.batch))), self.batch)

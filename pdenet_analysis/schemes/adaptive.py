@@ -7,6 +7,10 @@ operations (``Backprop``) or by torchdiffeq's continuous adjoint (``Adjoint``).
 
 Statistics are counted by the integrator as for fixed-step schemes: operator evaluations by a
 counting wrapper, accepted and rejected steps through torchdiffeq's step callbacks.
+
+``backend="torchode"`` runs dopri5 on torchode instead (optional dependency; same semantics,
+about half the time on smooth fields, see :mod:`.torchode_backend`); the adjoint always runs on
+torchdiffeq.
 """
 
 from __future__ import annotations
@@ -84,14 +88,26 @@ class _Field(nn.Module):
 
 
 class TorchDiffEq(Scheme):
-    """An adaptive solver of torchdiffeq: ``method`` ∈ ``ADAPTIVE_METHODS``, tolerances rtol/atol."""
+    """An adaptive solver of torchdiffeq: ``method`` ∈ ``ADAPTIVE_METHODS``, tolerances rtol/atol;
+    ``backend`` "torchdiffeq" (default) or "torchode" (dopri5 only, :mod:`.torchode_backend`)."""
 
     kinds = frozenset({"first_order", "second_order", "hamiltonian"})
     adaptive = True
 
-    def __init__(self, method: str = "dopri5", rtol: float = 1e-6, atol: float = 1e-8, max_steps: int | None = 10_000):
+    def __init__(self, method: str = "dopri5", rtol: float = 1e-6, atol: float = 1e-8, max_steps: int | None = 10_000,
+                 backend: str = "torchdiffeq"):
         if method not in ADAPTIVE_METHODS:
             raise UnknownNameError("adaptive method", method, ADAPTIVE_METHODS)
+        if backend not in ("torchdiffeq", "torchode"):
+            raise UnknownNameError("adaptive backend", backend, ("torchdiffeq", "torchode"))
+        if backend == "torchode":
+            from .torchode_backend import METHODS, require_torchode
+
+            if method not in METHODS:
+                raise IncompatibleSchemeError(f"backend='torchode' runs {', '.join(METHODS)}, not {method!r}; "
+                                              "use backend='torchdiffeq' for it")
+            require_torchode()
+        self.backend = backend
         self.name, self.method = method, method
         self.order = ADAPTIVE_METHODS[method]
         from ..errors import require_positive
@@ -138,6 +154,10 @@ class TorchDiffEq(Scheme):
             options["jump_t"] = torch.tensor(jump_t, dtype=torch.float64)
         if step_t:
             options["step_t"] = torch.tensor(step_t, dtype=torch.float64)
+        if self.backend == "torchode" and not adjoint:
+            from . import torchode_backend
+
+            return torchode_backend.solve(field, state0, times, jumps, self.rtol, self.atol, self.max_steps, counter)
         kw = dict(rtol=self.rtol, atol=self.atol, method=self.method, options=options)
         if adjoint:
             params = tuple(p for p in op.operator.parameters() if p.requires_grad)
@@ -145,4 +165,5 @@ class TorchDiffEq(Scheme):
         return torchdiffeq.odeint(field, state0, times, **kw)
 
     def __repr__(self) -> str:
-        return f"TorchDiffEq(method={self.method!r}, rtol={self.rtol:g}, atol={self.atol:g})"
+        engine = "" if self.backend == "torchdiffeq" else f", backend={self.backend!r}"
+        return f"TorchDiffEq(method={self.method!r}, rtol={self.rtol:g}, atol={self.atol:g}{engine})"

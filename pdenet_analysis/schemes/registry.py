@@ -68,7 +68,7 @@ def get_scheme(scheme: str | Scheme, **kwargs) -> Scheme:
         if unknown and not takes_any:
             takes = f"takes only {', '.join(accepted)}" if accepted else "takes no options (its step is set by n_steps)"
             raise IncompatibleSchemeError(f"scheme {scheme!r} does not take {', '.join(unknown)}: it {takes}; "
-                                          "the adaptive schemes take rtol, atol and max_steps")
+                                          "the adaptive schemes take rtol, atol, max_steps and backend")
     return cls(**kwargs)
 
 

@@ -1,0 +1,164 @@
+"""Adaptive solves against the fastest peer: time, evaluations and accuracy on the same field.
+
+    python benchmarks/bench_adaptive.py [--device cpu|cuda] [--repeats 7]
+
+The field is the paper's parabolic operator (16 channels, 32 × 32, a batch of 8 images, T = 3)
+in float64 with tanh as σ, so that the right-hand side is smooth in Y and the error controllers,
+not ReLU's kinks, decide the steps (with ReLU the tight reference solve alone ran for over 12
+minutes). Two versions: θ constant in time, and θ piecewise constant over 3 pieces (the paper's
+networks: the right-hand side jumps at t = 1 and 2). Every
+solver gets the same rtol = atol and is measured for
+
+* wall time (interleaved medians), right-hand-side evaluations (each evaluates the whole batch),
+  accepted and rejected steps;
+* the error at T against a reference (torchdiffeq dopri8 at rtol = atol = 1e-11 with its steps
+  forced to end at the jumps): the largest per-example relative error ‖y − y_ref‖/‖y_ref‖, so
+  that "as fast" is read at the accuracy each solver actually delivers.
+
+Solvers: raw ``torchdiffeq.odeint`` (dopri5), ``pa.integrate`` with ``dopri5`` on both engines
+(torchdiffeq, the default, and ``backend="torchode"``; both force steps to end at θ's jumps), and,
+when torchode is installed, torchode's own dopri5 and tsit5 with its integral controller (the
+same controller as torchdiffeq) and with its default PID coefficients, restarted at each jump of
+θ (torchode has no jump times; the benchmark reads θ at the piece's midpoint). Results: ``benchmarks/results/adaptive_<device>.json``.
+"""
+
+import argparse
+import time
+
+import numpy as np
+import torch
+import torchdiffeq
+
+import pdenet_analysis as pa
+
+from _provenance import interleaved_medians, provenance, result_path, save
+
+
+class Counted(torch.nn.Module):
+    """f(t, y) that counts its calls (one call evaluates the whole batch). With ``flat_shape`` it
+    takes torchode's flattened (batch, features) state; ``t_piece`` then fixes the time at which θ
+    is read (torchode passes one time per example, and the operator takes one time for the batch:
+    within one piece of θ the field does not depend on t)."""
+
+    def __init__(self, op, flat_shape=None):
+        super().__init__()
+        self.op, self.calls, self.shape, self.t_piece = op, 0, flat_shape, None
+
+    def forward(self, t, y):
+        self.calls += 1
+        if self.shape is None:
+            return self.op.vector_field(t, (y,))[0]
+        return self.op.vector_field(self.t_piece, (y.view(self.shape),))[0].reshape(y.shape[0], -1)
+
+
+def solvers(op, x, T, tol, jumps):
+    """name -> (run() returning y(T) as a tensor of the batch's shape, its Counted field, stats())."""
+    out = {}
+    f = Counted(op)
+    t = torch.tensor([0.0, T], dtype=x.dtype, device=x.device)
+    out["torchdiffeq dopri5 (raw)"] = (lambda: torchdiffeq.odeint(f, x, t, rtol=tol, atol=tol, method="dopri5")[-1], f, None)
+    last = {}
+
+    def ours():
+        sol = pa.integrate(op, x, pa.schemes.get_scheme("dopri5", rtol=tol, atol=tol), T=T)
+        last["stats"] = sol.stats
+        return sol.y
+
+    out["pa.integrate dopri5"] = (ours, Counted(op), lambda: last["stats"])
+    try:
+        import torchode as to
+    except ImportError:
+        print("torchode is not installed: pip install torchode to compare with it")
+        return out
+
+    def ours_torchode():
+        sol = pa.integrate(op, x, pa.schemes.get_scheme("dopri5", rtol=tol, atol=tol, backend="torchode"), T=T)
+        last["stats_to"] = sol.stats
+        return sol.y
+
+    out["pa.integrate dopri5, backend=torchode"] = (ours_torchode, Counted(op), lambda: last["stats_to"])
+    # torchode has no jump times: it is restarted at each jump of θ (what torchdiffeq's jump_t does)
+    bounds = [0.0, *jumps, T]
+    for method in ("dopri5", "tsit5"):
+        for ctrl_name in ("integral", "pid"):
+            h = Counted(op, flat_shape=x.shape)
+            term = to.ODETerm(h)
+            step = {"dopri5": to.Dopri5, "tsit5": to.Tsit5}[method](term=term)
+            if ctrl_name == "integral":
+                ctrl = to.IntegralController(atol=tol, rtol=tol, term=term)
+            else:
+                ctrl = to.PIDController(atol=tol, rtol=tol, pcoeff=0.2, icoeff=0.5, dcoeff=0.0, term=term)
+            solver = to.AutoDiffAdjoint(step, ctrl)
+            store = {}
+
+            def run(solver=solver, h=h, store=store):
+                y, acc, steps = x.reshape(x.shape[0], -1), 0, 0
+                for a, b in zip(bounds[:-1], bounds[1:]):
+                    h.t_piece = 0.5 * (a + b)
+                    t_eval = torch.tensor([a, b], dtype=x.dtype, device=x.device).expand(x.shape[0], 2)
+                    sol = solver.solve(to.InitialValueProblem(y, t_eval[:, 0], t_eval[:, -1], t_eval))
+                    y = sol.ys[:, -1]
+                    acc, steps = acc + sol.stats["n_accepted"].max(), steps + sol.stats["n_steps"].max()
+                store["stats"] = dict(n_accepted=acc, n_steps=steps)
+                return y.reshape(x.shape)
+
+            out[f"torchode {method} ({ctrl_name})"] = (run, h, (lambda store=store: store["stats"]))
+    return out
+
+
+def case(n_pieces, tol, dev, repeats):
+    torch.manual_seed(0)
+    op = pa.parabolic(16, T=3.0, n_pieces=n_pieces, activation="tanh").double().to(dev)
+    x = torch.randn(8, 16, 32, 32, dtype=torch.float64, device=dev)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        ref = torchdiffeq.odeint(lambda t, y: op.vector_field(t, (y,))[0], x, torch.tensor([0.0, 3.0], dtype=torch.float64),
+                                 rtol=1e-11, atol=1e-11, method="dopri8",
+                                 options=dict(jump_t=torch.tensor([1.0, 2.0], dtype=torch.float64)) if n_pieces > 1 else {})[-1]
+    print(f"  reference solve {time.perf_counter() - t0:.1f} s", flush=True)
+    rows = []
+    runs = solvers(op, x, 3.0, tol, [1.0, 2.0] if n_pieces > 1 else [])
+    with torch.no_grad():
+        times = interleaved_medians([r for r, _, _ in runs.values()], repeats, dev, warmup=1)
+        for (name, (run, counted, stats)), sec in zip(runs.items(), times):
+            counted.calls = 0
+            y = run()
+            err = ((y - ref).flatten(1).norm(dim=1) / ref.flatten(1).norm(dim=1)).max().item()
+            row = dict(solver=name, seconds=sec, error=err)
+            if name.startswith("pa.integrate"):  # it counts its own evaluations and steps
+                s = stats()
+                row.update(evals=int(s.n_evals), accepted=int(s.n_accepted), rejected=int(s.n_rejected))
+            else:
+                row.update(evals=counted.calls)
+                st = stats() if stats else None
+                if st is not None:  # torchode: per-example steps; the batch loops until the slowest is done
+                    row.update(accepted=int(st["n_accepted"]), steps=int(st["n_steps"]))
+            rows.append(row)
+    base = rows[0]
+    for r in rows:
+        r["time_vs_torchdiffeq"] = r["seconds"] / base["seconds"]
+        r["evals_vs_torchdiffeq"] = r["evals"] / base["evals"]
+        print(f"  {r['solver']:32s} {r['seconds']*1e3:9.1f} ms  ×{r['time_vs_torchdiffeq']:.2f}  evals {r['evals']:4d}"
+              f"  error {r['error']:.2e}", flush=True)
+    return dict(field=f"parabolic c=16 batch=8 32x32 float64, T=3, {n_pieces} piece(s) of θ", rtol=tol, atol=tol, rows=rows)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    dev = torch.device(args.device)
+    t0 = time.perf_counter()
+    cases = []
+    for n_pieces in (1, 3):
+        for tol in (1e-5, 1e-8):
+            print(f"{n_pieces} piece(s), rtol = atol = {tol:g}", flush=True)
+            cases.append(case(n_pieces, tol, dev, args.repeats))
+    save(args.out or result_path(f"adaptive_{dev.type}.json"),
+         dict(provenance=provenance(device=dev), cases=cases, seconds=time.perf_counter() - t0))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""The optional torchode engine for dopri5: the same solves, steps and gradients as torchdiffeq's."""
+
+import pytest
+import torch
+
+import pdenet_analysis as pa
+from pdenet_analysis.errors import IncompatibleSchemeError, IntegrationError, UnknownNameError
+
+from .helpers import paper_operator
+
+pytest.importorskip("torchode")
+
+
+def _both(tol, **kw):
+    return (pa.schemes.get_scheme("dopri5", rtol=tol, atol=tol, **kw),
+            pa.schemes.get_scheme("dopri5", rtol=tol, atol=tol, backend="torchode", **kw))
+
+
+@pytest.mark.parametrize("arch", ["parabolic", "hamiltonian", "second_order"])
+@pytest.mark.parametrize("interpolation", ["constant", "linear"])
+def test_same_solution_and_steps_as_torchdiffeq(arch, interpolation):
+    """θ jumps at t = 1 and 2 (constant) or kinks there (linear): both engines end steps on them,
+    read θ's left limit at a step's end, take the same accepted steps and agree to the tolerance."""
+    op, y0 = paper_operator(arch, interpolation=interpolation, n_pieces=3, T=3.0)
+    op, y0 = op.double(), y0.double()
+    with torch.no_grad():
+        ref = pa.integrate(op, y0, "rk4", n_steps=3 * 128).y
+        runs = [[pa.integrate(op, y0, s) for s in _both(tol)] for tol in (1e-5, 1e-8)]
+    for tol, (a, b) in zip((1e-5, 1e-8), runs):
+        assert abs(a.stats.n_accepted - b.stats.n_accepted) <= max(2, 0.1 * a.stats.n_accepted)
+        scale = float(ref.abs().max())
+        for sol in (a, b):
+            assert float((sol.y - ref).abs().max()) < 200 * tol * scale
+        assert float((a.y - b.y).abs().max()) < 200 * tol * scale
+        assert b.stats.n_evals > 0 and b.stats.n_rejected >= 0
+
+
+def test_trajectory_at_output_times():
+    op, y0 = paper_operator("parabolic", n_pieces=3, T=3.0)
+    op, y0 = op.double(), y0.double()
+    t_eval = torch.tensor([0.0, 0.4, 1.0, 2.5, 3.0], dtype=torch.float64)
+    with torch.no_grad():
+        a, b = (pa.integrate(op, y0, s, trajectory=True, t_eval=t_eval) for s in _both(1e-9))
+    assert len(b.trajectory) == len(t_eval)
+    assert torch.equal(b.trajectory[0][0], y0)
+    for sa, sb in zip(a.trajectory, b.trajectory):
+        torch.testing.assert_close(sa[0], sb[0], rtol=0, atol=1e-7)
+
+
+@pytest.mark.parametrize("gradient", ["backprop", "adjoint"])
+def test_gradients_equal_torchdiffeqs(gradient):
+    """Backprop differentiates torchode's own operations; the adjoint runs on torchdiffeq."""
+    op, y0 = paper_operator("hamiltonian", n_pieces=2, T=1.0)
+    op, y0 = op.double(), y0.double()
+    grads = []
+    for scheme in _both(1e-9):
+        x = y0.clone().requires_grad_(True)
+        for p in op.parameters():
+            p.grad = None
+        out = pa.integrate(op, x, scheme, gradient=gradient).y
+        (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)).sum().backward()
+        grads.append([x.grad.clone()] + [p.grad.clone() for p in op.parameters()])
+    for ga, gb in zip(*grads):
+        torch.testing.assert_close(ga, gb, rtol=0, atol=1e-6 * float(ga.abs().max()))
+
+
+def test_bad_input_and_what_it_cannot_do():
+    with pytest.raises(UnknownNameError, match="torchode"):
+        pa.schemes.get_scheme("dopri5", backend="scipy")
+    with pytest.raises(IncompatibleSchemeError, match="backend='torchdiffeq'"):
+        pa.schemes.get_scheme("bosh3", backend="torchode")
+    op, y0 = paper_operator("parabolic")
+    scheme = pa.schemes.get_scheme("dopri5", backend="torchode")
+    with pytest.raises(IncompatibleSchemeError, match="record_steps"):
+        pa.integrate(op, y0, scheme, record_steps=True)
+    with pytest.raises(IntegrationError, match="REACHED_MAX_STEPS"):
+        pa.integrate(op, y0, pa.schemes.get_scheme("dopri5", rtol=1e-12, atol=1e-12, max_steps=3, backend="torchode"))
+    assert "torchode" in repr(scheme)
