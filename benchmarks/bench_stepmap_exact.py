@@ -9,7 +9,7 @@ The CIFAR-10 Hamiltonian preset at random initialisation, one standard-normal im
 * at 12 × 12 pixels (4,608 unknowns in the first unit): the dense eigenvalues of S_0 against the
   half-size route — time and equal counts;
 * at 32 × 32, every unit: unit 3 (7,168 unknowns, all 3 steps), unit 2 (16,384, step 0) and, unless
-  ``--no-first-unit``, unit 1 (32,768, step 0: about 15 minutes on 2 cores).
+  ``--no-first-unit``, unit 1 (32,768, step 0: about 13 minutes on 2 cores).
 
 For each: unknowns, rows of the half-size matrix, seconds, ρ(S_j), the number of modes with
 |ξ| > 1 + 10⁻⁶, and how many of them lie within 1.01 and 1.001 of the circle (why a Krylov

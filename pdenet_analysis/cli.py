@@ -296,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--reduced-dense-max", type=int, default=4096,
                    help="symplectic Euler, Verlet and leapfrog: count the step map's unstable modes exactly from its "
                         "half-size form up to this many rows (dense eigenvalues, per counted example and step: about "
-                        "15 s at 4096, 2 min at 8192, 15 min at 16384 on 2 cores)")
+                        "15 s at 4096, 3 min at 8192, 13 min at 16384 on 2 cores)")
     a.add_argument("--dataset", default=None, help="take the examples from this data set's test split "
                    "(default: digits for digits presets, otherwise standard-normal images)")
     a.add_argument("--data-dir", default=None)

@@ -117,7 +117,7 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
 
     The two-level schemes (symplectic Euler, Verlet, leapfrog) are counted exactly from their
     half-size form while it has at most ``reduced_dense_max`` rows (dense eigenvalues: about 15 s
-    at 4,096 rows, 2 min at 8,192 and 15 min at 16,384 on 2 CPU cores); beyond, by ARPACK.
+    at 4,096 rows, 3 min at 8,192 and 13 min at 16,384 on 2 CPU cores); beyond, by ARPACK.
 
     ``progress(where)``, if given, is called after each example of each step with a label such
     as "step 2/3, example 5/32".
@@ -174,7 +174,7 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
         elif open_:  # unconverged: what is certain is [largest value with a small residual, ‖S_j‖₂]
             lo = max((e["step_map_radius_lower"] for e in per_ex if np.isfinite(e["step_map_radius_lower"])), default=float("nan"))
             hi = max(e["step_map_radius_upper"] for e in per_ex)
-            shown = f"[{lo:.5g}, {hi:.4g}]" if np.isfinite(lo) else f"≤ {hi:.4g} (est. {max(radius):.5g})"
+            shown = f"[{lo:.8g}, {hi:.4g}]" if np.isfinite(lo) else f"≤ {hi:.4g} (est. {max(radius):.5g})"
         else:
             shown = amp
         rows.append([j, round(float(t0), 6), float(h), shown,

@@ -61,7 +61,14 @@ def solve(field, state0: tuple, times: torch.Tensor, jumps, rtol: float, atol: f
     sizes = [s.numel() // batch for s in state0]
 
     def unflat(y):
+        if len(state0) == 1:  # a view, no copy
+            return (y.view(state0[0].shape),)
         return tuple(p.reshape(s.shape) for p, s in zip(y.split(sizes, dim=1), state0))
+
+    def flat(state):
+        if len(state) == 1:
+            return state[0].reshape(batch, -1)
+        return torch.cat([c.reshape(batch, -1) for c in state], dim=1)
 
     seg = {"last": None}
 
@@ -69,7 +76,7 @@ def solve(field, state0: tuple, times: torch.Tensor, jumps, rtol: float, atol: f
         # θ(t) on [a, b) with its left limit at b (torchdiffeq's perturbation at jump_t): a stage at
         # the end of a step that ends on a jump must not read the next piece's weights
         t = torch.minimum(t[0], seg["last"]) if seg["last"] is not None else t[0]
-        return torch.cat([c.reshape(batch, -1) for c in field(t, unflat(y))], dim=1)
+        return flat(field(t, unflat(y)))
 
     class Controller(to.IntegralController):
         """The integral controller, remembering the step size it proposed after the last accepted
@@ -87,7 +94,7 @@ def solve(field, state0: tuple, times: torch.Tensor, jumps, rtol: float, atol: f
     solver = to.AutoDiffAdjoint(to.Dopri5(term=term), controller, max_steps=max_steps)
     t_out = [float(t) for t in times]
     bounds = sorted(set(t_out) | {float(j) for j in jumps if t_out[0] < float(j) < t_out[-1]})
-    y = torch.cat([s.reshape(batch, -1) for s in state0], dim=1)
+    y = flat(state0)
     out = [y]
     for a, b in zip(bounds[:-1], bounds[1:]):
         span = torch.tensor([a, b], dtype=y.dtype, device=y.device).expand(batch, 2)
