@@ -251,6 +251,15 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
                      "that estimate and the bound ‖S_j‖₂ (status 'estimate'; their counts are lower bounds). "
                      "'ρ(S_j) max' and 'modes outside' are over the counted examples; pass count_examples=None "
                      "(CLI --count-examples 0) to count every example")
+    above = [(s_["step"], e["example"], e["step_map_radius"]) for s_ in steps for e in s_["examples"]
+             if e["step_map_status"] == "estimate" and e["step_map_radius"] > s_["max_amplification"] * (1 + 1e-9)]
+    if above:
+        j_, b_, r_ = max(above, key=lambda a: a[2])
+        notes.append(f"at {len(above)} (step, example) pair(s) the short Arnoldi estimate exceeds the counted radius "
+                     f"(largest: example {b_} at step {j_}, estimate {r_:.6g}): a Ritz value of a non-normal S_j can lie "
+                     "outside its spectrum, so this is not an eigenvalue, but the ranking cannot rule out that the "
+                     "example is less stable than the counted one; count it (count_examples=None, CLI "
+                     "--count-examples 0) to know")
     title = f"Stability of {scheme.name} along its steps" + (f" (h = {h_used:.4g})" if h_used else " (accepted steps)")
     return Report("stability", title,
                   ["step", "t", "h", "ρ(S_j) max", "modes outside", "‖S_j‖ max", "R(z) max (few λ)", "ρ(∂F/∂Y)",
