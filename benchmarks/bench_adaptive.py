@@ -25,7 +25,6 @@ same controller as torchdiffeq) and with its default PID coefficients, restarted
 import argparse
 import time
 
-import numpy as np
 import torch
 import torchdiffeq
 

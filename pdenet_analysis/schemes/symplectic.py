@@ -44,7 +44,7 @@ class _PartitionedScheme(Scheme):
     to similarity) with A = ∂f/∂B and B = ∂g/∂A at the points the step evaluates them, and by the
     Schur complement det(S − ξI) = det((1 − ξ)²I − ξh²BA): the eigenvalues of S are exactly the
     roots of ξ² − (2 + μ)ξ + 1 = 0 over μ ∈ spec(h²BA), a problem of half the size
-    (:meth:`quadratic_reduction`; tests/test_quadratic_reduction.py)."""
+    (:meth:`quadratic_reduction`; tests/test_symplectic_structure.py)."""
 
     kinds = frozenset({"hamiltonian", "second_order"})
     symplectic = True
