@@ -47,13 +47,17 @@ def _example_step_operator(disc, j: int, b) -> JacobianOperator:
     return JacobianOperator(fn, tuple(c[b : b + 1] for c in y))
 
 
-def _dense_count(J_dense: np.ndarray, radius: float) -> dict:
-    """The eigenvalues of a dense matrix outside the disc of ``radius``: exact."""
-    ev = np.linalg.eigvals(J_dense)
+def _exact_count(ev: np.ndarray, radius: float, n_matvecs: int, method: str) -> dict:
+    """The result for a complete spectrum ``ev``: its values outside the disc of ``radius``, exact."""
     mod = np.abs(ev)
     return dict(radius=float(mod.max()), radius_residual=0.0, radius_lower=float(mod.max()), status="converged",
-                count=int((mod > radius).sum()),
-                exact=True, outside=ev[mod > radius], computed=ev, n_matvecs=J_dense.shape[1], method="dense")
+                count=int((mod > radius).sum()), exact=True, outside=ev[mod > radius], computed=ev, n_matvecs=n_matvecs,
+                method=method)
+
+
+def _dense_count(J_dense: np.ndarray, radius: float) -> dict:
+    """The eigenvalues of a dense matrix outside the disc of ``radius``: exact."""
+    return _exact_count(np.linalg.eigvals(J_dense), radius, J_dense.shape[1], "dense")
 
 
 def reduced_count(scheme, op, point: tuple, t: float, h: float, radius: float) -> dict:
@@ -64,12 +68,8 @@ def reduced_count(scheme, op, point: tuple, t: float, h: float, radius: float) -
 
     fn, u = scheme.quadratic_reduction(op, point, t, h)
     M = JacobianOperator(fn, u).dense().cpu().double().numpy()
-    big, small = two_step_roots(np.linalg.eigvals(M))
-    ev = np.concatenate([big, small])
-    mod = np.abs(big)
-    return dict(radius=float(mod.max()), radius_residual=0.0, radius_lower=float(mod.max()), status="converged",
-                count=int((mod > radius).sum()), exact=True, outside=big[mod > radius], computed=ev,
-                n_matvecs=M.shape[1], method="dense, half size")
+    big, small = two_step_roots(np.linalg.eigvals(M))  # |small| ≤ 1 < radius: only ξ₁ can be outside
+    return _exact_count(np.concatenate([big, small]), radius, M.shape[1], "dense, half size")
 
 
 def count_outside(J, radius: float, k0: int = 4, count_max: int = 256, tol: float = 1e-8,
@@ -181,8 +181,8 @@ def step_map_spectra(disc, j: int, *, delta: float = 1e-6, dense_max: int = 2048
         return out
     t, h, point = disc.steps[j]
     scheme = disc.step_scheme
-    reduction = scheme.quadratic_reduction(disc.operator, point, t, h)
-    reducible = reduction is not None and reduction[1].numel() // S.batch <= reduced_dense_max
+    reduction = scheme.quadratic_reduction(disc.operator, tuple(c[:1] for c in point), t, h)  # one example decides
+    reducible = reduction is not None and reduction[1].numel() <= reduced_dense_max
 
     def count(b):
         if reducible:

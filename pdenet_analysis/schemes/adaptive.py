@@ -157,7 +157,8 @@ class TorchDiffEq(Scheme):
         if self.backend == "torchode" and not adjoint:
             from . import torchode_backend
 
-            return torchode_backend.solve(field, state0, times, jumps, self.rtol, self.atol, self.max_steps, counter)
+            bounds = sorted({t0, t1, *step_t, *jump_t})  # the same step ends as torchdiffeq's options
+            return torchode_backend.solve(field, state0, times, bounds, self.rtol, self.atol, self.max_steps, counter)
         kw = dict(rtol=self.rtol, atol=self.atol, method=self.method, options=options)
         if adjoint:
             params = tuple(p for p in op.operator.parameters() if p.requires_grad)
