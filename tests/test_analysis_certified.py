@@ -537,3 +537,14 @@ def test_a_converged_radius_survives_a_larger_k_that_runs_out_of_budget():
     assert r["status"] == "converged" and not r["exact"]
     assert r["radius"] == pytest.approx(1.5, rel=1e-8) and r["radius"] == pytest.approx(dense.max(), rel=1e-8)
     assert 4 <= r["count"] < int((dense > 1 + 1e-6).sum())
+
+
+def test_examples_are_counted_by_certified_lower_bound_then_in_order():
+    """The examples counted first are those whose Arnoldi run certifies the largest lower bound on
+    ρ (a Ritz value with a small residual); the Ritz radius alone does not rank them."""
+    from pdenet_analysis.analysis.stepmap import _rank_key
+
+    nan = float("nan")
+    est = {0: dict(radius=1.9, radius_lower=nan), 1: dict(radius=1.01, radius_lower=1.005),
+           2: dict(radius=1.2, radius_lower=1.1), 3: dict(radius=1.5, radius_lower=nan)}
+    assert sorted(est, key=lambda b: _rank_key(est[b])) == [2, 1, 0, 3]

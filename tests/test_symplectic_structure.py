@@ -138,8 +138,8 @@ def test_half_size_form_gives_the_step_maps_eigenvalues(name, kind, normalise):
         for j in range(disc.n_steps):
             S = disc.step_jacobian(j).dense().numpy()
             t, h, point = disc.steps[j]
-            fn, u = scheme.quadratic_reduction(disc.operator, point, t, h)
-            M = JacobianOperator(fn, u, batched=True).dense().numpy()
+            form = scheme.quadratic_reduction(disc.operator, point, t, h)
+            M = JacobianOperator(form.map(disc.operator), form.u, batched=True).dense().numpy()
             assert M.shape[1] * 2 == S.shape[1]
             for b in range(S.shape[0]):
                 _same_multiset(np.linalg.eigvals(S[b]), _roots(np.linalg.eigvals(M[b])), 1e-6)
@@ -158,10 +158,71 @@ def test_step_map_spectra_half_size_route_equals_the_dense_count(name):
         dense = step_map_spectra(disc, j, dense_max=10_000)
         half = step_map_spectra(disc, j, dense_max=16, reduced_dense_max=10_000)
         for d, r in zip(dense, half):
-            assert r["method"] == "dense, half size" and r["exact"] and r["status"] == "converged"
+            assert r["method"].startswith("dense, half size") and r["exact"] and r["status"] == "converged"
             assert r["count"] == d["count"]
             # a double root ξ = 1 (μ = 0, channels a ReLU switched off) costs the dense eig of S
             # √ε in |ξ|; the half-size form computes it from μ without that loss
             assert abs(r["radius"] - d["radius"]) <= (1e-8 * d["radius"] if d["count"] else 1e-7)
             checked += d["count"] > 0
     assert checked > 0  # some step has modes outside, so the counts were put to the test
+
+
+# ---- the half-size form through the active hidden units -----------------------------------------
+
+#: the pairs whose form evaluates a layer with hidden units (second order with symplectic Euler or
+#: Verlet evaluates f(V) = V there, which has none)
+THROUGH_A_LAYER = [(name, kind) for name, kind in PAIRS if kind == "hamiltonian" or name.startswith("leapfrog")]
+
+
+@pytest.mark.parametrize("name,kind", PAIRS)
+@pytest.mark.parametrize("normalise", [False, True])
+def test_active_unit_form_gives_the_nonzero_eigenvalues_of_the_half_size_form(name, kind, normalise):
+    """eig(M) = eig(R) ∪ {0}^(m − r) as multisets, R the r × r form through the hidden units a
+    ReLU keeps on, at every step and example; r < m where the form goes through a layer."""
+    from pdenet_analysis.analysis.linear import JacobianOperator
+    from pdenet_analysis.analysis.stepmap import active_unit_form
+
+    scheme = pa.schemes.get_scheme(name)
+    reduced = 0
+    for seed in (0, 1):
+        disc = _discretised(name, kind, normalise, seed)
+        for j in range(disc.n_steps):
+            t, h, point = disc.steps[j]
+            for b in range(point[0].shape[0]):
+                form = scheme.quadratic_reduction(disc.operator, tuple(c[b : b + 1] for c in point), t, h)
+                M = JacobianOperator(form.map(disc.operator), form.u).dense().numpy()
+                active = active_unit_form(disc.operator, form)
+                if (name, kind) not in THROUGH_A_LAYER:
+                    assert active is None
+                    continue
+                phi, w0, r = active
+                assert r < M.shape[0]
+                R = JacobianOperator(phi, w0).dense().numpy()
+                mu = np.concatenate([np.linalg.eigvals(R), np.zeros(M.shape[0] - r)])
+                _same_multiset(np.linalg.eigvals(M), mu, 1e-6)
+                reduced += 1
+    assert reduced > 0 or (name, kind) not in THROUGH_A_LAYER
+
+
+def test_active_unit_form_does_not_apply_where_no_unit_is_switched_off():
+    """tanh has σ' > 0 everywhere: every hidden unit is active and M is not reduced."""
+    from pdenet_analysis.analysis.stepmap import active_unit_form
+
+    torch.manual_seed(0)
+    op = pa.hamiltonian(4, T=1.0, n_pieces=1, activation="tanh").double()
+    point = tuple(torch.randn(1, 2, 4, 4, dtype=torch.float64) for _ in range(2))
+    form = pa.schemes.get_scheme("symplectic_euler").quadratic_reduction(op, point, 0.0, 0.5)
+    assert active_unit_form(op, form) is None
+
+
+@pytest.mark.parametrize("factory", [pa.parabolic, pa.resnet, pa.second_order])
+@pytest.mark.parametrize("normalise", [False, True])
+def test_layer_factors_compose_to_the_layer(factory, normalise):
+    """F(θ(t), y) = readout(hidden(y)) exactly, with readout linear, at times on every piece."""
+    torch.manual_seed(0)
+    layer = factory(4, T=2.0, n_pieces=2, normalise=normalise).double().layers()[0]
+    y, a, c = torch.randn(3, 2, 4, 4, 4, dtype=torch.float64)
+    for t in (0.0, 0.7, 1.5):
+        hidden, readout = layer.factors(t)
+        assert torch.equal(readout(hidden(y)), layer(t, y))
+        assert torch.allclose(readout(2.0 * a - c), 2.0 * readout(a) - readout(c), atol=1e-13)

@@ -61,8 +61,10 @@ def tv_norm(
     return z
 
 
-def _activated(z, scale, shift, sigma: Activation, eps: float, normalise: bool) -> torch.Tensor:
-    """σ(N(z)), N = N_tv with affine parameters, or the identity when ``normalise`` is False."""
+def hidden_units(y, weight, scale, shift, sigma: Activation, eps: float, normalise: bool) -> torch.Tensor:
+    """σ(N(K y)), the hidden units of both layers; N = N_tv with affine parameters, or the
+    identity when ``normalise`` is False."""
+    z = conv(y, weight)
     return sigma(tv_norm(z, scale, shift, eps) if normalise else z)
 
 
@@ -76,7 +78,7 @@ def symmetric_layer(
     normalise: bool,
 ) -> torch.Tensor:
     """F_sym(θ, Y) = −Kᵀ σ(N(K Y))  (eq. 7); N is the identity when ``normalise`` is False."""
-    return -conv_adjoint(_activated(conv(y, weight), scale, shift, sigma, eps, normalise), weight)
+    return -conv_adjoint(hidden_units(y, weight, scale, shift, sigma, eps, normalise), weight)
 
 
 def resnet_layer(
@@ -90,4 +92,4 @@ def resnet_layer(
     normalise: bool,
 ) -> torch.Tensor:
     """F(θ, Y) = K₂ σ(N(K₁ Y))  (eq. 1), K₁ and K₂ independent convolutions."""
-    return conv(_activated(conv(y, weight1), scale, shift, sigma, eps, normalise), weight2)
+    return conv(hidden_units(y, weight1, scale, shift, sigma, eps, normalise), weight2)

@@ -91,6 +91,14 @@ class TimeDependentLayer(nn.Module):
     def kernels(self) -> list[torch.Tensor]:
         return [getattr(self, n) for n in self.kernel_names]
 
+    def factors(self, t):
+        """``(hidden, readout)`` with F(θ(t), y) = readout(hidden(y)), ``readout`` linear: the
+        layer through its hidden units σ(N(K₁y)). Where σ' vanishes (a ReLU switched off) a hidden
+        unit's row of ∂hidden/∂y is exactly zero, so ∂F/∂y factors through the active units only
+        (used by :func:`~pdenet_analysis.analysis.stepmap.reduced_count`). None for a layer
+        without this form."""
+        return None
+
     def extra_repr(self) -> str:
         return (
             f"channels={self.channels}, T={self.grid.T}, pieces={self.grid.n_pieces}, "
@@ -112,6 +120,12 @@ class SymmetricLayer(TimeDependentLayer):
         p = self.params_at(t)
         return F.symmetric_layer(y, p["weight"], p.get("scale"), p.get("shift"), self.sigma, self.eps, self.normalise)
 
+    def factors(self, t):
+        """hidden(y) = σ(N(Ky)), readout(a) = −Kᵀa."""
+        p = self.params_at(t)
+        return (lambda y: F.hidden_units(y, p["weight"], p.get("scale"), p.get("shift"), self.sigma, self.eps, self.normalise),
+                lambda a: -F.conv_adjoint(a, p["weight"]))
+
 
 class ResNetLayer(TimeDependentLayer):
     """F(θ(t), Y) = K₂(t) σ(N_tv(K₁(t) Y))  (paper eq. 1), the standard residual layer."""
@@ -123,3 +137,9 @@ class ResNetLayer(TimeDependentLayer):
         return F.resnet_layer(
             y, p["weight1"], p["weight2"], p.get("scale"), p.get("shift"), self.sigma, self.eps, self.normalise
         )
+
+    def factors(self, t):
+        """hidden(y) = σ(N(K₁y)), readout(a) = K₂a."""
+        p = self.params_at(t)
+        return (lambda y: F.hidden_units(y, p["weight1"], p.get("scale"), p.get("shift"), self.sigma, self.eps, self.normalise),
+                lambda a: F.conv(a, p["weight2"]))

@@ -113,6 +113,21 @@ class Operator(nn.Module):
     def acceleration(self, t, y: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def part_factors(self, part: str, t):
+        """``(hidden, readout)`` with ``part_f`` (``part`` = "f") or ``part_g`` ("g") at time t
+        equal to readout(hidden(·)), ``readout`` linear (:meth:`TimeDependentLayer.factors`), or
+        None where that part is not a layer with hidden units."""
+        return None
+
+
+def _signed_factors(layer, sign: float, t):
+    """``layer.factors(t)`` with ``sign`` folded into the readout; None for a layer without them."""
+    factors = layer.factors(t) if isinstance(layer, TimeDependentLayer) else None
+    if factors is None or sign == 1.0:
+        return factors
+    hidden, readout = factors
+    return hidden, (lambda a: sign * readout(a))
+
 
 class FirstOrderOperator(Operator):
     """Y' = F(θ(t), Y) for a time-dependent layer F (eq. 5)."""
@@ -177,6 +192,9 @@ class SecondOrderOperator(Operator):
     def acceleration(self, t, y: torch.Tensor) -> torch.Tensor:
         return self.layer(t, y)
 
+    def part_factors(self, part: str, t):
+        return _signed_factors(self.layer, 1.0, t) if part == "g" else None  # f(V) = V has no hidden units
+
 
 class HamiltonianOperator(Operator):
     """Y' = F_sym(θ¹(t), Z), Z' = −F_sym(θ²(t), Y) on the channel split X = (Y, Z)  (eq. 10).
@@ -229,6 +247,9 @@ class HamiltonianOperator(Operator):
 
     def part_g(self, t, y: torch.Tensor) -> torch.Tensor:
         return -self.layer_z(t, y)
+
+    def part_factors(self, part: str, t):
+        return _signed_factors(self.layer_y, 1.0, t) if part == "f" else _signed_factors(self.layer_z, -1.0, t)
 
 
 # ---- constructors for the paper's operators ------------------------------------------------------

@@ -22,14 +22,36 @@ state (leapfrog keeps (Y_j, Y_{j−1})): ``init`` makes it, ``step``/``inverse_s
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+import torch
 
 from ..errors import IncompatibleSchemeError
 from ..operators.timegrid import StepTime
 
 State = tuple
+
+
+@dataclass(frozen=True)
+class QuadraticForm:
+    """M = ∂fn/∂u at ``u``, where fn(u) = post(P(s, u)) and P is the operator's part ``part``
+    ("f": ``part_f``, "g": ``part_g``) at the stage time ``s``: every two-level form is one
+    evaluation of a part followed by a map ``post`` of its value. Knowing where the part enters
+    lets M be reduced further through the part's hidden units
+    (:func:`~pdenet_analysis.analysis.stepmap.active_unit_form`)."""
+
+    u: torch.Tensor
+    part: str
+    s: float
+    post: Callable
+
+    def map(self, op) -> Callable:
+        """fn: u ↦ post(P(s, u)), whose Jacobian at ``u`` is M."""
+        evaluate = op.part_f if self.part == "f" else op.part_g
+        return lambda u: self.post(evaluate(self.s, u))
 
 
 def stage_time(t: float, c: float, h: float) -> StepTime:
@@ -98,9 +120,9 @@ class Scheme:
         return self.to_state(op, state, h)
 
     # ---- linear stability ------------------------------------------------------------------
-    def quadratic_reduction(self, op, state: State, t: float, h: float):
-        """For the two-level schemes: ``(fn, u)`` with M = ∂fn/∂u at u, of half the size of the
-        step map's Jacobian S, such that the eigenvalues of S are exactly the roots of
+    def quadratic_reduction(self, op, state: State, t: float, h: float) -> "QuadraticForm | None":
+        """For the two-level schemes: the :class:`QuadraticForm` M, of half the size of the step
+        map's Jacobian S, such that the eigenvalues of S are exactly the roots of
         ξ² − (2 + μ)ξ + 1 = 0 over the eigenvalues μ of M (see the subclasses). None for a scheme
         without this structure."""
         return None

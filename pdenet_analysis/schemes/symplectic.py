@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidArgumentError
-from .base import Scheme, stage_time
+from .base import QuadraticForm, Scheme, stage_time
 
 
 def two_step_roots(z) -> tuple[np.ndarray, np.ndarray]:
@@ -80,7 +80,7 @@ class SymplecticEuler(_PartitionedScheme):
         u ↦ h·g(A_j + h f(u)), the increment of B as a function of B_j through A_{j+1}."""
         a, _ = state
         s = stage_time(t, 0.0, h)
-        return (lambda u: h * op.part_g(s, torch.add(a, op.part_f(s, u), alpha=h))), state[1]
+        return QuadraticForm(state[1], "f", s, lambda v: h * op.part_g(s, torch.add(a, v, alpha=h)))
 
     def inverse_step(self, op, state, t, h):
         a, b = state
@@ -121,11 +121,11 @@ class StormerVerlet(_PartitionedScheme):
             b_half = torch.add(b, op.part_g(t0, a), alpha=0.5 * h)
             shift = h * op.part_f(tm, b_half)  # A_{j+1} − A_j
 
-        def fn(u):
-            a_next = torch.add(a, op.part_f(tm, u), alpha=h)
+        def post(v):  # v = f(t_j + h/2, u)
+            a_next = torch.add(a, v, alpha=h)
             return 0.5 * h * (op.part_g(t0, a_next - shift) + op.part_g(t1, a_next))
 
-        return fn, b_half
+        return QuadraticForm(b_half, "f", tm, post)
 
     def inverse_step(self, op, state, t, h):
         a, b = state
@@ -178,8 +178,7 @@ class Leapfrog(Scheme):
     def quadratic_reduction(self, op, state, t, h):
         """S = [[2I + h²J, −I], [I, 0]] with J = ∂F/∂Y at Y_j, so det(S − ξI) = det(ξ²I −
         ξ(2I + h²J) + I) and M = h²J: the Jacobian at u = Y_j of u ↦ h²F(t_j, u)."""
-        s = stage_time(t, 0.0, h)
-        return (lambda u: h * h * op.acceleration(s, u)), state[0]
+        return QuadraticForm(state[0], "g", stage_time(t, 0.0, h), lambda v: h * h * v)  # F is part_g
 
     def inverse_step(self, op, state, t, h):
         y_next, y = state
