@@ -1,8 +1,9 @@
-"""Exact counts of unstable step-map modes for symplectic Euler at the paper's sizes, from the
-half-size form (``Scheme.quadratic_reduction``), against the dense step map where that is
-affordable.
+"""Exact counts of unstable step-map modes at the paper's sizes from the schemes' reduced forms
+(``Scheme.reduced_step_form`` through the active hidden units): symplectic Euler on the
+Hamiltonian preset, against the dense step map where that is affordable, and forward Euler on
+the parabolic preset, against ARPACK.
 
-    python benchmarks/bench_stepmap_exact.py [--no-first-unit]
+    python benchmarks/bench_stepmap_exact.py [--no-first-unit] [--parts ranking,hamiltonian,parabolic]
 
 The CIFAR-10 Hamiltonian preset at random initialisation, one standard-normal image:
 
@@ -17,13 +18,18 @@ For each: unknowns, rows of the half-size matrix, seconds, ρ(S_j), the number o
 |ξ| > 1 + 10⁻⁶, and how many of them lie within 1.01 and 1.001 of the circle (why a Krylov
 method cannot count them one by one).
 
-First, ``ranking``: 32 standard-normal images (as ``pdenet-analysis analyze --examples 32``), every
+``parabolic``: forward Euler on the CIFAR-10 parabolic preset, units 3 and 2 at step 0, exactly
+through S = I + hM and by ARPACK's doubling search on the same step map.
+
+``ranking``: 32 standard-normal images (as ``pdenet-analysis analyze --examples 32``), every
 one counted exactly at every step of unit 3, against the 40-step batched Arnoldi estimate that
 ``analyze`` ranks examples by when it counts only some: Spearman's rank correlation, the exact
 worst example, and where the estimate's pick stands among the exact radii. Results: ``benchmarks/results/stepmap_exact_cpu.json``.
 """
 
 import argparse
+import json
+import os
 import time
 
 import numpy as np
@@ -33,7 +39,7 @@ import pdenet_analysis as pa
 from pdenet_analysis import analysis as A
 from pdenet_analysis.analysis.model import block_inputs
 from pdenet_analysis.analysis.krylov import batched_arnoldi
-from pdenet_analysis.analysis.stepmap import _dense_count, _example_step_operator, reduced_count
+from pdenet_analysis.analysis.stepmap import _dense_count, _example_step_operator, count_outside, reduced_count
 
 from _provenance import provenance, result_path, save
 
@@ -93,14 +99,52 @@ def exact(block, y, j):
     return row, disc
 
 
+def parabolic(units=(2, 1)):
+    """Forward Euler on the CIFAR-10 parabolic preset, one image, step 0 of ``units``: the exact
+    count from S = I + hM through the active hidden units, against ARPACK's doubling search
+    (``count_outside``) on the same step map."""
+    torch.manual_seed(0)
+    model = pa.build_preset("cifar10-parabolic").double()
+    ys = block_inputs(model, torch.randn(1, 3, 32, 32, dtype=torch.float64))
+    rows = []
+    for unit in units:
+        disc = A.discretise(model.blocks[unit].operator, ys[unit], model.blocks[unit].scheme)
+        t, h, point = disc.steps[0]
+        t0 = time.perf_counter()
+        r = reduced_count(disc.step_scheme, disc.operator, point, t, h, 1 + 1e-6)
+        sec = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        a = count_outside(_example_step_operator(disc, 0, 0), 1 + 1e-6)
+        row = dict(unit=unit + 1, unknowns=point[0].numel(), method=r["method"], seconds=sec, radius=r["radius"],
+                   modes_outside=r["count"], arpack_seconds=time.perf_counter() - t0, arpack_radius=a["radius"],
+                   arpack_status=a["status"], arpack_modes_outside=a["count"], arpack_count_complete=a["exact"],
+                   arpack_products=a["n_matvecs"])
+        print(row, flush=True)
+        rows.append(row)
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--no-first-unit", action="store_true", help="skip the 32,768-unknown unit")
+    ap.add_argument("--parts", default="ranking,hamiltonian,parabolic",
+                    help="comma-separated: ranking, hamiltonian, parabolic (the others in the file are kept)")
     ap.add_argument("--out", default=result_path("stepmap_exact_cpu.json"))
     args = ap.parse_args()
-    res = dict(provenance=provenance(), small=None, paper_size=[], ranking=None)
-    res["ranking"] = ranking()
-    save(args.out, res)
+    parts = set(args.parts.split(","))
+    res = dict(small=None, paper_size=[], ranking=None, parabolic=None)
+    if os.path.exists(args.out):
+        with open(args.out) as f:
+            res.update(json.load(f))
+    res["provenance"] = provenance()
+    if "ranking" in parts:
+        res["ranking"] = ranking()
+        save(args.out, res)
+    if "parabolic" in parts:
+        res["parabolic"] = parabolic()
+        save(args.out, res)
+    if "hamiltonian" not in parts:
+        return
     model, ys = inputs(12)
     row, disc = exact(model.blocks[0], ys[0], 0)
     t0 = time.perf_counter()
@@ -108,6 +152,7 @@ def main():
     row.update(dense_seconds=time.perf_counter() - t0, dense_radius=d["radius"], dense_modes_outside=d["count"])
     print("dense", row, flush=True)
     res["small"] = row
+    res["paper_size"] = []
     model, ys = inputs(32)
     plan = [(2, j) for j in range(3)] + [(1, 0)] + ([] if args.no_first_unit else [(0, 0)])
     for unit, j in plan:

@@ -94,7 +94,7 @@ def _discretised(name, kind, normalise, seed, h_scale=2.0):
     from pdenet_analysis import analysis as A
 
     torch.manual_seed(seed)
-    factory = {"hamiltonian": pa.hamiltonian, "second_order": pa.second_order}[kind]
+    factory = {"hamiltonian": pa.hamiltonian, "second_order": pa.second_order, "first_order": pa.parabolic}[kind]
     op = factory(4, T=2.0, n_pieces=2, normalise=normalise).double()
     with torch.no_grad():
         for layer in op.layers():
@@ -104,32 +104,32 @@ def _discretised(name, kind, normalise, seed, h_scale=2.0):
     return A.discretise(op, y0, name, n_steps=4)
 
 
-def test_the_reducible_schemes_are_the_two_level_ones():
-    """Registry-driven: exactly the symplectic Euler, Verlet and leapfrog steps have a half-size form."""
-    found = []
+def test_the_reducible_schemes_are_the_two_level_ones_and_forward_euler():
+    """Registry-driven: exactly symplectic Euler, Verlet and leapfrog (on the kinds they take) and
+    forward Euler on a first-order operator have a reduced step form."""
+    found = set()
     for name in pa.schemes.available_schemes():
         scheme = pa.schemes.get_scheme(name)
-        kind = "second_order" if scheme.accepts("second_order") else "first_order"
-        if scheme.adaptive:
-            scheme = scheme.step_scheme
-        if kind == "first_order":
-            continue
-        disc = _discretised(name, kind, True, 0)
-        t, h, point = disc.steps[1]
-        if disc.step_scheme.quadratic_reduction(disc.operator, point, t, h) is not None:
-            found.append(name)
-    assert sorted(found) == sorted(REDUCIBLE)
+        for kind in ("first_order", "second_order", "hamiltonian"):
+            if not scheme.accepts(kind):
+                continue
+            disc = _discretised(name, kind, True, 0)
+            t, h, point = disc.steps[1]
+            if disc.step_scheme.reduced_step_form(disc.operator, point, t, h) is not None:
+                found.add((name, kind))
+    assert found == set(PAIRS)
 
 
 PAIRS = [(name, kind) for name in REDUCIBLE for kind in ("hamiltonian", "second_order")
-         if pa.schemes.get_scheme(name).accepts(kind)]
+         if pa.schemes.get_scheme(name).accepts(kind)] + [("euler", "first_order")]
 
 
 @pytest.mark.parametrize("name,kind", PAIRS)
 @pytest.mark.parametrize("normalise", [False, True])
-def test_half_size_form_gives_the_step_maps_eigenvalues(name, kind, normalise):
-    """eig(S_j) = roots of ξ² − (2 + μ)ξ + 1 over μ ∈ eig(M_j), as multisets, at every step
-    (θ jumps between steps 1 and 2, so the stage times of Verlet's kicks matter)."""
+def test_reduced_form_gives_the_step_maps_eigenvalues(name, kind, normalise):
+    """eig(S_j) = form.roots(eig(M_j)) as multisets, at every step: the roots of
+    ξ² − (2 + μ)ξ + 1 for the two-level schemes, 1 + μ for forward Euler (θ jumps between steps
+    1 and 2, so the stage times of Verlet's kicks matter)."""
     scheme = pa.schemes.get_scheme(name)
     from pdenet_analysis.analysis.linear import JacobianOperator
 
@@ -138,27 +138,29 @@ def test_half_size_form_gives_the_step_maps_eigenvalues(name, kind, normalise):
         for j in range(disc.n_steps):
             S = disc.step_jacobian(j).dense().numpy()
             t, h, point = disc.steps[j]
-            form = scheme.quadratic_reduction(disc.operator, point, t, h)
+            form = scheme.reduced_step_form(disc.operator, point, t, h)
             M = JacobianOperator(form.map(disc.operator), form.u, batched=True).dense().numpy()
-            assert M.shape[1] * 2 == S.shape[1]
+            assert M.shape[1] * (2 if form.label == "half size" else 1) == S.shape[1]
             for b in range(S.shape[0]):
-                _same_multiset(np.linalg.eigvals(S[b]), _roots(np.linalg.eigvals(M[b])), 1e-6)
+                xi = form.roots(np.linalg.eigvals(M[b]))
+                assert len(xi) == S.shape[1]
+                _same_multiset(np.linalg.eigvals(S[b]), xi, 1e-6)
 
 
-@pytest.mark.parametrize("name", REDUCIBLE)
-def test_step_map_spectra_half_size_route_equals_the_dense_count(name):
-    """Above dense_max, a two-level scheme is counted exactly from its half-size form: the same
-    radius and number of modes outside as the dense step map, example by example."""
+@pytest.mark.parametrize("name,kind", [(n, "hamiltonian" if pa.schemes.get_scheme(n).accepts("hamiltonian")
+                                        else "second_order") for n in REDUCIBLE] + [("euler", "first_order")])
+def test_step_map_spectra_reduced_route_equals_the_dense_count(name, kind):
+    """Above dense_max, a scheme with a reduced form is counted exactly from it: the same radius
+    and number of modes outside as the dense step map, example by example."""
     from pdenet_analysis.analysis.stepmap import step_map_spectra
 
-    kind = "hamiltonian" if pa.schemes.get_scheme(name).accepts("hamiltonian") else "second_order"
     disc = _discretised(name, kind, True, 3, h_scale=3.0)
     checked = 0
     for j in range(disc.n_steps):
         dense = step_map_spectra(disc, j, dense_max=10_000)
         half = step_map_spectra(disc, j, dense_max=16, reduced_dense_max=10_000)
         for d, r in zip(dense, half):
-            assert r["method"].startswith("dense, half size") and r["exact"] and r["status"] == "converged"
+            assert r["method"].startswith("dense, ") and r["n_matvecs"] > 0 and r["exact"] and r["status"] == "converged"
             assert r["count"] == d["count"]
             # a double root ξ = 1 (μ = 0, channels a ReLU switched off) costs the dense eig of S
             # √ε in |ξ|; the half-size form computes it from μ without that loss
@@ -171,13 +173,13 @@ def test_step_map_spectra_half_size_route_equals_the_dense_count(name):
 
 #: the pairs whose form evaluates a layer with hidden units (second order with symplectic Euler or
 #: Verlet evaluates f(V) = V there, which has none)
-THROUGH_A_LAYER = [(name, kind) for name, kind in PAIRS if kind == "hamiltonian" or name.startswith("leapfrog")]
+THROUGH_A_LAYER = [(name, kind) for name, kind in PAIRS if kind != "second_order" or name.startswith("leapfrog")]
 
 
 @pytest.mark.parametrize("name,kind", PAIRS)
 @pytest.mark.parametrize("normalise", [False, True])
 def test_active_unit_form_gives_the_nonzero_eigenvalues_of_the_half_size_form(name, kind, normalise):
-    """eig(M) = eig(R) ∪ {0}^(m − r) as multisets, R the r × r form through the hidden units a
+    """eig(M) = eig(R) ∪ {0}^(m − r) as multisets, R the r × r matrix through the hidden units a
     ReLU keeps on, at every step and example; r < m where the form goes through a layer."""
     from pdenet_analysis.analysis.linear import JacobianOperator
     from pdenet_analysis.analysis.stepmap import active_unit_form
@@ -189,7 +191,7 @@ def test_active_unit_form_gives_the_nonzero_eigenvalues_of_the_half_size_form(na
         for j in range(disc.n_steps):
             t, h, point = disc.steps[j]
             for b in range(point[0].shape[0]):
-                form = scheme.quadratic_reduction(disc.operator, tuple(c[b : b + 1] for c in point), t, h)
+                form = scheme.reduced_step_form(disc.operator, tuple(c[b : b + 1] for c in point), t, h)
                 M = JacobianOperator(form.map(disc.operator), form.u).dense().numpy()
                 active = active_unit_form(disc.operator, form)
                 if (name, kind) not in THROUGH_A_LAYER:
@@ -211,7 +213,7 @@ def test_active_unit_form_does_not_apply_where_no_unit_is_switched_off():
     torch.manual_seed(0)
     op = pa.hamiltonian(4, T=1.0, n_pieces=1, activation="tanh").double()
     point = tuple(torch.randn(1, 2, 4, 4, dtype=torch.float64) for _ in range(2))
-    form = pa.schemes.get_scheme("symplectic_euler").quadratic_reduction(op, point, 0.0, 0.5)
+    form = pa.schemes.get_scheme("symplectic_euler").reduced_step_form(op, point, 0.0, 0.5)
     assert active_unit_form(op, form) is None
 
 

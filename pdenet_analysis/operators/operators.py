@@ -114,9 +114,10 @@ class Operator(nn.Module):
         raise NotImplementedError
 
     def part_factors(self, part: str, t):
-        """``(hidden, readout)`` with ``part_f`` (``part`` = "f") or ``part_g`` ("g") at time t
-        equal to readout(hidden(·)), ``readout`` linear (:meth:`TimeDependentLayer.factors`), or
-        None where that part is not a layer with hidden units."""
+        """``(hidden, readout)`` with ``part_f`` (``part`` = "f"), ``part_g`` ("g") or a first-order
+        vector field ("field") at time t equal to readout(hidden(·)), ``readout`` linear
+        (:meth:`TimeDependentLayer.factors`), or None where that part is not a layer with hidden
+        units."""
         return None
 
 
@@ -149,6 +150,9 @@ class FirstOrderOperator(Operator):
 
     def vector_field(self, t, state: State) -> State:
         return (self.layer(t, state[0]),)
+
+    def part_factors(self, part: str, t):
+        return _signed_factors(self.layer, 1.0, t) if part == "field" else None
 
 
 class SecondOrderOperator(Operator):

@@ -36,20 +36,30 @@ State = tuple
 
 
 @dataclass(frozen=True)
-class QuadraticForm:
-    """M = ∂fn/∂u at ``u``, where fn(u) = post(P(s, u)) and P is the operator's part ``part``
-    ("f": ``part_f``, "g": ``part_g``) at the stage time ``s``: every two-level form is one
-    evaluation of a part followed by a map ``post`` of its value. Knowing where the part enters
-    lets M be reduced further through the part's hidden units
+class StepForm:
+    """The step map's Jacobian S through a smaller matrix: M = ∂fn/∂u at ``u``, where
+    fn(u) = post(P(s, u)) and P is the operator's part ``part`` ("f": ``part_f``, "g": ``part_g``,
+    "field": the first-order vector field) at the stage time ``s``. The eigenvalues of S are
+    ``roots(μ)`` over the eigenvalues μ of M, every one listed (a zero μ gives ξ = 1):
+
+    * the two-level schemes (symplectic Euler, Verlet, leapfrog): M of half the size, both roots
+      of ξ² − (2 + μ)ξ + 1 = 0 (``label`` "half size");
+    * forward Euler on a first-order operator: S = I + M with M = h ∂F/∂Y, ξ = 1 + μ.
+
+    Knowing where the part enters lets M be reduced further through the part's hidden units
     (:func:`~pdenet_analysis.analysis.stepmap.active_unit_form`)."""
 
     u: torch.Tensor
     part: str
     s: float
     post: Callable
+    roots: Callable
+    label: str
 
     def map(self, op) -> Callable:
         """fn: u ↦ post(P(s, u)), whose Jacobian at ``u`` is M."""
+        if self.part == "field":
+            return lambda u: self.post(op.vector_field(self.s, (u,))[0])
         evaluate = op.part_f if self.part == "f" else op.part_g
         return lambda u: self.post(evaluate(self.s, u))
 
@@ -120,11 +130,10 @@ class Scheme:
         return self.to_state(op, state, h)
 
     # ---- linear stability ------------------------------------------------------------------
-    def quadratic_reduction(self, op, state: State, t: float, h: float) -> "QuadraticForm | None":
-        """For the two-level schemes: the :class:`QuadraticForm` M, of half the size of the step
-        map's Jacobian S, such that the eigenvalues of S are exactly the roots of
-        ξ² − (2 + μ)ξ + 1 = 0 over the eigenvalues μ of M (see the subclasses). None for a scheme
-        without this structure."""
+    def reduced_step_form(self, op, state: State, t: float, h: float) -> "StepForm | None":
+        """The :class:`StepForm` of one step from ``state`` at t: a matrix M smaller than or as
+        large as the step map's Jacobian S, and the map from its eigenvalues to S's (see the
+        subclasses). None for a scheme (or operator kind) without one."""
         return None
 
     def amplification(self, z) -> np.ndarray:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidArgumentError
-from .base import Scheme, stage_time
+from .base import Scheme, StepForm, stage_time
 from .tableau import ButcherTableau
 
 
@@ -63,6 +63,15 @@ class ForwardEuler(ExplicitRungeKutta):
 
     def __init__(self):
         super().__init__(ButcherTableau.explicit([], [1.0]), 1, "euler")
+
+    def reduced_step_form(self, op, state, t, h):
+        """On a first-order operator S = I + h ∂F/∂Y at Y_j: M = h ∂F/∂Y, ξ = 1 + μ — the
+        eigenvalues of the step map are its stability function R(z) = 1 + z on the exact layer
+        spectrum, with no Krylov method (and through the active hidden units, a smaller matrix)."""
+        if op.kind != "first_order":
+            return None
+        return StepForm(state[0], "field", stage_time(t, 0.0, h), lambda v: h * v, lambda mu: 1.0 + np.asarray(mu),
+                        "S = I + hM")
 
 
 class Heun(ExplicitRungeKutta):

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidArgumentError
-from .base import QuadraticForm, Scheme, stage_time
+from .base import StepForm, Scheme, stage_time
 
 
 def two_step_roots(z) -> tuple[np.ndarray, np.ndarray]:
@@ -34,6 +34,11 @@ def two_step_roots(z) -> tuple[np.ndarray, np.ndarray]:
     return big, 1.0 / big
 
 
+def _both_roots(z) -> np.ndarray:
+    """Both roots of ξ² − (2 + z)ξ + 1 = 0 for every z: the step map's eigenvalues from M's."""
+    return np.concatenate(two_step_roots(z))
+
+
 def two_step_amplification(z) -> np.ndarray:
     """max |ξ| over the roots of ξ² − (2 + z)ξ + 1 = 0."""
     return np.abs(two_step_roots(z)[0])
@@ -44,7 +49,7 @@ class _PartitionedScheme(Scheme):
     to similarity) with A = ∂f/∂B and B = ∂g/∂A at the points the step evaluates them, and by the
     Schur complement det(S − ξI) = det((1 − ξ)²I − ξh²BA): the eigenvalues of S are exactly the
     roots of ξ² − (2 + μ)ξ + 1 = 0 over μ ∈ spec(h²BA), a problem of half the size
-    (:meth:`quadratic_reduction`; tests/test_symplectic_structure.py)."""
+    (:meth:`reduced_step_form`; tests/test_symplectic_structure.py)."""
 
     kinds = frozenset({"hamiltonian", "second_order"})
     symplectic = True
@@ -75,12 +80,12 @@ class SymplecticEuler(_PartitionedScheme):
         b = torch.add(b, op.part_g(s, a), alpha=h)
         return (a, b)
 
-    def quadratic_reduction(self, op, state, t, h):
+    def reduced_step_form(self, op, state, t, h):
         """M = h²BA with A = ∂f/∂B at B_j and B = ∂g/∂A at A_{j+1}: the Jacobian at u = B_j of
         u ↦ h·g(A_j + h f(u)), the increment of B as a function of B_j through A_{j+1}."""
         a, _ = state
         s = stage_time(t, 0.0, h)
-        return QuadraticForm(state[1], "f", s, lambda v: h * op.part_g(s, torch.add(a, v, alpha=h)))
+        return StepForm(state[1], "f", s, lambda v: h * op.part_g(s, torch.add(a, v, alpha=h)), _both_roots, "half size")
 
     def inverse_step(self, op, state, t, h):
         a, b = state
@@ -110,7 +115,7 @@ class StormerVerlet(_PartitionedScheme):
         b = torch.add(b, op.part_g(stage_time(t, 1.0, h), a), alpha=0.5 * h)
         return (a, b)
 
-    def quadratic_reduction(self, op, state, t, h):
+    def reduced_step_form(self, op, state, t, h):
         """S = K₂DK₁ with the kicks K_i = [[I, 0], [(h/2)B_i, I]] (B₁ = ∂g/∂A at A_j, B₂ at A_{j+1})
         and the drift D = [[I, hA], [0, I]] (A = ∂f/∂B at B_½). S is similar to K₁K₂D =
         [[I, hA], [hB̄, I + h²B̄A]] with B̄ = (B₁ + B₂)/2, so M = h²B̄A: the Jacobian at u = B_½ of
@@ -125,7 +130,7 @@ class StormerVerlet(_PartitionedScheme):
             a_next = torch.add(a, v, alpha=h)
             return 0.5 * h * (op.part_g(t0, a_next - shift) + op.part_g(t1, a_next))
 
-        return QuadraticForm(b_half, "f", tm, post)
+        return StepForm(b_half, "f", tm, post, _both_roots, "half size")
 
     def inverse_step(self, op, state, t, h):
         a, b = state
@@ -175,10 +180,10 @@ class Leapfrog(Scheme):
         y, y_prev = state
         return (torch.add(2 * y - y_prev, op.acceleration(stage_time(t, 0.0, h), y), alpha=h * h), y)
 
-    def quadratic_reduction(self, op, state, t, h):
+    def reduced_step_form(self, op, state, t, h):
         """S = [[2I + h²J, −I], [I, 0]] with J = ∂F/∂Y at Y_j, so det(S − ξI) = det(ξ²I −
         ξ(2I + h²J) + I) and M = h²J: the Jacobian at u = Y_j of u ↦ h²F(t_j, u)."""
-        return QuadraticForm(state[0], "g", stage_time(t, 0.0, h), lambda v: h * h * v)  # F is part_g
+        return StepForm(state[0], "g", stage_time(t, 0.0, h), lambda v: h * h * v, _both_roots, "half size")  # F is part_g
 
     def inverse_step(self, op, state, t, h):
         y_next, y = state
