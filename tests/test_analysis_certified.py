@@ -463,10 +463,10 @@ def test_batched_arnoldi_finds_a_separated_dominant_eigenvalue_of_each_example()
 
 @pytest.mark.parametrize("seed", [0, 1])  # seed 0: an estimate exceeds the counted radius; seed 1: none does
 def test_counting_the_worst_examples_only_keeps_estimates_for_the_rest(seed):
-    """count_examples = 1 on three examples of an unstable leapfrog block (matrix-free route): the
-    example counted is the one with the largest estimated radius, its radius and count equal the
-    dense ones; the others say "estimate" and stay below their certified bound ‖S_j‖₂; the step's
-    max amplification is the counted example's; an estimate above it is flagged in the notes."""
+    """count_examples = 1 on three examples of an unstable leapfrog block (above dense_max): one
+    example is counted, its radius and count equal the dense ones; the others say "estimate" and
+    stay below their certified bound ‖S_j‖₂; the step's max amplification is the counted
+    example's and the table says how many were counted; an estimate above it is flagged."""
     torch.manual_seed(seed)
     op = pa.second_order(4, T=1.0, n_pieces=1)
     y0 = torch.randn(3, 4, 5, 5, dtype=torch.float64)
@@ -484,6 +484,7 @@ def test_counting_the_worst_examples_only_keeps_estimates_for_the_rest(seed):
     dense = _dense_step_radius(sch, op, one, t, h)
     assert c["step_map_radius"] == pytest.approx(dense, rel=1e-8) and c["count_exact"]
     assert step["max_amplification"] == pytest.approx(dense, rel=1e-8)
+    assert rep.rows[0][-1] == "1 of 3 counted"
     assert all(e["count_exact"] is False and e["step_map_method"].startswith("arnoldi estimate") for e in estimated)
     for e in estimated:
         one = tuple(s[e["example"] : e["example"] + 1] for s in internal)

@@ -179,10 +179,12 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
             shown = f"[{lo:.8g}, {hi:.4g}]" if np.isfinite(lo) else f"≤ {hi:.4g} (est. {max(radius):.5g})"
         else:
             shown = amp
+        counted_ok = all(e["step_map_status"] == "converged" for e in sure) and len(sure) < batch
         rows.append([j, round(float(t0), 6), float(h), shown,
                      ("" if exact else "≥ ") + str(n_out_max),
                      float(max(e["step_norm"] for e in per_ex)), layer["predicted_amplification"],
-                     layer["spectral_radius"], layer["largest_stable_h"], status])
+                     layer["spectral_radius"], layer["largest_stable_h"],
+                     f"{len(sure)} of {batch} counted" if counted_ok else status])
     h_used = disc.steps[0][1] if not scheme.adaptive else None
     growth_bound = distribution(norm_product)
 
@@ -213,7 +215,8 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
             ax.legend(fontsize=6)
         ax3 = fig.add_subplot(133)
         worst_step = max(steps, key=lambda s_: s_["max_amplification"])
-        ex = max(worst_step["examples"], key=lambda e: e["step_map_radius"])
+        counted = [e for e in worst_step["examples"] if e["step_map_status"] != "estimate"] or worst_step["examples"]
+        ex = max(counted, key=lambda e: e["step_map_radius"])  # a whole spectrum where one was counted
         xi = ex["_step_map_eigenvalues"]
         out_ = np.abs(xi) > 1 + delta
         circle = np.exp(1j * np.linspace(0, 2 * np.pi, 400))
@@ -225,9 +228,13 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
         ax3.legend(fontsize=6)
         ax2 = fig.add_subplot(132)
         js = [s_["step"] for s_ in steps]
-        ax2.plot(js, [s_["step_map_radius"]["max"] for s_ in steps], "o-", color="C3", label="ρ(S_j), worst example")
-        ax2.fill_between(js, [s_["step_map_radius"]["p5"] for s_ in steps], [s_["step_map_radius"]["p95"] for s_ in steps],
-                         color="C3", alpha=0.2, label="ρ(S_j), 5–95%")
+        ax2.plot(js, [s_["max_amplification"] for s_ in steps], "o-", color="C3", label="ρ(S_j), worst counted example")
+        if any(len(s_["counted_examples"]) < batch for s_ in steps):  # Ritz estimates: not eigenvalues, drawn apart
+            ax2.plot(js, [s_["max_amplification_estimated"] for s_ in steps], "x:", color="C1",
+                     label="largest estimate, uncounted examples")
+        else:
+            ax2.fill_between(js, [s_["step_map_radius"]["p5"] for s_ in steps],
+                             [s_["step_map_radius"]["p95"] for s_ in steps], color="C3", alpha=0.2, label="ρ(S_j), 5–95%")
         ax2.plot(js, [s_["step_norm"]["max"] for s_ in steps], "s--", color="C0", label="‖S_j‖₂, worst")
         ax2.axhline(1.0, color="k", lw=0.6)
         ax2.set_xlabel("step j")
