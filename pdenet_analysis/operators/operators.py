@@ -22,6 +22,9 @@ Every operator offers three views used by schemes:
   B' = g(t, A) with state (A, B); symplectic Euler and Störmer–Verlet use these.
 * ``acceleration(t, Y)`` – for second order, F(θ(t), Y); leapfrog uses it.
 
+And, for the analyses, ``part_factors(part, t)``: a part that is a layer, as readout ∘ hidden
+units (the step-map counts reduce through the units a ReLU keeps on).
+
 Operators know nothing of step sizes. ``part_costs`` says what one evaluation of f and of g costs
 in units of one full right-hand side, so that evaluation counts agree across schemes.
 """
@@ -253,6 +256,8 @@ class HamiltonianOperator(Operator):
         return -self.layer_z(t, y)
 
     def part_factors(self, part: str, t):
+        if part not in ("f", "g"):
+            return None
         return _signed_factors(self.layer_y, 1.0, t) if part == "f" else _signed_factors(self.layer_z, -1.0, t)
 
 
