@@ -172,8 +172,9 @@ def _cmd_analyze(args) -> int:
     if not args.quiet:
         print(f"analyze: {args.model}, {source}", file=sys.stderr)
     blocks = None if args.all_blocks else [0]
+    given = {} if args.reduced_dense_max is None else dict(reduced_dense_max=args.reduced_dense_max)  # else the library's
     res = analyze_model(model, x, args.out, blocks=blocks, with_conditioning=not args.no_conditioning, quiet=args.quiet,
-                        count_examples=args.count_examples or None, reduced_dense_max=args.reduced_dense_max)
+                        count_examples=args.count_examples or None, **given)
     for i, r in res.items():
         where = "network" if i == "features" else f"block {i}"
         for name, paths in r["paths"].items():
@@ -293,10 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--count-examples", type=int, default=1,
                    help="above the dense size, examples per step whose unstable step-map modes are counted completely "
                         "(those with the largest certified lower bound on the radius, else the first; 0: every example)")
-    a.add_argument("--reduced-dense-max", type=int, default=8192,
-                   help="symplectic Euler, Verlet and leapfrog: count the step map's unstable modes exactly from its "
-                        "half-size form through the active hidden units up to this many rows (dense eigenvalues, per "
-                        "counted example and step on 2 cores: about 2 s at 2000 rows, 8 s at 3000, 1 min at 6000)")
+    a.add_argument("--reduced-dense-max", type=int, default=None,
+                   help="symplectic Euler, Verlet, leapfrog and forward Euler on first-order blocks: count the step "
+                        "map's unstable modes exactly from its reduced form through the active hidden units up to this "
+                        "many rows (default 8192; dense eigenvalues, per counted example and step on 2 cores: about 2 s "
+                        "at 2000 rows, 8 s at 3000, 1 min at 6000)")
     a.add_argument("--dataset", default=None, help="take the examples from this data set's test split "
                    "(default: digits for digits presets, otherwise standard-normal images)")
     a.add_argument("--data-dir", default=None)

@@ -29,6 +29,7 @@ from .flow import energy, reversibility
 from .network import features_conditioning
 from .report import Report
 from .stability import spectrum_along_trajectory
+from .stepmap import REDUCED_DENSE_MAX
 
 ANALYSES = ("stability", "conditioning", "density", "reversibility", "convergence", "energy")
 
@@ -78,15 +79,15 @@ def planned_analyses(block, analyses=ANALYSES, with_conditioning: bool = True) -
 
 def analyze_block(block, x: torch.Tensor, out: str, k: int = 6, convergence_steps=None, backend: str = "auto",
                   with_conditioning: bool = True, analyses=ANALYSES, dense_max: int = 2048, count_examples: int | None = 1,
-                  reduced_dense_max: int = 8192, order_estimate: str = "successive", reference_factor: int = 8,
+                  reduced_dense_max: int = REDUCED_DENSE_MAX, order_estimate: str = "successive", reference_factor: int = 8,
                   progress=None) -> dict:
     """Run the ``analyses`` on one block for the examples ``x``; save the reports in ``out``.
 
     ``count_examples``: above ``dense_max`` unknowns, how many examples per step get the complete
     count of unstable step-map modes (chosen by a certified lower bound, see
     :func:`~.stability.spectrum_along_trajectory`; None: all); ``reduced_dense_max``: up to this
-    size of their half-size form through the active hidden units, the two-level schemes are
-    counted exactly (:mod:`.stepmap`). ``order_estimate``:
+    size of their reduced step form through the active hidden units, the two-level schemes and
+    forward Euler are counted exactly (:mod:`.stepmap`). ``order_estimate``:
     how the observed order's errors are measured (:func:`~.convergence.convergence_study`): "successive" differences of the
     scheme's own solves (default: one extra solve), or "reference" (RK4 with ``reference_factor``×
     the finest step count: about 7× the cost at the paper's sizes)."""

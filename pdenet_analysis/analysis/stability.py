@@ -21,7 +21,7 @@ from ..schemes.base import stage_time
 from .eigen import all_eigenvalues, eigs, select
 from .linear import operator_jacobian
 from .report import Report, sweepable
-from .stepmap import step_map_spectra
+from .stepmap import REDUCED_DENSE_MAX, step_map_spectra
 
 
 def to_stability_variable(mu: np.ndarray, how: str, scheme, h: float) -> np.ndarray:
@@ -91,7 +91,7 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
                               example: int | None = None, examples=None, backend: str = "auto", tol: float = 1e-8,
                               delta: float = 1e-6, dense_max: int = 2048, count_max: int = 256,
                               rtol: float = 1e-6, atol: float = 1e-8, count_examples: int | None = None,
-                              reduced_dense_max: int = 8192, progress=None) -> Report:
+                              reduced_dense_max: int = REDUCED_DENSE_MAX, progress=None) -> Report:
     """Stability of ``scheme`` along its own solve from ``y0``, for every example (or ``examples``).
 
     At every step j (the accepted steps of an adaptive scheme):
@@ -117,7 +117,8 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
     over the counted and norm-certified examples, ``max_amplification_estimated`` over all.
 
     The two-level schemes (symplectic Euler, Verlet, leapfrog) are counted exactly from their
-    half-size form, reduced to the hidden units a ReLU keeps on, while that matrix has at most
+    half-size form, and forward Euler on a first-order operator from S = I + hM (:mod:`.stepmap`),
+    reduced to the hidden units a ReLU keeps on, while that matrix has at most
     ``reduced_dense_max`` rows (per example and step on 2 CPU cores: about 2 s at 2,000 rows, 8 s
     at 3,000 and 63 s at 6,100 — CIFAR-10's Hamiltonian units 3, 2 and 1); beyond, by ARPACK.
 

@@ -43,6 +43,13 @@ from .krylov import batched_arnoldi
 from .linear import JacobianOperator
 
 
+#: the largest matrix (rows of a reduced step form, see :func:`reduced_count`) whose dense
+#: eigenvalues count a step map's unstable modes exactly: CIFAR-10's Hamiltonian first unit has
+#: 6,087 active rows at step 0, about a minute per example and step on 2 CPU cores
+#: (``benchmarks/bench_stepmap_exact.py``)
+REDUCED_DENSE_MAX = 8192
+
+
 def _example_step_operator(disc, j: int, b) -> JacobianOperator:
     """S_j of example ``b`` (unbatched), or of the examples in the list ``b`` (batched)."""
     fn, y = disc.step_map(j)
@@ -210,7 +217,7 @@ def _rank_key(estimate: dict) -> float:
 def step_map_spectra(disc, j: int, *, delta: float = 1e-6, dense_max: int = 2048, count_max: int = 256,
                      tol: float = 1e-8, backend: str = "auto", norms=None, progress=None, S=None,
                      count_examples: int | None = None, estimate_steps: int = 40,
-                     reduced_dense_max: int = 8192) -> list[dict]:
+                     reduced_dense_max: int = REDUCED_DENSE_MAX) -> list[dict]:
     """ρ(S_j) and the eigenvalues of S_j outside the disc of radius 1 + δ, for every example.
 
     Up to ``dense_max`` unknowns S_j is formed for all examples at once (n batched products) and

@@ -95,7 +95,7 @@ class TimeDependentLayer(nn.Module):
         """``(hidden, readout)`` with F(θ(t), y) = readout(hidden(y)), ``readout`` linear: the
         layer through its hidden units σ(N(K₁y)). Where σ' vanishes (a ReLU switched off) a hidden
         unit's row of ∂hidden/∂y is exactly zero, so ∂F/∂y factors through the active units only
-        (used by :func:`~pdenet_analysis.analysis.stepmap.reduced_count`). None for a layer
+        (used by :func:`~pdenet_analysis.analysis.stepmap.active_unit_form`). None for a layer
         without this form."""
         return None
 
