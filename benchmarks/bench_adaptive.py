@@ -155,8 +155,8 @@ def main():
         for tol in (1e-5, 1e-8):
             print(f"{n_pieces} piece(s), rtol = atol = {tol:g}", flush=True)
             cases.append(case(n_pieces, tol, dev, args.repeats))
-    save(args.out or result_path(f"adaptive_{dev.type}.json"),
-         dict(provenance=provenance(device=dev), cases=cases, seconds=time.perf_counter() - t0))
+            save(args.out or result_path(f"adaptive_{dev.type}.json"),  # after every case: kept if stopped
+                 dict(provenance=provenance(device=dev), cases=cases, seconds=time.perf_counter() - t0))
 
 
 if __name__ == "__main__":

@@ -93,16 +93,19 @@ def main():
     args = ap.parse_args()
     dev = torch.device(args.device)
     res = dict(provenance=provenance(), sizes=[])
+    out = args.out or result_path(f"analysis_{dev.type}.json")
     dense = dense_costs(dev)
     res["dense"] = dense
     datasets = ["cifar10"] + (["stl10"] if args.stl10 or dev.type == "cuda" else [])
     for ds in datasets:
         entry = dict(dataset=ds)
+        res["sizes"].append(entry)
         block, x = block_input(f"{ds}-parabolic", dev)
         n = x[0].numel()
         entry["unknowns"] = n
         entry["products"] = product_costs(block, x, dev)
         print(ds, "products", entry["products"], flush=True)
+        save(out, res)  # kept if the run is stopped
         rep, t = timed(lambda: A.spectrum_along_trajectory(block.operator, x, "euler", k=6), dev)
         s0 = rep.data["steps"]
         entry["stability_parabolic_euler"] = dict(
@@ -110,6 +113,7 @@ def main():
             count_exact=[s["count_exact"] for s in s0], status=[s["status"] for s in s0],
             method=[s["examples"][0]["step_map_method"] for s in s0])
         print(ds, "stability parabolic", entry["stability_parabolic_euler"], flush=True)
+        save(out, res)  # kept if the run is stopped
         hblock, hx = block_input(f"{ds}-hamiltonian", dev)
         rep, t = timed(lambda: A.spectrum_along_trajectory(hblock.operator, hx, hblock.scheme, k=6), dev)
         s0 = rep.data["steps"]
@@ -119,28 +123,31 @@ def main():
             modes_outside=[s["n_outside_max"] for s in s0], count_exact=[s["count_exact"] for s in s0],
             status=[s["status"] for s in s0], method=[s["examples"][0]["step_map_method"] for s in s0])
         print(ds, "stability hamiltonian", entry["stability_hamiltonian_symplectic_euler"], flush=True)
+        save(out, res)  # kept if the run is stopped
         rep, t = timed(lambda: A.spectral_density(block.operator, x, "euler", n_vectors=8, m=60, n_arnoldi=100), dev)
         entry["density_parabolic"] = dict(seconds=t, bendixson=rep.data["bendixson"],
                                           arnoldi_converged=rep.data["arnoldi"]["n_converged"])
         print(ds, "density", entry["density_parabolic"], flush=True)
+        save(out, res)  # kept if the run is stopped
         rep, t = timed(lambda: A.conditioning(block.operator, x, "euler", k=1, dense_max=0, max_iter=150), dev)
         e = rep.data["examples"][0]
         entry["conditioning_parabolic_euler"] = dict(seconds=t, method_min=rep.data["method_min"], sigma_max=e["sigma_max"][0],
                                                      sigma_max_status=e["sigma_max_status"], sigma_min=e["sigma_min"][0],
                                                      sigma_min_status=e["sigma_min_status"], condition=e["condition"])
         print(ds, "conditioning parabolic", entry["conditioning_parabolic_euler"], flush=True)
+        save(out, res)  # kept if the run is stopped
         rep, t = timed(lambda: A.conditioning(hblock.operator, hx, hblock.scheme, k=1, dense_max=0), dev)
         e = rep.data["examples"][0]
         entry["conditioning_hamiltonian_symplectic_euler"] = dict(
             seconds=t, method_min=rep.data["method_min"], sigma_max=e["sigma_max"][0], sigma_min=e["sigma_min"][0],
             condition=e["condition"], status=e["condition_status"])
         print(ds, "conditioning hamiltonian", entry["conditioning_hamiltonian_symplectic_euler"], flush=True)
+        save(out, res)  # kept if the run is stopped
         entry["dense_extrapolated"] = dict(
             step_jacobian_s=extrapolate(dense, "jacobian_s", n, 1.0), eig_s=extrapolate(dense, "eig_s", n, 3.0),
             svd_s=extrapolate(dense, "svd_s", n, 3.0), memory_GiB=n * n * 8 / 2**30)
         print(ds, "dense extrapolated", entry["dense_extrapolated"], flush=True)
-        res["sizes"].append(entry)
-    save(args.out or result_path(f"analysis_{dev.type}.json"), res)
+        save(out, res)  # kept if the run is stopped
 
 
 if __name__ == "__main__":

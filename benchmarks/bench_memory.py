@@ -101,6 +101,7 @@ def main():
     batch = args.batch or (64 if cuda else 4)
     torch.set_default_dtype(torch.float32)
     rows = []
+    out = args.out or result_path(f"memory_{dev.type}.json")
     for arch in ("hamiltonian", "second_order"):
         for depth in depths:
             ref = None
@@ -114,6 +115,8 @@ def main():
                     row = dict(arch=arch, depth=depth, gradient=gradient, error=f"{type(e).__name__}: {e}"[:300])
                 rows.append(row)
                 print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+                save(out, dict(provenance=provenance(), channels=channels, size=size, batch=batch, depths=depths,
+                               results=rows, ratios=None))  # kept if the run is stopped
                 if cuda:
                     torch.cuda.empty_cache()
     ratios = {}
@@ -123,7 +126,7 @@ def main():
         if "backprop" in get and "reversible" in get:
             ratios[f"{arch}_depth{d}_saved_backprop_over_reversible"] = get["backprop"]["saved_MiB"] / max(
                 get["reversible"]["saved_MiB"], 1e-9)
-    save(args.out or result_path(f"memory_{dev.type}.json"),
+    save(out,
          dict(provenance=provenance(), channels=channels, size=size, batch=batch, depths=depths, results=rows,
               ratios=ratios))
     print(ratios)

@@ -1,7 +1,7 @@
 """Training throughput (images/s) of the CIFAR-10-sized presets against a plain PyTorch loop of
 the same network in float32, in the same process.
 
-    python benchmarks/bench_training.py [--device cpu|cuda] [--steps 5] [--batch 125]
+    python benchmarks/bench_training.py [--device cpu|cuda] [--steps 5] [--batch 125] [--fast] [--compile ARCH ...]
 
 "ours" is one SGD step of the library's trainer: forward through integrate(), cross-entropy plus
 the paper's regulariser (eq. 13), backward, SGD with momentum, box constraint. "plain" is the
@@ -12,6 +12,7 @@ H100) needs ≥ 6,700 images/s on that GPU; this script measures it where a GPU 
 """
 
 import argparse
+import time
 
 import torch
 import torch.nn.functional as nnf
@@ -66,6 +67,9 @@ def main():
     ap.add_argument("--batch", type=int, default=125)
     ap.add_argument("--out", default=None)
     ap.add_argument("--fast", action="store_true", help="also ours with bf16 autocast and channels-last (GPU settings)")
+    ap.add_argument("--compile", nargs="*", default=[], metavar="ARCH",
+                    help="also the bf16 channels-last step under torch.compile for these architectures "
+                         "(parabolic, hamiltonian, second_order, resnet); compiling takes tens of seconds each")
     args = ap.parse_args()
     dev = torch.device(args.device)
     cfg = TrainConfig()
@@ -96,6 +100,18 @@ def main():
                "plain": lambda: step(lambda z: plain_forward(model, z), False)}
         if args.fast:  # the trainer's GPU settings (TrainConfig(amp=True, channels_last=True))
             fns["ours (bf16, channels-last)"] = lambda: step(model, True, amp=True, xb=x_cl)
+        compile_note = None
+        if arch in args.compile:  # TrainConfig(compile=True): the trainer compiles the network, not the loss
+            compiled = torch.compile(model)
+            try:
+                t0 = time.perf_counter()
+                step(compiled, True, amp=args.fast, xb=x_cl if args.fast else x)
+                step(compiled, True, amp=args.fast, xb=x_cl if args.fast else x)
+                compile_note = dict(compile_and_first_steps_s=time.perf_counter() - t0)
+                fns["ours (compiled" + (", bf16, channels-last)" if args.fast else ")")] = (
+                    lambda: step(compiled, True, amp=args.fast, xb=x_cl if args.fast else x))
+            except Exception as e:  # noqa: BLE001 — recorded: a compile failure is a result here
+                compile_note = dict(compile_error=f"{type(e).__name__}: {e}"[:400])
         med = interleaved_medians(list(fns.values()), args.steps, dev, warmup=1)
         ips = {k: args.batch / m for k, m in zip(fns, med)}
         row = dict(model=f"cifar10-{arch}", **{f"{k} img/s": v for k, v in ips.items()},
@@ -104,10 +120,17 @@ def main():
         if args.fast:
             fast = ips["ours (bf16, channels-last)"]
             row.update(ratio_fast_to_plain=fast / ips["plain"], protocol_100_epochs_min_fast=100 * 40_000 / fast / 60)
+        for k in ips:
+            if k.startswith("ours (compiled"):
+                row.update(ratio_compiled_to_plain=ips[k] / ips["plain"],
+                           protocol_100_epochs_min_compiled=100 * 40_000 / ips[k] / 60)
+        if compile_note:
+            row.update(compile_note)
         rows.append(row)
-        print({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})
-    save(args.out or result_path(f"training_{dev.type}.json"),
-         dict(provenance=provenance(), batch=args.batch, steps=args.steps, results=rows))
+        print({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
+        # saved after every preset: a run stopped at its time keeps what it finished
+        save(args.out or result_path(f"training_{dev.type}.json"),
+             dict(provenance=provenance(), batch=args.batch, steps=args.steps, results=rows))
 
 
 if __name__ == "__main__":

@@ -9,24 +9,29 @@ leaves what it finished. Each part's own JSON lands where its script writes it
 (``benchmarks/results/*_cuda.json``, ``studies/results/``), with provenance: GPU name, driver,
 torch, CUDA, commit, date. The logs go to ``benchmarks/results/gpu_campaign/PART.log``.
 
-Parts, in order:
+Parts, in order (each with a generous least and most time; ``--cap PART=MIN`` shortens one):
 
 1. ``training``: images/s of the four CIFAR-10 presets (synthetic CIFAR-sized tensors) against a
-   plain PyTorch fp32 loop of the same network in the same process — ours in fp32, and ours with
-   bf16 autocast + channels-last — and the projected time of the paper's 100-epoch protocol
-   (``bench_training.py``);
+   plain PyTorch fp32 loop of the same network in the same process — ours in fp32, ours with
+   bf16 autocast + channels-last, and that under ``torch.compile`` for the presets named by
+   ``--compile`` — and the projected time of the paper's 100-epoch protocol (``bench_training.py``);
 2. ``memory``: peak CUDA memory, saved bytes and time of forward + backward for Hamiltonian and
    leapfrog blocks at depth 4, 16, 64, 256 with backprop, reversible and the adjoint
    (``bench_memory.py``);
-3. ``analysis``: the analysis benchmarks at CIFAR-10's and STL-10's first-unit sizes
+3. ``tests``: the device-parametrised tests on CUDA (``pytest -k cuda``);
+4. ``analysis``: the analysis benchmarks at CIFAR-10's and STL-10's first-unit sizes
    (``bench_analysis.py --stl10``);
-4. ``tests``: the test suite with the device-parametrised tests on CUDA (``pytest -q``);
-5. ``fashion_mnist``: the paper's protocol (100 epochs, best-validation weights) for the four
+5. ``adaptive``: dopri5 on torchdiffeq against torchode on the same field (``bench_adaptive.py``;
+   torchode's rows only where the machine has torchode);
+6. ``fashion_mnist``: the paper's protocol (100 epochs, best-validation weights) for the four
    architectures on Fashion-MNIST, from the IDX files in ``--data-dir`` (carry them: the machine
    has no network). Skipped, with the reason recorded, when the files are absent;
-6. ``study``: the discrete-vs-continuous study's quick grid on CUDA;
-7. ``adaptive``: dopri5 on torchdiffeq against torchode on the same field (``bench_adaptive.py``;
-   torchode's rows only where the machine has torchode).
+7. ``study``: the discrete-vs-continuous study's quick grid on CUDA;
+8. ``tests_full``: the whole test suite on the GPU machine.
+
+Every script saves its JSON after each measurement, so a part stopped at its time keeps what it
+finished. The package runs from this tree (``PYTHONPATH``), installed there or not; set
+``PDENET_COMMIT`` where the tree has no ``.git``.
 
 The parts' time estimates are deliberately generous; a part that would not fit is recorded as
 skipped and the campaign goes on to the next one.
@@ -45,20 +50,38 @@ sys.path.insert(0, HERE)
 
 from _provenance import provenance, result_path  # noqa: E402
 
-#: (name, minutes it needs at least, command builder)
+#: (name, minutes it needs at least, minutes it may take at most, command builder). The most a part
+#: may take is also capped by what is left of the budget; ``--cap PART=MIN`` overrides it.
+PY = sys.executable
 PARTS = [
-    ("training", 3, lambda a: [sys.executable, "benchmarks/bench_training.py", "--device", "cuda", "--steps", "20",
-                               "--fast"]),
-    ("memory", 3, lambda a: [sys.executable, "benchmarks/bench_memory.py", "--device", "cuda"]),
-    ("analysis", 6, lambda a: [sys.executable, "benchmarks/bench_analysis.py", "--device", "cuda", "--stl10"]),
-    ("tests", 8, lambda a: [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"]),
-    ("fashion_mnist", 10, lambda a: [sys.executable, "studies/fashion_mnist.py", "--epochs", str(a.epochs), "--device",
-                                     "cuda", "--data-dir", a.data_dir, "--runs", "runs/gpu_campaign/fashion_mnist",
-                                     "--out", "studies/results/fashion_mnist_cuda.json"]),
-    ("study", 5, lambda a: ["pdenet-analysis", "study", "discrete-vs-continuous", "--quick", "--device", "cuda",
-                            "--out", "studies/results/discrete-vs-continuous-cuda"]),
-    ("adaptive", 3, lambda a: [sys.executable, "benchmarks/bench_adaptive.py", "--device", "cuda"]),
+    ("training", 3, 8, lambda a: [PY, "benchmarks/bench_training.py", "--device", "cuda", "--steps", "20", "--fast",
+                                  "--compile", *a.compile]),
+    ("memory", 2, 6, lambda a: [PY, "benchmarks/bench_memory.py", "--device", "cuda"]),
+    ("tests", 1, 4, lambda a: [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "cuda", "tests"]),
+    ("analysis", 2, 12, lambda a: [PY, "benchmarks/bench_analysis.py", "--device", "cuda", "--stl10"]),
+    ("adaptive", 1, 4, lambda a: [PY, "benchmarks/bench_adaptive.py", "--device", "cuda"]),
+    ("fashion_mnist", 10, 30, lambda a: [PY, "studies/fashion_mnist.py", "--epochs", str(a.epochs), "--device", "cuda",
+                                         "--data-dir", a.data_dir, "--runs", "runs/gpu_campaign/fashion_mnist",
+                                         "--out", "studies/results/fashion_mnist_cuda.json"]),
+    ("study", 5, 15, lambda a: [PY, "-m", "pdenet_analysis", "study", "discrete-vs-continuous", "--quick", "--device",
+                                "cuda", "--out", "studies/results/discrete-vs-continuous-cuda"]),
+    ("tests_full", 8, 20, lambda a: [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"]),
 ]
+
+
+def parse_caps(items: list[str]) -> dict[str, float]:
+    """``["training=2.5", ...]`` → ``{"training": 2.5}``; an unknown part or a bad number is refused."""
+    names, caps = [p[0] for p in PARTS], {}
+    for item in items:
+        name, _, value = item.partition("=")
+        try:
+            minutes = float(value)
+        except ValueError:
+            minutes = -1.0
+        if name not in names or minutes <= 0:
+            raise SystemExit(f"gpu_campaign: --cap {item!r} must be PART=MINUTES with PART one of {names}")
+        caps[name] = minutes
+    return caps
 
 
 def gpu_info() -> dict:
@@ -88,7 +111,11 @@ def main():
     ap.add_argument("--data-dir", default="data/fashion_mnist", help="Fashion-MNIST IDX files (.gz)")
     ap.add_argument("--epochs", type=int, default=100, help="epochs of the Fashion-MNIST protocol")
     ap.add_argument("--only", nargs="+", default=None, help=f"run only these parts: {[p[0] for p in PARTS]}")
+    ap.add_argument("--cap", nargs="+", default=[], metavar="PART=MIN", help="at most MIN minutes for PART")
+    ap.add_argument("--compile", nargs="*", default=["hamiltonian"],
+                    help="presets whose training step is also measured under torch.compile (its compile time is long)")
     args = ap.parse_args()
+    caps = parse_caps(args.cap)
     import torch
 
     os.chdir(ROOT)
@@ -108,10 +135,13 @@ def main():
         os.replace(summary_path + ".tmp", summary_path)
 
     write()
-    for name, need_min, cmd in PARTS:
+    # the package runs from this tree whether or not it is installed there
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
+    for name, need_min, max_min, cmd in PARTS:
         if args.only and name not in args.only:
             continue
         left = (deadline - time.monotonic()) / 60
+        allowed = min(left, caps.get(name, max_min))
         entry = dict(part=name, command=" ".join(cmd(args)))
         if name == "fashion_mnist" and not os.path.isdir(args.data_dir):
             entry.update(status="skipped", why=f"no Fashion-MNIST files in {args.data_dir} (carry the IDX .gz files)")
@@ -120,10 +150,11 @@ def main():
         else:
             log = os.path.join(logs, f"{name}.log")
             t0 = time.monotonic()
-            print(f"gpu_campaign: {name} (up to {left:.1f} min): {entry['command']}", flush=True)
+            print(f"gpu_campaign: {name} (up to {allowed:.1f} min): {entry['command']}", flush=True)
             with open(log, "w") as f:
                 try:
-                    rc = subprocess.run(cmd(args), stdout=f, stderr=subprocess.STDOUT, timeout=60 * left - 20).returncode
+                    rc = subprocess.run(cmd(args), stdout=f, stderr=subprocess.STDOUT, env=env,
+                                        timeout=max(60 * allowed - 10, 30)).returncode
                     entry["status"] = "ok" if rc == 0 else f"exit {rc}"
                 except subprocess.TimeoutExpired:
                     entry["status"] = "timed out (partial results in its log and JSON)"

@@ -16,7 +16,10 @@ import torch
 @functools.lru_cache(maxsize=1)
 def git_commit() -> str:
     """Short hash of the checkout this package runs from ("" outside a git checkout); looked up
-    once per process."""
+    once per process. ``PDENET_COMMIT`` overrides it, for a copy of the tree without its ``.git``
+    (the GPU campaign's machine receives such a copy)."""
+    if os.environ.get("PDENET_COMMIT"):
+        return os.environ["PDENET_COMMIT"]
     try:
         here = os.path.dirname(os.path.abspath(__file__))
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,

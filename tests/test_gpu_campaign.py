@@ -24,10 +24,14 @@ def test_campaign_parts_point_at_existing_scripts():
     finally:
         sys.path.pop(0)
     names = [p[0] for p in gpu_campaign.PARTS]
-    assert names == ["training", "memory", "analysis", "tests", "fashion_mnist", "study", "adaptive"]
-    args = type("A", (), dict(epochs=100, data_dir="data/fashion_mnist"))()
-    for _, minutes, cmd in gpu_campaign.PARTS:
+    assert names == ["training", "memory", "tests", "analysis", "adaptive", "fashion_mnist", "study", "tests_full"]
+    args = type("A", (), dict(epochs=100, data_dir="data/fashion_mnist", compile=["hamiltonian"]))()
+    for _, least, most, cmd in gpu_campaign.PARTS:
         argv = cmd(args)
         scripts = [a for a in argv if a.endswith(".py")]
         assert all((ROOT / s).exists() for s in scripts), argv
-        assert minutes > 0
+        assert 0 < least <= most
+    assert gpu_campaign.parse_caps(["training=2.5", "tests=1"]) == {"training": 2.5, "tests": 1.0}
+    for bad in (["training"], ["nope=2"], ["memory=-1"], ["memory=x"]):
+        with pytest.raises(SystemExit, match="PART=MINUTES"):
+            gpu_campaign.parse_caps(bad)
