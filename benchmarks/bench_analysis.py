@@ -79,6 +79,24 @@ def dense_costs(dev):
     return rows
 
 
+def dense_eig_devices(dev, sizes=(1500, 3000, 6000)):
+    """torch.linalg.eigvals of a random float64 matrix on the CPU and on ``dev`` (the exact step-map
+    counts end in one such call, r × r with r up to ``stepmap.REDUCED_DENSE_MAX``); the CPU's
+    largest size is left out (O(n³), extrapolated from the smaller ones)."""
+    rows = []
+    for n in sizes:
+        A = torch.randn(n, n, dtype=torch.float64, generator=torch.Generator().manual_seed(n))
+        row = dict(n=n)
+        if n < max(sizes):
+            _, row["cpu_s"] = timed(lambda: torch.linalg.eigvals(A), torch.device("cpu"))
+        if dev.type != "cpu":
+            Ad = A.to(dev)
+            _, row[f"{dev.type}_s"] = timed(lambda: torch.linalg.eigvals(Ad), dev)
+        rows.append(row)
+        print("dense eigvals", row, flush=True)
+    return rows
+
+
 def extrapolate(rows, key, N, min_exponent):
     n = np.array([r["n"] for r in rows], float)
     a = np.polyfit(np.log(n), np.log([r[key] for r in rows]), 1)
@@ -96,6 +114,9 @@ def main():
     out = args.out or result_path(f"analysis_{dev.type}.json")
     dense = dense_costs(dev)
     res["dense"] = dense
+    if dev.type != "cpu":
+        res["dense_eigvals_by_device"] = dense_eig_devices(dev)
+        save(out, res)
     datasets = ["cifar10"] + (["stl10"] if args.stl10 or dev.type == "cuda" else [])
     for ds in datasets:
         entry = dict(dataset=ds)

@@ -1,7 +1,7 @@
 """Training throughput (images/s) of the CIFAR-10-sized presets against a plain PyTorch loop of
 the same network in float32, in the same process.
 
-    python benchmarks/bench_training.py [--device cpu|cuda] [--steps 5] [--batch 125] [--fast] [--compile ARCH ...]
+    python benchmarks/bench_training.py [--device cpu|cuda] [--steps 5] [--batch 125] [--fast] [--compile ARCH ...] [--cuda-graph]
 
 "ours" is one SGD step of the library's trainer: forward through integrate(), cross-entropy plus
 the paper's regulariser (eq. 13), backward, SGD with momentum, box constraint. "plain" is the
@@ -20,6 +20,7 @@ import torch.nn.functional as nnf
 import pdenet_analysis as pa
 from pdenet_analysis.operators import functional as F
 from pdenet_analysis.training import TrainConfig, apply_box_constraint, regulariser
+from pdenet_analysis.training.cuda_graph import CapturedStep, warm_step
 
 from _provenance import interleaved_medians, provenance, result_path, save
 
@@ -70,6 +71,8 @@ def main():
     ap.add_argument("--compile", nargs="*", default=[], metavar="ARCH",
                     help="also the bf16 channels-last step under torch.compile for these architectures "
                          "(parabolic, hamiltonian, second_order, resnet); compiling takes tens of seconds each")
+    ap.add_argument("--cuda-graph", action="store_true",
+                    help="also the whole step recorded as a CUDA graph and replayed (CUDA only)")
     args = ap.parse_args()
     dev = torch.device(args.device)
     cfg = TrainConfig()
@@ -85,8 +88,8 @@ def main():
 
         x_cl = x.contiguous(memory_format=torch.channels_last)
 
-        def step(fwd, reg, amp=False, xb=x):
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+        def step(fwd, reg, amp=False, xb=x, graph=False):
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp, cache_enabled=not graph):
                 loss = nnf.cross_entropy(fwd(xb).float(), y)
             if reg:
                 loss = loss + regulariser(model, cfg)
@@ -100,7 +103,7 @@ def main():
                "plain": lambda: step(lambda z: plain_forward(model, z), False)}
         if args.fast:  # the trainer's GPU settings (TrainConfig(amp=True, channels_last=True))
             fns["ours (bf16, channels-last)"] = lambda: step(model, True, amp=True, xb=x_cl)
-        compile_note = None
+        compile_note, graph_errors = None, {}
         if arch in args.compile:  # TrainConfig(compile=True): the trainer compiles the network, not the loss
             compiled = torch.compile(model)
             try:
@@ -112,6 +115,24 @@ def main():
                     lambda: step(compiled, True, amp=args.fast, xb=x_cl if args.fast else x))
             except Exception as e:  # noqa: BLE001 — recorded: a compile failure is a result here
                 compile_note = dict(compile_error=f"{type(e).__name__}: {e}"[:400])
+        if args.cuda_graph and dev.type == "cuda":  # TrainConfig(cuda_graph=True): the whole step, replayed
+            variants = [("ours (CUDA graph)", model, False, x)]
+            if args.fast:
+                variants.append(("ours (bf16, channels-last, CUDA graph)", model, True, x_cl))
+            if "compile_error" not in (compile_note or {}) and arch in args.compile:
+                variants.append(("ours (compiled, bf16, channels-last, CUDA graph)" if args.fast else
+                                 "ours (compiled, CUDA graph)", compiled, args.fast, x_cl if args.fast else x))
+            for label, fwd, amp, xb in variants:
+                def one(xg, yg, fwd=fwd, amp=amp):
+                    step(fwd, True, amp=amp, xb=xg, graph=True)
+                    return ()
+                try:
+                    for _ in range(3):
+                        warm_step(one, xb, y)
+                    captured = CapturedStep(one, xb, y)
+                    fns[label] = lambda cs=captured, xb=xb: cs(xb, y)
+                except Exception as e:  # noqa: BLE001 — recorded: a capture failure is a result here
+                    graph_errors[label] = f"{type(e).__name__}: {e}"[:400]
         med = interleaved_medians(list(fns.values()), args.steps, dev, warmup=1)
         ips = {k: args.batch / m for k, m in zip(fns, med)}
         row = dict(model=f"cifar10-{arch}", **{f"{k} img/s": v for k, v in ips.items()},
@@ -126,6 +147,11 @@ def main():
                            protocol_100_epochs_min_compiled=100 * 40_000 / ips[k] / 60)
         if compile_note:
             row.update(compile_note)
+        if graph_errors:
+            row.update(cuda_graph_errors=graph_errors)
+        best = max((k for k in ips if k != "plain"), key=ips.get)
+        row.update(best=best, ratio_best_to_plain=ips[best] / ips["plain"],
+                   protocol_100_epochs_min_best=100 * 40_000 / ips[best] / 60)
         rows.append(row)
         print({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
         # saved after every preset: a run stopped at its time keeps what it finished

@@ -13,8 +13,8 @@ Parts, in order (each with a generous least and most time; ``--cap PART=MIN`` sh
 
 1. ``training``: images/s of the four CIFAR-10 presets (synthetic CIFAR-sized tensors) against a
    plain PyTorch fp32 loop of the same network in the same process — ours in fp32, ours with
-   bf16 autocast + channels-last, and that under ``torch.compile`` for the presets named by
-   ``--compile`` — and the projected time of the paper's 100-epoch protocol (``bench_training.py``);
+   bf16 autocast + channels-last, that under ``torch.compile`` for the presets named by
+   ``--compile``, and each recorded as a CUDA graph — and the projected time of the paper's 100-epoch protocol (``bench_training.py``);
 2. ``memory``: peak CUDA memory, saved bytes and time of forward + backward for Hamiltonian and
    leapfrog blocks at depth 4, 16, 64, 256 with backprop, reversible and the adjoint
    (``bench_memory.py``);
@@ -55,7 +55,7 @@ from _provenance import provenance, result_path  # noqa: E402
 PY = sys.executable
 PARTS = [
     ("training", 3, 8, lambda a: [PY, "benchmarks/bench_training.py", "--device", "cuda", "--steps", "20", "--fast",
-                                  "--compile", *a.compile]),
+                                  "--cuda-graph", "--compile", *a.compile]),
     ("memory", 2, 6, lambda a: [PY, "benchmarks/bench_memory.py", "--device", "cuda"]),
     ("tests", 1, 4, lambda a: [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "cuda", "tests"]),
     ("analysis", 2, 12, lambda a: [PY, "benchmarks/bench_analysis.py", "--device", "cuda", "--stl10"]),

@@ -197,7 +197,8 @@ def _cmd_train(args) -> int:
         model = model.with_scheme(args.scheme, args.steps, args.gradient)
     _check_fits(model, data.x_train[:1], f"the {args.dataset} data set")
     cfg = TrainConfig(epochs=args.epochs, device=args.device, out=args.out, resume=args.resume, seed=args.seed, dataset=args.dataset,
-                      augment=not args.no_augment, lr=args.lr, progress=not args.quiet)
+                      augment=not args.no_augment, lr=args.lr, progress=not args.quiet, amp=args.amp,
+                      channels_last=args.channels_last, compile=args.compile, cuda_graph=args.cuda_graph)
     from .training import distributed
 
     summary = train(model, data, cfg)
@@ -279,6 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true")
     t.add_argument("--no-augment", action="store_true")
     t.add_argument("--quiet", action="store_true", help="no per-batch progress or per-epoch lines on stderr/stdout")
+    t.add_argument("--amp", action="store_true", help="bfloat16 autocast of the layers (the reversible state stays float32)")
+    t.add_argument("--channels-last", action="store_true", help="channels-last layout for the 2-D convolutions")
+    t.add_argument("--compile", action="store_true", help="torch.compile the network (fixed-step schemes)")
+    t.add_argument("--cuda-graph", action="store_true",
+                   help="record the whole training step as a CUDA graph and replay it (CUDA, fixed-step schemes, "
+                        "one process): the paper's small networks are bound by kernel launches")
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=_cmd_train)
     a = sub.add_parser("analyze", help="spectra, stability, conditioning, reversibility, convergence, energy")

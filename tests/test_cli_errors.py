@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from pdenet_analysis.cli import main
 
@@ -28,7 +29,14 @@ CASES = {
     "unknown scheme": (["analyze", "digits-parabolic", "--scheme", "rk5"], "valid schemes"),
     "unknown dataset": (["train", "--dataset", "nope", "--model", "digits-parabolic"], "valid datasets"),
     "scheme for another operator kind": (["analyze", "digits-hamiltonian", "--scheme", "leapfrog"], "leapfrog"),
+    "CUDA graph with an adaptive scheme": (TRAIN + ["--cuda-graph", "--scheme", "dopri5", "--device",
+                                                    "cuda" if torch.cuda.is_available() else "cpu"], "fixed-step"),
 }
+if not torch.cuda.is_available():  # where there is a GPU these are not mistakes
+    CASES["CUDA graph on the CPU"] = (TRAIN + ["--cuda-graph"], "needs a CUDA device")
+else:
+    for name in ("cuda without CUDA (train)", "cuda without CUDA (analyze)"):
+        CASES.pop(name)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

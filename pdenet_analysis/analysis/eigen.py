@@ -103,8 +103,12 @@ def eigs(op, k: int = 6, which: str = "LM", backend: str = "auto", tol: float = 
          ncv: int | None = None, dense_max: int = 0) -> EigResult:
     """k extreme eigenvalues of a matrix-free operator.
 
-    ``backend``: "scipy" (ARPACK, CPU), "torch" (Arnoldi/Lanczos on the operator's device) or
-    "auto" (scipy on CPU, torch on CUDA). ``which``: LM (largest magnitude), LR (largest real
+    ``backend``: "scipy" (implicitly restarted ARPACK), "torch" (one unrestarted Arnoldi/Lanczos
+    run on the operator's device, a bounded-cost estimate) or "auto" = "scipy" on every device:
+    the products still run where the operator lives (a GPU), and only ARPACK's restarts work on
+    host copies of the vectors, O(n) bytes per product. (On an H200 the CIFAR-10 parabolic step
+    maps came back "not_converged" at all three steps from the torch run, converged from ARPACK
+    on the CPU: ``benchmarks/results/analysis_cuda.json`` before this choice.) ``which``: LM (largest magnitude), LR (largest real
     part), SR, SM. Residuals are relative to max(max|λ|, ``scale``): pass the spectral radius as
     ``scale`` when asking for eigenvalues near zero. ARPACK's are recomputed with the operator;
     the torch path reports the Krylov estimate |β_m s_m| (exact after a breakdown). ``maxiter``
@@ -121,7 +125,7 @@ def eigs(op, k: int = 6, which: str = "LM", backend: str = "auto", tol: float = 
     # no solver can resolve below the precision its matrix-vector products are computed in
     tol = max(tol, 100 * torch.finfo(getattr(op, "dtype", torch.float64)).eps)
     if backend == "auto":
-        backend = "torch" if getattr(op, "device", torch.device("cpu")).type != "cpu" else "scipy"
+        backend = "scipy"
     n = op.shape[1]
     if (n <= k + 2 or n <= dense_max) and hasattr(op, "dense"):  # the dense eigenvalues, exact
         res = select(all_eigenvalues(op, symmetric), k, which)

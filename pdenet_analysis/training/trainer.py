@@ -9,7 +9,9 @@
 * Box constraint: PDE-block convolution kernels clipped to [−1, 1] after every step.
 * Split: 80/20 train/validation; the test accuracy is reported for the best-validation weights.
 * Per-image standardisation; flip + pad-crop augmentation when ``augment``.
-* Optional bfloat16 autocast (``amp``) and channels-last layout (``channels_last``) for GPUs.
+* Optional bfloat16 autocast (``amp``) and channels-last layout (``channels_last``) for GPUs,
+  ``torch.compile`` (``compile``) and the whole step recorded as a CUDA graph (``cuda_graph``,
+  :mod:`.cuda_graph`) for the fixed-step schemes.
 * Any scheme, adaptive ones included (continuous-depth training; use piecewise-linear θ so that
   backpropagation through the adaptive solver sees a θ(t) differentiable in t); the operator
   evaluations per forward pass are logged every epoch.
@@ -35,6 +37,7 @@ from ..operators.layers import TimeDependentLayer
 from ..data.transforms import augment as augment_batch, standardize
 from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
+from .cuda_graph import CapturedStep, require_capturable, warm_step
 
 
 @dataclass
@@ -68,6 +71,10 @@ class TrainConfig:
     sync_every: int | None = None
     #: torch.compile the network for the fixed-step schemes (the step loop is compile-clean)
     compile: bool = False
+    #: record the whole training step as a CUDA graph and replay it (fixed-step schemes, one CUDA
+    #: process); the first ``graph_warmup`` batches run as ordinary steps
+    cuda_graph: bool = False
+    graph_warmup: int = 3
 
     def lr_at(self, epoch: int) -> float:
         k = sum(epoch >= int(round(m * self.epochs)) for m in self.lr_milestones)
@@ -173,6 +180,8 @@ def train(model, data, cfg: TrainConfig, log=print, on_epoch=None) -> dict:
     and the checkpoint), e.g. analyses of the weights along training."""
     rank, n_ranks, device = distributed.setup(cfg.device)
     dev = torch.device(device)
+    if cfg.cuda_graph:
+        require_capturable(model, dev, n_ranks)
     if rank != 0:  # one voice: rank 0 logs, prints progress and writes files
         log = _silent
     torch.manual_seed(cfg.seed)
@@ -197,7 +206,7 @@ def train(model, data, cfg: TrainConfig, log=print, on_epoch=None) -> dict:
     sync_every = cfg.sync_every or (50 if dev.type == "cuda" else 1)
     # one process reading its loss every batch checks it before the update (weights stay finite) and
     # keeps the blocks' own NaN checks; otherwise the all-reduced running loss is the one check
-    check_each_batch = sync_every == 1 and n_ranks == 1
+    check_each_batch = sync_every == 1 and n_ranks == 1 and not cfg.cuda_graph
     block_checks = [blk.check_finite for blk in model.blocks]
     step_model = _compiled(model) if cfg.compile else model
     if n_ranks > 1:
@@ -224,6 +233,29 @@ def train(model, data, cfg: TrainConfig, log=print, on_epoch=None) -> dict:
         log(f"nothing to resume: no checkpoint at {ck_path}; training from epoch 1" if ck_path
             else "nothing to resume: no --out directory was given; training from epoch 1")
     apply_box_constraint(model, cfg.box)
+
+    def forward_loss(xb, yb, n_global):
+        # a recorded graph must not reuse autocast's cast-weight cache across replays
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.amp, cache_enabled=not cfg.cuda_graph):
+            logits = step_model(xb)
+            if n_ranks == 1:
+                return logits, nnf.cross_entropy(logits.float(), yb)
+            # DDP averages over ranks: this makes it the global batch's mean loss
+            return logits, nnf.cross_entropy(logits.float(), yb, reduction="sum") * (n_ranks / n_global)
+
+    def update(loss):
+        total = loss + regulariser(model, cfg)
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+        apply_box_constraint(model, cfg.box)
+
+    def whole_step(xb, yb):  # what a CUDA graph records: the step, and this batch's loss and hits
+        logits, loss = forward_loss(xb, yb, len(yb))
+        update(loss)
+        return loss.detach(), (logits.detach().argmax(1) == yb).sum()
+
+    captured, warmed, graph_evals = None, 0, 0.0
     if not check_each_batch:  # no per-block host read inside the forward pass
         for blk in model.blocks:
             blk.check_finite = False
@@ -249,30 +281,37 @@ def train(model, data, cfg: TrainConfig, log=print, on_epoch=None) -> dict:
                     xb, yb = xb[rank::n_ranks], yb[rank::n_ranks]
                 if cfg.channels_last:
                     xb = xb.contiguous(memory_format=torch.channels_last)
-                try:
-                    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.amp):
-                        logits = step_model(xb)
-                        if n_ranks == 1:
-                            loss = nnf.cross_entropy(logits.float(), yb)
-                        else:  # DDP averages over ranks: this makes it the global batch's mean loss
-                            loss = nnf.cross_entropy(logits.float(), yb, reduction="sum") * (n_ranks / n_global)
-                except NonFiniteError as e:
-                    raise NonFiniteError(f"training diverged in epoch {epoch + 1}, batch {b + 1} ({e}): "
-                                         f"{_divergence_hint(cfg, epoch, ck_path)}", step=epoch + 1) from e
-                if check_each_batch:
-                    loss_value = float(loss.detach())
-                    if not math.isfinite(loss_value):
-                        raise NonFiniteError(f"the training loss became {loss_value} in epoch {epoch + 1}, batch {b + 1}: "
-                                             f"{_divergence_hint(cfg, epoch, ck_path)}", step=epoch + 1)
-                total = loss + regulariser(model, cfg)
-                opt.zero_grad(set_to_none=True)
-                total.backward()
-                opt.step()
-                apply_box_constraint(model, cfg.box)
-                seen += n_global
-                loss_sum += loss.detach().double() * (n_global / n_ranks)  # this rank's sum of losses
-                correct += (logits.detach().argmax(1) == yb).sum()
-                evals += model.evaluations()
+                if cfg.cuda_graph:
+                    if captured is not None and captured.key != cfg.lr_at(epoch):
+                        captured = None  # the schedule changed the rate the graph was recorded with
+                    if captured is not None:
+                        loss_b, hits = captured(xb, yb)
+                    elif warmed < cfg.graph_warmup:
+                        loss_b, hits = warm_step(whole_step, xb, yb)
+                        warmed, graph_evals = warmed + 1, model.evaluations()
+                    else:
+                        captured = CapturedStep(whole_step, xb, yb, key=cfg.lr_at(epoch))
+                        loss_b, hits = captured(xb, yb)
+                    seen += n_global
+                    loss_sum += loss_b.double() * n_global
+                    correct += hits
+                    evals += graph_evals  # fixed steps: the count of the ordinary warm-up steps
+                else:
+                    try:
+                        logits, loss = forward_loss(xb, yb, n_global)
+                    except NonFiniteError as e:
+                        raise NonFiniteError(f"training diverged in epoch {epoch + 1}, batch {b + 1} ({e}): "
+                                             f"{_divergence_hint(cfg, epoch, ck_path)}", step=epoch + 1) from e
+                    if check_each_batch:
+                        loss_value = float(loss.detach())
+                        if not math.isfinite(loss_value):
+                            raise NonFiniteError(f"the training loss became {loss_value} in epoch {epoch + 1}, batch "
+                                                 f"{b + 1}: {_divergence_hint(cfg, epoch, ck_path)}", step=epoch + 1)
+                    update(loss)
+                    seen += n_global
+                    loss_sum += loss.detach().double() * (n_global / n_ranks)  # this rank's sum of losses
+                    correct += (logits.detach().argmax(1) == yb).sum()
+                    evals += model.evaluations()
                 if (b + 1) % sync_every == 0 or b + 1 == n_batches:
                     running = float(distributed.all_reduce_sum(loss_sum))  # the one host read of this stretch
                     if not math.isfinite(running):
