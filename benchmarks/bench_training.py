@@ -13,6 +13,7 @@ H100) needs ≥ 6,700 images/s on that GPU; this script measures it where a GPU 
 
 import argparse
 import time
+import traceback
 
 import torch
 import torch.nn.functional as nnf
@@ -71,6 +72,7 @@ def main():
     ap.add_argument("--compile", nargs="*", default=[], metavar="ARCH",
                     help="also the bf16 channels-last step under torch.compile for these architectures "
                          "(parabolic, hamiltonian, second_order, resnet); compiling takes tens of seconds each")
+    ap.add_argument("--archs", nargs="+", default=["parabolic", "hamiltonian", "second_order", "resnet"])
     ap.add_argument("--cuda-graph", action="store_true",
                     help="also the whole step recorded as a CUDA graph and replayed (CUDA only)")
     args = ap.parse_args()
@@ -79,10 +81,11 @@ def main():
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
     rows = []
-    for arch in ("parabolic", "hamiltonian", "second_order", "resnet"):
+    for arch in args.archs:
         torch.manual_seed(0)
         model = pa.build_preset(f"cifar10-{arch}").to(dev)
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9,  # the trainer's optimiser
+                              **({"fused": True} if dev.type == "cuda" else {}))
         x = torch.randn(args.batch, 3, 32, 32, device=dev)
         y = torch.randint(0, 10, (args.batch,), device=dev)
 
@@ -132,6 +135,7 @@ def main():
                     captured = CapturedStep(one, xb, y)
                     fns[label] = lambda cs=captured, xb=xb: cs(xb, y)
                 except Exception as e:  # noqa: BLE001 — recorded: a capture failure is a result here
+                    traceback.print_exc()
                     graph_errors[label] = f"{type(e).__name__}: {e}"[:400]
         med = interleaved_medians(list(fns.values()), args.steps, dev, warmup=1)
         ips = {k: args.batch / m for k, m in zip(fns, med)}

@@ -90,7 +90,7 @@ def test_with_tv_normalisation_the_half_size_spectrum_leaves_the_real_line():
 REDUCIBLE = ["symplectic_euler", "verlet", "leapfrog", "leapfrog_symmetric"]
 
 
-def _discretised(name, kind, normalise, seed, h_scale=2.0):
+def _discretised(name, kind, normalise, seed, h_scale=2.0, device="cpu"):
     from pdenet_analysis import analysis as A
 
     torch.manual_seed(seed)
@@ -101,7 +101,7 @@ def _discretised(name, kind, normalise, seed, h_scale=2.0):
             for w in layer.kernels():
                 w.mul_(h_scale)
     y0 = torch.randn(2, 4, 4, 4, dtype=torch.float64)
-    return A.discretise(op, y0, name, n_steps=4)
+    return A.discretise(op.to(device), y0.to(device), name, n_steps=4)
 
 
 def test_the_reducible_schemes_are_the_two_level_ones_and_forward_euler():
@@ -167,6 +167,22 @@ def test_step_map_spectra_reduced_route_equals_the_dense_count(name, kind):
             assert abs(r["radius"] - d["radius"]) <= (1e-8 * d["radius"] if d["count"] else 1e-7)
             checked += d["count"] > 0
     assert checked > 0  # some step has modes outside, so the counts were put to the test
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="compares the GPU's eigenvalue solver with the CPU's")
+@pytest.mark.parametrize("name,kind", PAIRS)
+def test_reduced_count_on_cuda_equals_the_cpu_count(name, kind):
+    """The exact count's dense eigenvalues run on the operator's device: on CUDA the same counts and
+    radii as on the CPU, example by example and step by step."""
+    from pdenet_analysis.analysis.stepmap import step_map_spectra
+
+    cpu, gpu = (_discretised(name, kind, True, 3, h_scale=3.0, device=d) for d in ("cpu", "cuda"))
+    for j in range(cpu.n_steps):
+        for c, g in zip(step_map_spectra(cpu, j, dense_max=16, reduced_dense_max=10_000),
+                        step_map_spectra(gpu, j, dense_max=16, reduced_dense_max=10_000)):
+            assert g["method"] == c["method"] and g["count"] == c["count"] and g["exact"]
+            # a double root ξ = 1 (μ = 0) turns round-off δμ into √δμ in |ξ|
+            assert abs(g["radius"] - c["radius"]) <= (1e-8 * c["radius"] if c["count"] else 1e-7)
 
 
 # ---- the half-size form through the active hidden units -----------------------------------------

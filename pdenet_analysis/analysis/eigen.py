@@ -46,6 +46,16 @@ def all_eigenvalues(op, symmetric: bool = False) -> np.ndarray:
     return np.linalg.eigvalsh(0.5 * (D + D.T)) if symmetric else np.linalg.eigvals(D)
 
 
+def dense_eigvals(D: torch.Tensor) -> np.ndarray:
+    """Every eigenvalue of the square matrix ``D``, computed in float64 on ``D``'s own device:
+    LAPACK's geev through torch on the CPU, torch's GPU solver on CUDA (on an H200, n = 6,000:
+    2.5 s, against 6.9 s at n = 3,000 on the machine's CPU, O(n³):
+    ``benchmarks/results/analysis_cuda.json``, ``dense_eigvals_by_device``)."""
+    if D.numel() == 0:
+        return np.zeros(0)
+    return torch.linalg.eigvals(D.detach().double()).cpu().numpy()
+
+
 def select(vals: np.ndarray, k: int, which: str) -> EigResult:
     """The k values of a complete spectrum that ``which`` asks for, as an exact (dense) result."""
     vals = vals[_order(vals, which)[:k]]
