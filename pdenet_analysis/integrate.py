@@ -120,6 +120,13 @@ class CountingOperator:
 from .schemes.adaptive import all_finite as _all_finite
 
 
+def _host_reads_allowed() -> bool:
+    """False inside ``torch.compile`` and during a CUDA graph recording, where reading a device
+    value on the host splits the compiled graph or invalidates the recording."""
+    return not torch.compiler.is_compiling() and not (torch.cuda.is_available()
+                                                      and torch.cuda.is_current_stream_capturing())
+
+
 class FixedStepRun:
     """n steps of a fixed-step scheme from t0 with step h (used by all gradient strategies)."""
 
@@ -133,9 +140,10 @@ class FixedStepRun:
 
         NaN/Inf detection costs nothing per step: only the final state is checked, and if it is
         not finite the steps are replayed (deterministically, without autograd) to name the first
-        step whose result was not finite. Inside ``torch.compile`` the host check is left out (it
-        reads the device and would split the graph): a compiled network's non-finite values are
-        caught by the trainer's device-side check of the loss."""
+        step whose result was not finite. Inside ``torch.compile`` and while a CUDA graph is being
+        recorded the host check is left out (it reads the device: that would split the compiled
+        graph, and invalidates a recording): there the trainer's device-side check of the loss
+        catches non-finite values."""
         scheme, op, h = self.scheme, self.op, self.h
         start = state
         traj = [scheme.to_state(op, state, h)] if self.record else None
@@ -143,7 +151,7 @@ class FixedStepRun:
             state = scheme.step(op, state, self.t0 + j * h, h)
             if traj is not None:
                 traj.append(scheme.to_state(op, state, h))
-        if self.check_finite and not torch.compiler.is_compiling() and not _all_finite(state):
+        if self.check_finite and _host_reads_allowed() and not _all_finite(state):
             if not _all_finite(start):
                 raise NonFiniteError("the initial state contains NaN or Inf", step=0, time=self.t0)
             j = self._first_nonfinite_step(start)

@@ -51,3 +51,25 @@ def test_cuda_graph_refuses_cpu_and_adaptive_schemes(digits):
     adaptive = model.with_scheme("dopri5")
     with pytest.raises(InvalidArgumentError, match="fixed-step"):
         train(adaptive, digits, TrainConfig(epochs=1, progress=False, cuda_graph=True))
+
+
+@cuda
+def test_a_block_with_its_finiteness_check_on_can_be_recorded():
+    """The blocks' host-side NaN check is left out while a graph is recorded (it would invalidate
+    the recording); the replayed forward pass equals the ordinary one."""
+    from pdenet_analysis.training.cuda_graph import CapturedStep, warm_step
+
+    torch.manual_seed(0)
+    model = pa.build_preset("digits-hamiltonian").double().cuda()
+    assert all(b.check_finite for b in model.blocks)
+    x = torch.randn(8, 1, 8, 8, dtype=torch.float64, device="cuda")
+    y = torch.zeros(8, dtype=torch.long, device="cuda")
+    with torch.no_grad():
+        want = model(x)
+        warm_step(lambda a, b: (model(a),), x, y)
+        step = CapturedStep(lambda a, b: (model(a),), x, y)
+        x2 = torch.randn_like(x)
+        (got,) = step(x2, y)
+        torch.testing.assert_close(got, model(x2), rtol=1e-12, atol=1e-12)
+        (got,) = step(x, y)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
