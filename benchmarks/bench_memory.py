@@ -18,6 +18,7 @@ reversible at depth 256 is the headline number.
 """
 
 import argparse
+import statistics
 import time
 
 import torch
@@ -64,24 +65,33 @@ def block(arch: str, depth: int, channels: int, dev, gradient: str):
     return PDEBlock(op, scheme, n_steps=depth, gradient=gradient)
 
 
-def measure(arch, depth, channels, size, dev, gradient, batch):
+def measure(arch, depth, channels, size, dev, gradient, batch, repeats=3):
+    """Saved bytes and peak memory of one forward + backward; its time as the median of
+    ``repeats`` runs (the caller warms up first, so no run pays for start-up)."""
     blk = block(arch, depth, channels, dev, gradient)
     x = torch.randn(batch, channels, size, size, device=dev, requires_grad=True)
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    t0 = time.perf_counter()
-    with SavedBytes() as saved:
-        y = blk(x)
-    (y * y).mean().backward()
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - t0
-    peak = torch.cuda.max_memory_allocated() - base if dev.type == "cuda" else None
+    times, saved_bytes, peak = [], None, None
+    for _ in range(repeats):
+        blk.zero_grad(set_to_none=True)
+        x.grad = None
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+        t0 = time.perf_counter()
+        with SavedBytes() as saved:
+            y = blk(x)
+        (y * y).mean().backward()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+        del y
+        saved_bytes = saved.bytes
+        if dev.type == "cuda":
+            peak = torch.cuda.max_memory_allocated() - base
     grad = torch.cat([p.grad.flatten() for p in blk.operator.parameters()] + [x.grad.flatten()])
-    return dict(arch=arch, depth=depth, gradient=gradient, saved_MiB=saved.bytes / 2**20,
-                peak_MiB=None if peak is None else peak / 2**20, seconds=seconds,
+    return dict(arch=arch, depth=depth, gradient=gradient, saved_MiB=saved_bytes / 2**20,
+                peak_MiB=None if peak is None else peak / 2**20, seconds=statistics.median(times), repeats=repeats,
                 evals=blk.last_stats.n_evals if blk.last_stats else None), grad
 
 
@@ -93,6 +103,7 @@ def main():
     ap.add_argument("--size", type=int, default=None)
     ap.add_argument("--batch", type=int, default=None)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs per configuration (median reported)")
     args = ap.parse_args()
     dev = torch.device(args.device)
     cuda = dev.type == "cuda"
@@ -102,12 +113,15 @@ def main():
     torch.set_default_dtype(torch.float32)
     rows = []
     out = args.out or result_path(f"memory_{dev.type}.json")
+    for arch in ("hamiltonian", "second_order"):  # warm-up: CUDA start-up, cuDNN's algorithm search
+        for gradient in ("backprop", "reversible", "adjoint"):
+            measure(arch, min(depths), channels, size, dev, gradient, batch, repeats=1)
     for arch in ("hamiltonian", "second_order"):
         for depth in depths:
             ref = None
             for gradient in ("backprop", "reversible", "adjoint"):
                 try:
-                    row, grad = measure(arch, depth, channels, size, dev, gradient, batch)
+                    row, grad = measure(arch, depth, channels, size, dev, gradient, batch, args.repeats)
                     if gradient == "backprop":
                         ref = grad
                     row["grad_rel_diff_vs_backprop"] = float((grad - ref).norm() / ref.norm()) if ref is not None else None
@@ -126,6 +140,7 @@ def main():
         if "backprop" in get and "reversible" in get:
             ratios[f"{arch}_depth{d}_saved_backprop_over_reversible"] = get["backprop"]["saved_MiB"] / max(
                 get["reversible"]["saved_MiB"], 1e-9)
+            ratios[f"{arch}_depth{d}_time_reversible_over_backprop"] = get["reversible"]["seconds"] / get["backprop"]["seconds"]
     save(out,
          dict(provenance=provenance(), channels=channels, size=size, batch=batch, depths=depths, results=rows,
               ratios=ratios))

@@ -1,6 +1,7 @@
 """Every GPU measurement of the project, in one unattended command.
 
-    python benchmarks/gpu_campaign.py [--budget-min 38] [--data-dir data/fashion_mnist] [--only PART ...]
+    python benchmarks/gpu_campaign.py [--budget-min 12] [--data-dir data/fashion_mnist] [--only PART ...]
+                                      [--cap PART=MIN ...] [--compile ARCH ...]
 
 Run it on any CUDA machine from the repository root. It checks the time it has, runs the
 cheapest and most informative parts first, gives each part at most what is left, and rewrites
@@ -21,13 +22,17 @@ Parts, in order (each with a generous least and most time; ``--cap PART=MIN`` sh
 3. ``tests``: the device-parametrised tests on CUDA (``pytest -k cuda``);
 4. ``analysis``: the analysis benchmarks at CIFAR-10's and STL-10's first-unit sizes
    (``bench_analysis.py --stl10``);
-5. ``adaptive``: dopri5 on torchdiffeq against torchode on the same field (``bench_adaptive.py``;
+5. ``analyze``: ``pdenet-analysis analyze cifar10-hamiltonian --all-blocks --examples 32`` on
+   CUDA, the analysis issue's end-to-end case (its minutes are the measurement; the report lands
+   in ``benchmarks/results/gpu_campaign/analyze-cifar10-hamiltonian``);
+6. ``adaptive``: dopri5 on torchdiffeq against torchode on the same field (``bench_adaptive.py``;
    torchode's rows only where the machine has torchode);
-6. ``fashion_mnist``: the paper's protocol (100 epochs, best-validation weights) for the four
-   architectures on Fashion-MNIST, from the IDX files in ``--data-dir`` (carry them: the machine
-   has no network). Skipped, with the reason recorded, when the files are absent;
-7. ``study``: the discrete-vs-continuous study's quick grid on CUDA;
-8. ``tests_full``: the whole test suite on the GPU machine.
+7. ``fashion_mnist``: the paper's protocol (100 epochs, best-validation weights) for the four
+   architectures on Fashion-MNIST with the GPU settings (``--fast``: CUDA graph, bf16,
+   channels-last), from the IDX files in ``--data-dir`` (carry them: the machine has no
+   network). Skipped, with the reason recorded, when the files are absent;
+8. ``study``: the discrete-vs-continuous study's quick grid on CUDA;
+9. ``tests_full``: the whole test suite on the GPU machine.
 
 Every script saves its JSON after each measurement, so a part stopped at its time keeps what it
 finished. The package runs from this tree (``PYTHONPATH``), installed there or not; set
@@ -59,9 +64,12 @@ PARTS = [
     ("memory", 2, 6, lambda a: [PY, "benchmarks/bench_memory.py", "--device", "cuda"]),
     ("tests", 1, 4, lambda a: [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "cuda", "tests"]),
     ("analysis", 2, 12, lambda a: [PY, "benchmarks/bench_analysis.py", "--device", "cuda", "--stl10"]),
+    ("analyze", 2, 10, lambda a: [PY, "-m", "pdenet_analysis", "analyze", "cifar10-hamiltonian", "--all-blocks",
+                                  "--examples", "32", "--device", "cuda", "--out",
+                                  "benchmarks/results/gpu_campaign/analyze-cifar10-hamiltonian"]),
     ("adaptive", 1, 4, lambda a: [PY, "benchmarks/bench_adaptive.py", "--device", "cuda"]),
     ("fashion_mnist", 10, 30, lambda a: [PY, "studies/fashion_mnist.py", "--epochs", str(a.epochs), "--device", "cuda",
-                                         "--data-dir", a.data_dir, "--runs", "runs/gpu_campaign/fashion_mnist",
+                                         "--fast", "--data-dir", a.data_dir, "--runs", "runs/gpu_campaign/fashion_mnist",
                                          "--out", "studies/results/fashion_mnist_cuda.json"]),
     ("study", 5, 15, lambda a: [PY, "-m", "pdenet_analysis", "study", "discrete-vs-continuous", "--quick", "--device",
                                 "cuda", "--out", "studies/results/discrete-vs-continuous-cuda"]),
@@ -107,7 +115,8 @@ def _tail(path: str, n: int = 15) -> list[str]:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--budget-min", type=float, default=38.0, help="wall-clock minutes for the whole campaign")
+    ap.add_argument("--budget-min", type=float, default=12.0,
+                    help="wall-clock minutes for the whole campaign (a lent GPU session has 15 minutes in all)")
     ap.add_argument("--data-dir", default="data/fashion_mnist", help="Fashion-MNIST IDX files (.gz)")
     ap.add_argument("--epochs", type=int, default=100, help="epochs of the Fashion-MNIST protocol")
     ap.add_argument("--only", nargs="+", default=None, help=f"run only these parts: {[p[0] for p in PARTS]}")
