@@ -82,17 +82,19 @@ def solve(field, state0: tuple, times: torch.Tensor, bounds, rtol: float, atol: 
 
     class Controller(to.IntegralController):
         """The integral controller, remembering the step size it proposed after the last accepted
-        step that was not shortened to end at the segment's end (``self.end``)."""
+        step that was not shortened to end at the segment's end (``self.end``). The choice is
+        made on the device (``torch.where``): a host read per step would stall a GPU's queue."""
 
         def adapt_step_size(self, t0, dt, y0, step_result, state, stats):
             accept, dt_next, state, status = super().adapt_step_size(t0, dt, y0, step_result, state, stats)
-            if bool(accept[0]) and float((t0[0] + dt[0]).detach()) < self.end - 1e-12 * max(1.0, abs(self.end)):
-                self.proposed = dt_next
+            keep = accept & ((t0 + dt).detach() < self.end - 1e-12 * max(1.0, abs(self.end)))
+            self.proposed = torch.where(keep, dt_next.detach(), self.proposed)
             return accept, dt_next, state, status
 
     term = to.ODETerm(f)
     controller = Controller(atol=atol, rtol=rtol, term=term, norm=_batch_rms)
-    controller.proposed = None
+    dtype, device = state0[0].dtype, state0[0].device
+    controller.proposed = torch.full((batch,), math.nan, dtype=dtype, device=device)  # none yet
     solver = to.AutoDiffAdjoint(to.Dopri5(term=term), controller, max_steps=max_steps)
     t_out = [float(t) for t in times]
     y = flat(state0)
@@ -101,7 +103,8 @@ def solve(field, state0: tuple, times: torch.Tensor, bounds, rtol: float, atol: 
         span = torch.tensor([a, b], dtype=y.dtype, device=y.device).expand(batch, 2)
         controller.end = b
         seg["last"] = torch.tensor(math.nextafter(b, a), dtype=y.dtype, device=y.device)
-        dt0 = None if controller.proposed is None else controller.proposed.clamp(max=b - a)
+        # one host read per segment (not per step): has a step size been proposed yet?
+        dt0 = None if bool(torch.isnan(controller.proposed[0])) else controller.proposed.clamp(max=b - a)
         sol = solver.solve(to.InitialValueProblem(y, span[:, 0], span[:, 1], span), dt0=dt0)
         if bool((sol.status != 0).any()):
             code = int(sol.status.max())
