@@ -113,17 +113,10 @@ class ReversibleFunction(torch.autograd.Function):
 
     @staticmethod
     def _steps_back(run, state, grads, params, param_grads):
+        """Back through every step, newest first, with the scheme's :meth:`~.schemes.base.Scheme.step_back`."""
         for j in reversed(range(run.n_steps)):
-            t = run.t0 + j * run.h
-            with torch.no_grad():
-                prev = run.scheme.inverse_step(run.op, state, t, run.h)
-            with torch.enable_grad():
-                inp = tuple(x.detach().requires_grad_(True) for x in prev)
-                out = run.scheme.step(run.op, inp, t, run.h)
-                got = torch.autograd.grad(out, inp + tuple(params), grads, allow_unused=True)
-            grads = tuple(torch.zeros_like(x) if g is None else g for x, g in zip(inp, got[: len(inp)]))
-            for acc, g in zip(param_grads, got[len(inp):]):
+            state, grads, got = run.scheme.step_back(run.op, state, grads, tuple(params), run.t0 + j * run.h, run.h)
+            for acc, g in zip(param_grads, got):
                 if g is not None:
                     acc.add_(g)
-            state = prev
         return grads, param_grads

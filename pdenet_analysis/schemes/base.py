@@ -106,6 +106,24 @@ class Scheme:
         self.require_inverse()
         raise NotImplementedError
 
+    def step_back(self, op, state: State, grads: tuple, params: tuple, t: float, h: float):
+        """One step of the reversible gradient: from the state at t + h and the loss's gradient
+        with respect to it, the state at t, the gradient with respect to that, and the step's
+        contribution to the gradient of each parameter in ``params`` (None where it has none).
+
+        This generic version rebuilds the state with :meth:`inverse_step` and differentiates
+        :meth:`step` from it: every evaluation of the operator happens twice. The schemes made of
+        additive updates override it with :func:`reverse_update`, which differentiates the one
+        evaluation that rebuilds the earlier state (as revlib and momentumnet do)."""
+        with torch.no_grad():
+            prev = self.inverse_step(op, state, t, h)
+        with torch.enable_grad():
+            inp = tuple(x.detach().requires_grad_(True) for x in prev)
+            out = self.step(op, inp, t, h)
+            got = torch.autograd.grad(out, inp + tuple(params), grads, allow_unused=True)
+        grads = tuple(torch.zeros_like(x) if g is None else g for x, g in zip(inp, got[: len(inp)]))
+        return prev, grads, got[len(inp):]
+
     def require_inverse(self) -> None:
         """Raise :class:`IncompatibleSchemeError` unless the scheme has an exact inverse step."""
         if self.reversible:
@@ -144,3 +162,28 @@ class Scheme:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def reverse_update(part, s, src: torch.Tensor, tgt_next: torch.Tensor, c: float, g_tgt: torch.Tensor,
+                   g_src: torch.Tensor, params: tuple):
+    """Undo the additive update tgt_next = tgt + c·part(s, src), which leaves ``src`` unchanged, and
+    carry the loss's gradient back through it, with one evaluation of ``part``.
+
+    The evaluation part(s, src) rebuilds tgt = tgt_next − c·part(s, src) (the same operations as
+    the scheme's inverse step, so the same bits) and is differentiated at once: the gradient with
+    respect to tgt is g_tgt itself, the one with respect to src gains c·(∂part/∂src)ᵀ g_tgt, and
+    each parameter c·(∂part/∂θ)ᵀ g_tgt. Returns (tgt, new g_src, parameter gradients)."""
+    with torch.enable_grad():
+        x = src.detach().requires_grad_(True)
+        p = part(s, x)
+        if p.requires_grad:
+            got = torch.autograd.grad(p, (x, *params), g_tgt * c, allow_unused=True)
+        else:  # a part that does not depend on src or θ
+            got = (None,) * (1 + len(params))
+    tgt = torch.add(tgt_next, p.detach(), alpha=-c)
+    return tgt, (g_src if got[0] is None else g_src + got[0]), got[1:]
+
+
+def add_grads(acc: tuple, new: tuple) -> tuple:
+    """Sum two tuples of parameter gradients, None meaning zero."""
+    return tuple(b if a is None else a if b is None else a + b for a, b in zip(acc, new))

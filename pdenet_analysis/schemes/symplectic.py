@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidArgumentError
-from .base import StepForm, Scheme, stage_time
+from .base import StepForm, Scheme, add_grads, reverse_update, stage_time
 
 
 def two_step_roots(z) -> tuple[np.ndarray, np.ndarray]:
@@ -94,6 +94,13 @@ class SymplecticEuler(_PartitionedScheme):
         a = torch.add(a, op.part_f(s, b), alpha=-h)
         return (a, b)
 
+    def step_back(self, op, state, grads, params, t, h):
+        """The reversible gradient's step with one evaluation of f and one of g (:func:`reverse_update`)."""
+        (a, b), (ga, gb), s = state, grads, stage_time(t, 0.0, h)
+        b, ga, pg = reverse_update(op.part_g, s, a, b, h, gb, ga, params)
+        a, gb, pf = reverse_update(op.part_f, s, b, a, h, ga, gb, params)
+        return (a, b), (ga, gb), add_grads(pg, pf)
+
 
 class StormerVerlet(_PartitionedScheme):
     """Störmer–Verlet (velocity form), a Strang composition of two symplectic Euler half steps:
@@ -138,6 +145,14 @@ class StormerVerlet(_PartitionedScheme):
         a = torch.add(a, op.part_f(stage_time(t, 0.5, h), b), alpha=-h)
         b = torch.add(b, op.part_g(stage_time(t, 0.0, h), a), alpha=-0.5 * h)
         return (a, b)
+
+    def step_back(self, op, state, grads, params, t, h):
+        """The reversible gradient's step with one evaluation per kick and drift (:func:`reverse_update`)."""
+        (a, b), (ga, gb) = state, grads
+        b, ga, p1 = reverse_update(op.part_g, stage_time(t, 1.0, h), a, b, 0.5 * h, gb, ga, params)
+        a, gb, p2 = reverse_update(op.part_f, stage_time(t, 0.5, h), b, a, h, ga, gb, params)
+        b, ga, p3 = reverse_update(op.part_g, stage_time(t, 0.0, h), a, b, 0.5 * h, gb, ga, params)
+        return (a, b), (ga, gb), add_grads(add_grads(p1, p2), p3)
 
 
 class Leapfrog(Scheme):
@@ -188,6 +203,16 @@ class Leapfrog(Scheme):
     def inverse_step(self, op, state, t, h):
         y_next, y = state
         return (y, torch.add(2 * y - y_next, op.acceleration(stage_time(t, 0.0, h), y), alpha=h * h))
+
+    def step_back(self, op, state, grads, params, t, h):
+        """The reversible gradient's step with one evaluation of F. The step maps (Y_j, Y_{j−1}) to
+        (2Y_j − Y_{j−1} + h²F(Y_j), Y_j): with gradients (g₁, g₂) at the new state, Y_j gets
+        2g₁ + h²(∂F/∂Y)ᵀg₁ + g₂ and Y_{j−1} gets −g₁."""
+        (y_next, y), (g_next, g_y) = state, grads
+        # Y_{j−1} = 2Y_j − Y_{j+1} + h²F(Y_j): the update "tgt = 2Y_j − Y_{j+1}" plus c·F with c = −h²
+        y_prev, g_y, pg = reverse_update(op.acceleration, stage_time(t, 0.0, h), y, 2 * y - y_next, -h * h,
+                                         -g_next, g_y + 2 * g_next, params)
+        return (y, y_prev), (g_y, -g_next), pg
 
     def to_state(self, op, state, h):
         y, y_prev = state
