@@ -8,7 +8,8 @@ depth, because every earlier state is rebuilt by the exact inverse step. For a H
 step), one forward + backward pass is measured with
 
 * ``backprop``: autograd stores every stage of every step;
-* ``reversible``: only the final state (gradient rebuilt step by step);
+* ``reversible``: only the final state (gradient rebuilt step by step, one evaluation per
+  forward evaluation), and beside it the generic route that evaluates everything twice;
 * ``adjoint``: torchdiffeq's adjoint with dopri5 (rtol = atol = 1e-3) over the same T.
 
 Measured: the bytes autograd saves for backward during the forward pass (saved-tensor hooks,
@@ -18,6 +19,7 @@ reversible at depth 256 is the headline number.
 """
 
 import argparse
+import functools
 import statistics
 import time
 
@@ -25,6 +27,7 @@ import torch
 
 import pdenet_analysis as pa
 from pdenet_analysis.networks import PDEBlock
+from pdenet_analysis.schemes.base import Scheme
 
 from _provenance import provenance, result_path, save
 
@@ -51,6 +54,11 @@ class SavedBytes:
         self._ctx.__exit__(*exc)
 
 
+#: the reversible gradient's generic route (every evaluation twice), measured beside the scheme's own
+GENERIC = "reversible (generic route)"
+GRADIENTS = ("backprop", "reversible", GENERIC, "adjoint")
+
+
 def block(arch: str, depth: int, channels: int, dev, gradient: str):
     torch.manual_seed(0)
     op = (pa.hamiltonian if arch == "hamiltonian" else pa.second_order)(channels, T=float(depth), n_pieces=depth)
@@ -62,6 +70,10 @@ def block(arch: str, depth: int, channels: int, dev, gradient: str):
     scheme = {"hamiltonian": "verlet", "second_order": "leapfrog"}[arch]
     if gradient == "adjoint":
         return PDEBlock(op, "dopri5", gradient="adjoint", rtol=1e-3, atol=1e-3)
+    if gradient == GENERIC:  # the baseline: rebuild with inverse_step, then differentiate step again
+        blk = PDEBlock(op, scheme, n_steps=depth, gradient="reversible")
+        blk.scheme.step_back = functools.partial(Scheme.step_back, blk.scheme)
+        return blk
     return PDEBlock(op, scheme, n_steps=depth, gradient=gradient)
 
 
@@ -114,12 +126,12 @@ def main():
     rows = []
     out = args.out or result_path(f"memory_{dev.type}.json")
     for arch in ("hamiltonian", "second_order"):  # warm-up: CUDA start-up, cuDNN's algorithm search
-        for gradient in ("backprop", "reversible", "adjoint"):
+        for gradient in GRADIENTS:
             measure(arch, min(depths), channels, size, dev, gradient, batch, repeats=1)
     for arch in ("hamiltonian", "second_order"):
         for depth in depths:
             ref = None
-            for gradient in ("backprop", "reversible", "adjoint"):
+            for gradient in GRADIENTS:
                 try:
                     row, grad = measure(arch, depth, channels, size, dev, gradient, batch, args.repeats)
                     if gradient == "backprop":
@@ -141,6 +153,8 @@ def main():
             ratios[f"{arch}_depth{d}_saved_backprop_over_reversible"] = get["backprop"]["saved_MiB"] / max(
                 get["reversible"]["saved_MiB"], 1e-9)
             ratios[f"{arch}_depth{d}_time_reversible_over_backprop"] = get["reversible"]["seconds"] / get["backprop"]["seconds"]
+            if GENERIC in get:
+                ratios[f"{arch}_depth{d}_time_generic_route_over_backprop"] = get[GENERIC]["seconds"] / get["backprop"]["seconds"]
     save(out,
          dict(provenance=provenance(), channels=channels, size=size, batch=batch, depths=depths, results=rows,
               ratios=ratios))

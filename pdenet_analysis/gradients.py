@@ -2,11 +2,14 @@
 
 ``Backprop``    autograd records every stage of every step (memory O(n_steps · stages)).
 ``Reversible``  only the final state is kept; the backward pass rebuilds each earlier state with
-                the scheme's exact inverse step and backpropagates one step at a time (memory
-                O(1) in the number of steps; one extra forward step per step). Requires a
-                reversible scheme (symplectic Euler, Verlet, leapfrog). The gradient equals the
-                backprop gradient up to the round-off of the reconstruction (paper §3.2; the
-                authors' ``DoubleHamiltonianNN.JTmv`` does the same).
+                the scheme's exact inverse and backpropagates one step at a time (memory O(1) in
+                the number of steps). Each evaluation of the operator that rebuilds a state is
+                differentiated on the spot (:meth:`~.schemes.base.Scheme.step_back`), so the
+                backward pass evaluates the operator once per forward evaluation, as revlib and
+                momentumnet do for additive couplings. Requires a reversible scheme (symplectic
+                Euler, Verlet, leapfrog). The gradient equals the backprop gradient up to the
+                round-off of the reconstruction (paper §3.2; the authors'
+                ``DoubleHamiltonianNN.JTmv`` does the same).
 ``Adjoint``     torchdiffeq's continuous adjoint (Chen et al. 2018) for adaptive schemes: solves the
                 adjoint ODE backwards; memory O(1), gradient accurate to the solver tolerance.
 """
