@@ -116,6 +116,30 @@ def test_nan_during_adaptive_integration_names_time():
     assert e.value.time > 0.5
 
 
+@pytest.mark.parametrize("backend", ["torchdiffeq", "torchode"])
+def test_deferred_nan_check_of_adaptive_solves_names_the_same_time(backend, monkeypatch):
+    """On a GPU the right-hand side's NaN check is deferred to the end of the solve (one host read
+    instead of one per evaluation); forced here on the CPU, it names the first non-finite
+    evaluation's time as the per-evaluation check does, and changes nothing in a finite solve."""
+    pytest.importorskip(backend)
+    from pdenet_analysis.schemes import adaptive
+
+    scheme = pa.schemes.get_scheme("dopri5", backend=backend)
+    times = {}
+    for host in (True, False):
+        monkeypatch.setattr(adaptive, "HOST_CHECK_EVERY_EVALUATION", host)
+        with pytest.raises(pa.NonFiniteError, match=r"t = 0\.[5-9]") as e:
+            pa.integrate(_NaNAfterHalf(), torch.ones(3), scheme, T=1.0)
+        times[host] = e.value.time
+    assert times[False] == times[True] and times[False] > 0.5
+    op, y0 = paper_operator("parabolic")
+    sols = {}
+    for host in (True, False):
+        monkeypatch.setattr(adaptive, "HOST_CHECK_EVERY_EVALUATION", host)
+        sols[host] = pa.integrate(op, y0, scheme)
+    assert torch.equal(sols[True].y, sols[False].y) and sols[True].stats == sols[False].stats
+
+
 def test_nan_during_fixed_integration_of_custom_operator():
     with pytest.raises(pa.NonFiniteError, match=r"step 7 of 10 \(t = 0.7\)"):
         pa.integrate(_NaNAfterHalf(), torch.ones(3), "euler", T=1.0, n_steps=10)

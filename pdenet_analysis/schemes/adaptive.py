@@ -15,6 +15,8 @@ torchdiffeq.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -57,23 +59,51 @@ def _torchdiffeq_tableau(method: str):
     return ButcherTableau.explicit(rows, b)
 
 
+#: check every evaluation of the right-hand side for NaN/Inf on the host as it happens (True), or
+#: note the first non-finite one on the device and check once when the solve ends (False). None:
+#: on the host for CPU states, deferred for GPU ones, where a host read per evaluation stalls the
+#: device's queue. Either way the solve stops with :class:`NonFiniteError` naming the first such t.
+HOST_CHECK_EVERY_EVALUATION: bool | None = None
+
+
+def _nonfinite_error(t: float) -> NonFiniteError:
+    return NonFiniteError(
+        f"NaN or Inf in the right-hand side at t = {t:.6g} during adaptive integration; "
+        "the dynamics blow up: reduce T, tighten the box constraint on the weights, or check the input",
+        time=t,
+    )
+
+
 class _Field(nn.Module):
-    """torchdiffeq's ``func(t, y)`` for an operator, counting evaluations and steps."""
+    """torchdiffeq's ``func(t, y)`` for an operator, counting evaluations and steps, and checking
+    that every evaluation is finite (:data:`HOST_CHECK_EVERY_EVALUATION`)."""
 
     def __init__(self, op, counter):
         super().__init__()
         self.op = op  # a counting proxy; parameters are reached through ``module``
         self.module = op.operator
         self.counter = counter
+        self.first_bad = None  # deferred check: the first non-finite evaluation's t (NaN: none), on the device
+
+    def defer_checks(self, like: torch.Tensor) -> None:
+        """From now on note non-finite evaluations on the device; :meth:`raise_if_nonfinite` reads them."""
+        self.first_bad = torch.full((), math.nan, dtype=torch.float64, device=like.device)
+
+    def raise_if_nonfinite(self) -> None:
+        """One host read: raise for the first non-finite evaluation since :meth:`defer_checks`, and go
+        back to checking each evaluation on the host."""
+        first, self.first_bad = self.first_bad, None
+        if first is not None and not bool(torch.isnan(first)):
+            raise _nonfinite_error(float(first))
 
     def forward(self, t, state):
         out = self.op.vector_field(t, state)
-        if not all_finite(out):
-            raise NonFiniteError(
-                f"NaN or Inf in the right-hand side at t = {float(t):.6g} during adaptive integration; "
-                "the dynamics blow up: reduce T, tighten the box constraint on the weights, or check the input",
-                time=float(t),
-            )
+        if self.first_bad is not None:
+            bad = torch.stack([~torch.isfinite(x).all() for x in out]).any()
+            when = torch.as_tensor(t, dtype=torch.float64, device=self.first_bad.device).reshape(())
+            self.first_bad = torch.where(bad & torch.isnan(self.first_bad), when, self.first_bad)
+        elif not all_finite(out):
+            raise _nonfinite_error(float(t))
         return out
 
     def callback_accept_step(self, t0, y0, dt):
@@ -142,9 +172,23 @@ class TorchDiffEq(Scheme):
         ``jumps`` of θ(t) (``jump_t``, where the right-hand side is discontinuous or has a kink),
         instead of stepping past them and interpolating: the dense output of dopri8, bosh3 and
         fehlberg2 is less accurate than their steps, which made them miss their tolerance."""
+        field = _Field(op, counter)
+        host_check = HOST_CHECK_EVERY_EVALUATION
+        if host_check is None:
+            host_check = state0[0].device.type == "cpu"
+        if not host_check:  # the forward solve only: an adjoint's backward pass checks on the host
+            field.defer_checks(state0[0])
+        try:
+            out = self._solve(field, op, state0, times, counter, adjoint, jumps)
+        except Exception:
+            field.raise_if_nonfinite()  # a solver that failed on NaN/Inf: say that, with its t
+            raise
+        field.raise_if_nonfinite()
+        return out
+
+    def _solve(self, field, op, state0, times, counter, adjoint, jumps):
         import torchdiffeq
 
-        field = _Field(op, counter)
         options = {} if self.max_steps is None else {"max_num_steps": int(self.max_steps)}
         t0, t1 = float(times[0]), float(times[-1])
         lo, hi = min(t0, t1), max(t0, t1)
