@@ -252,3 +252,28 @@ def test_resume_refuses_another_network_or_other_settings_and_says_when_nothing_
         train(pa.build_preset("digits-hamiltonian").float(), small, TrainConfig(epochs=2, resume=True, **kw))
     with pytest.raises(pa.ConfigMismatchError, match="seed 0 → 1"):
         train(pa.build_preset("digits-parabolic").float(), small, TrainConfig(epochs=2, resume=True, seed=1, **kw))
+
+
+def test_a_compile_failure_warns_once_and_trains_as_without_compile(digits, monkeypatch):
+    """torch.compile failing on the first step (here: a backend that raises) costs one warning;
+    training goes on without it and gives the weights of a run that never asked for it."""
+    calls = []
+
+    class Broken(torch.nn.Module):
+        def forward(self, x):
+            calls.append(1)
+            raise RuntimeError("backend exploded\nsecond line")
+
+    def run(**kw):
+        torch.manual_seed(0)
+        model = pa.build_preset("digits-parabolic").float()
+        train(model, digits, TrainConfig(epochs=2, batch_size=64, progress=False, **kw))
+        return model
+
+    ref = run()
+    monkeypatch.setattr(torch, "compile", lambda m, **kw: Broken())
+    with pytest.warns(RuntimeWarning, match=r"torch.compile failed on the first step \(RuntimeError: backend exploded\)"):
+        got = run(compile=True)
+    assert calls == [1]  # tried once, then never again
+    for (name, a), b in zip(ref.state_dict().items(), got.state_dict().values()):
+        assert torch.equal(a, b), name

@@ -27,12 +27,13 @@ import math
 import os
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as nnf
 
-from ..errors import ConfigMismatchError, InvalidArgumentError, NonFiniteError
+from ..errors import ConfigMismatchError, InvalidArgumentError, NonFiniteError, PDENetError
 from ..operators.layers import TimeDependentLayer
 from ..data.transforms import augment as augment_batch, standardize
 from . import distributed
@@ -255,6 +256,42 @@ def train(model, data, cfg: TrainConfig, log=print, on_epoch=None) -> dict:
         update(loss)
         return loss.detach(), (logits.detach().argmax(1) == yb).sum()
 
+    def ordinary_step(xb, yb, n_global, epoch, b):
+        try:
+            logits, loss = forward_loss(xb, yb, n_global)
+        except NonFiniteError as e:
+            raise NonFiniteError(f"training diverged in epoch {epoch + 1}, batch {b + 1} ({e}): "
+                                 f"{_divergence_hint(cfg, epoch, ck_path)}", step=epoch + 1) from e
+        if check_each_batch:
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
+                raise NonFiniteError(f"the training loss became {loss_value} in epoch {epoch + 1}, batch "
+                                     f"{b + 1}: {_divergence_hint(cfg, epoch, ck_path)}", step=epoch + 1)
+        update(loss)
+        return logits, loss
+
+    compile_pending = cfg.compile  # the compiled network's first step (where compilation happens) is still to come
+
+    def first_compiled(fn, *args):
+        """The first step of a compiled network: if compiling fails, warn once and take this and every
+        later step without torch.compile. Nothing is lost: the failure comes before ``opt.step``,
+        and the retry starts by clearing the gradients."""
+        nonlocal step_model, compile_pending
+        compile_pending = False
+        try:
+            return fn(*args)
+        except PDENetError:
+            raise
+        except Exception as e:  # noqa: BLE001 — Dynamo and Inductor raise many kinds
+            why = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
+            if n_ranks > 1:  # every rank would have to rebuild its DDP wrapper together
+                raise InvalidArgumentError(f"torch.compile failed on the first step ({why}); under torchrun, "
+                                           "rerun without --compile") from e
+            warnings.warn(f"torch.compile failed on the first step ({why}); training goes on without it",
+                          RuntimeWarning, stacklevel=2)
+            step_model = model
+            return fn(*args)
+
     captured, warmed, graph_evals = None, 0, 0.0
     if not check_each_batch:  # no per-block host read inside the forward pass
         for blk in model.blocks:
@@ -287,7 +324,8 @@ def train(model, data, cfg: TrainConfig, log=print, on_epoch=None) -> dict:
                     if captured is not None:
                         loss_b, hits = captured(xb, yb)
                     elif warmed < cfg.graph_warmup:
-                        loss_b, hits = warm_step(whole_step, xb, yb)
+                        loss_b, hits = (first_compiled(warm_step, whole_step, xb, yb) if compile_pending
+                                        else warm_step(whole_step, xb, yb))
                         warmed, graph_evals = warmed + 1, model.evaluations()
                     else:
                         captured = CapturedStep(whole_step, xb, yb, key=cfg.lr_at(epoch))
@@ -297,17 +335,8 @@ def train(model, data, cfg: TrainConfig, log=print, on_epoch=None) -> dict:
                     correct += hits
                     evals += graph_evals  # fixed steps: the count of the ordinary warm-up steps
                 else:
-                    try:
-                        logits, loss = forward_loss(xb, yb, n_global)
-                    except NonFiniteError as e:
-                        raise NonFiniteError(f"training diverged in epoch {epoch + 1}, batch {b + 1} ({e}): "
-                                             f"{_divergence_hint(cfg, epoch, ck_path)}", step=epoch + 1) from e
-                    if check_each_batch:
-                        loss_value = float(loss.detach())
-                        if not math.isfinite(loss_value):
-                            raise NonFiniteError(f"the training loss became {loss_value} in epoch {epoch + 1}, batch "
-                                                 f"{b + 1}: {_divergence_hint(cfg, epoch, ck_path)}", step=epoch + 1)
-                    update(loss)
+                    logits, loss = (first_compiled(ordinary_step, xb, yb, n_global, epoch, b) if compile_pending
+                                    else ordinary_step(xb, yb, n_global, epoch, b))
                     seen += n_global
                     loss_sum += loss.detach().double() * (n_global / n_ranks)  # this rank's sum of losses
                     correct += (logits.detach().argmax(1) == yb).sum()
