@@ -19,21 +19,26 @@ def digits():
     return type(d)(d.x_train[:400], d.y_train[:400], d.x_test[:200], d.y_test[:200], "digits")
 
 
-def _run(preset, data, **kw):
+def _run(preset, data, gradient=None, **kw):
     torch.manual_seed(0)
     model = pa.build_preset(preset).double()
+    if gradient is not None:
+        model = model.with_scheme(gradient=gradient)
     # 3 epochs, the rate divided after the first and the second: the graph is recorded three times
     cfg = TrainConfig(epochs=3, batch_size=32, lr_milestones=(0.3, 0.6), progress=False, device="cuda", **kw)
     return model, train(model, data, cfg)
 
 
 @cuda
-@pytest.mark.parametrize("preset", ["digits-parabolic", "digits-hamiltonian", "digits-second_order", "digits-resnet"])
-def test_cuda_graph_step_gives_the_ordinary_steps_weights(preset, digits):
+@pytest.mark.parametrize("preset,gradient", [("digits-parabolic", None), ("digits-hamiltonian", None),
+                                             ("digits-second_order", None), ("digits-resnet", None),
+                                             ("digits-hamiltonian", "reversible"), ("digits-second_order", "reversible")])
+def test_cuda_graph_step_gives_the_ordinary_steps_weights(preset, gradient, digits):
+    """The reversible gradient's backward pass (inverse steps inside autograd) records as well."""
     torch.backends.cudnn.deterministic = True
     try:
-        ref, r_ref = _run(preset, digits)
-        got, r_got = _run(preset, digits, cuda_graph=True)
+        ref, r_ref = _run(preset, digits, gradient)
+        got, r_got = _run(preset, digits, gradient, cuda_graph=True)
     finally:
         torch.backends.cudnn.deterministic = False
     for (name, a), b in zip(ref.state_dict().items(), got.state_dict().values()):
