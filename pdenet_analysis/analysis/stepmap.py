@@ -24,8 +24,8 @@ on CIFAR-10's Hamiltonian first unit at initialisation (32,768 unknowns,
 ``benchmarks/bench_stepmap_exact.py``) 5,649 eigenvalues of S_0, 17 %, lie outside the unit
 disc, 4,810 of them with |ξ| < 1.01, which no Krylov method counts one by one; through its
 6,087 active units the exact count takes about a minute on 2 CPU cores.
-Larger problems use ARPACK (CPU) or the torch Arnoldi (any device) with residuals; a radius that
-did not converge says so.
+Larger problems use ARPACK (its products on the operator's device) with residuals; a radius
+that did not converge says so.
 
 For a linear problem y' = λy (or y'' = λy) and a scheme with stability function R, the
 eigenvalues of S are R(hλ) (or the roots ξ of ξ² − (2 + h²λ)ξ + 1): ρ(S) = max |R(hλ)| over the

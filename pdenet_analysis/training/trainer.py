@@ -251,12 +251,8 @@ def train(model, data, cfg: TrainConfig, log=print, on_epoch=None) -> dict:
         opt.step()
         apply_box_constraint(model, cfg.box)
 
-    def whole_step(xb, yb):  # what a CUDA graph records: the step, and this batch's loss and hits
-        logits, loss = forward_loss(xb, yb, len(yb))
-        update(loss)
-        return loss.detach(), (logits.detach().argmax(1) == yb).sum()
-
-    def ordinary_step(xb, yb, n_global, epoch, b):
+    def one_step(xb, yb, n_global, epoch, b):
+        """One SGD step; this batch's loss and hits (what a CUDA graph records, as tensors)."""
         try:
             logits, loss = forward_loss(xb, yb, n_global)
         except NonFiniteError as e:
@@ -268,7 +264,7 @@ def train(model, data, cfg: TrainConfig, log=print, on_epoch=None) -> dict:
                 raise NonFiniteError(f"the training loss became {loss_value} in epoch {epoch + 1}, batch "
                                      f"{b + 1}: {_divergence_hint(cfg, epoch, ck_path)}", step=epoch + 1)
         update(loss)
-        return logits, loss
+        return loss.detach(), (logits.detach().argmax(1) == yb).sum()
 
     compile_pending = cfg.compile  # the compiled network's first step (where compilation happens) is still to come
 
@@ -321,26 +317,25 @@ def train(model, data, cfg: TrainConfig, log=print, on_epoch=None) -> dict:
                 if cfg.cuda_graph:
                     if captured is not None and captured.key != cfg.lr_at(epoch):
                         captured = None  # the schedule changed the rate the graph was recorded with
+                    graph_step = lambda x, y: one_step(x, y, len(y), epoch, b)  # noqa: E731
                     if captured is not None:
                         loss_b, hits = captured(xb, yb)
                     elif warmed < cfg.graph_warmup:
-                        loss_b, hits = (first_compiled(warm_step, whole_step, xb, yb) if compile_pending
-                                        else warm_step(whole_step, xb, yb))
+                        loss_b, hits = (first_compiled(warm_step, graph_step, xb, yb) if compile_pending
+                                        else warm_step(graph_step, xb, yb))
                         warmed, graph_evals = warmed + 1, model.evaluations()
                     else:
-                        captured = CapturedStep(whole_step, xb, yb, key=cfg.lr_at(epoch))
+                        captured = CapturedStep(graph_step, xb, yb, key=cfg.lr_at(epoch))
                         loss_b, hits = captured(xb, yb)
-                    seen += n_global
-                    loss_sum += loss_b.double() * n_global
-                    correct += hits
-                    evals += graph_evals  # fixed steps: the count of the ordinary warm-up steps
+                    step_evals = graph_evals  # fixed steps: the count of the ordinary warm-up steps
                 else:
-                    logits, loss = (first_compiled(ordinary_step, xb, yb, n_global, epoch, b) if compile_pending
-                                    else ordinary_step(xb, yb, n_global, epoch, b))
-                    seen += n_global
-                    loss_sum += loss.detach().double() * (n_global / n_ranks)  # this rank's sum of losses
-                    correct += (logits.detach().argmax(1) == yb).sum()
-                    evals += model.evaluations()
+                    loss_b, hits = (first_compiled(one_step, xb, yb, n_global, epoch, b) if compile_pending
+                                    else one_step(xb, yb, n_global, epoch, b))
+                    step_evals = model.evaluations()
+                seen += n_global
+                loss_sum += loss_b.double() * (n_global / n_ranks)  # this rank's sum of losses
+                correct += hits
+                evals += step_evals
                 if (b + 1) % sync_every == 0 or b + 1 == n_batches:
                     running = float(distributed.all_reduce_sum(loss_sum))  # the one host read of this stretch
                     if not math.isfinite(running):
