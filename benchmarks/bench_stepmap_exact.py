@@ -91,7 +91,7 @@ def exact(block, y, j):
     r = reduced_count(disc.step_scheme, disc.operator, point, t, h, 1 + 1e-6)
     sec = time.perf_counter() - t0
     mod = np.abs(r["outside"])
-    row = dict(unknowns=2 * point[0].numel(), half_size_rows=point[0].numel(), dense_rows=r["n_matvecs"], method=r["method"],
+    row = dict(unknowns=2 * point[0].numel(), half_size_rows=point[0].numel(), dense_rows=r["rows"], products=r["n_matvecs"], method=r["method"],
                step=j, seconds=sec, radius=r["radius"],
                modes_outside=r["count"], fraction_outside=r["count"] / (2 * point[0].numel()),
                outside_within_1_01=int((mod <= 1.01).sum()), outside_within_1_001=int((mod <= 1.001).sum()))

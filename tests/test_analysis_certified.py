@@ -35,6 +35,21 @@ class MatrixOperator:
         return torch.einsum("bij,bi->bj", self.M, w)
 
 
+class RestrictableMatrixOperator(MatrixOperator):
+    """… which the solvers may narrow to the examples still iterating; records the batch sizes."""
+
+    def __init__(self, M, log=None):
+        super().__init__(M)
+        self.log = [] if log is None else log
+
+    def matvec(self, v):
+        self.log.append(v.shape[0])
+        return super().matvec(v)
+
+    def restrict(self, rows):
+        return RestrictableMatrixOperator(self.M[rows], self.log)
+
+
 def _matrices(n, kappa, batch=2, seed=0):
     g = np.random.default_rng(seed)
     out = []
@@ -42,6 +57,19 @@ def _matrices(n, kappa, batch=2, seed=0):
         U, _ = np.linalg.qr(g.standard_normal((n, n)))
         V, _ = np.linalg.qr(g.standard_normal((n, n)))
         s = np.geomspace(1.0, 1.0 / kappa, n)
+        out.append(U @ np.diag(s) @ V.T)
+    return torch.tensor(np.stack(out))
+
+
+def _separated_smallest(n, gaps, seed=0):
+    """Matrices with singular values spread over [1, 2] and two below them, 2g and g."""
+    g = np.random.default_rng(seed)
+    out = []
+    for gap in gaps:
+        U, _ = np.linalg.qr(g.standard_normal((n, n)))
+        V, _ = np.linalg.qr(g.standard_normal((n, n)))
+        s = np.linspace(2.0, 1.0, n)
+        s[-2:] = [2 * gap, gap]
         out.append(U @ np.diag(s) @ V.T)
     return torch.tensor(np.stack(out))
 
@@ -69,6 +97,35 @@ def test_golub_kahan_ritz_values_interlace(n, log_kappa, iters, seed):
     for r in (top, low):
         if r.converged:
             assert np.min(np.abs(s - r.values[0, 0])) <= 2 * r.residuals[0, 0] * r.values[0, 0] + 1e-12
+
+
+@pytest.mark.parametrize("which,vectors", [("largest", False), ("smallest", True)])
+def test_golub_kahan_sets_converged_examples_aside_with_the_same_values(which, vectors):
+    """Examples of very different difficulty (κ from 10 to 10⁶): converged examples leave the batch
+    (later products act on fewer rows), and every example's values, residual status and singular
+    vectors equal those of an iteration that keeps the whole batch, to the tolerance."""
+    if which == "largest":
+        M = torch.cat([_matrices(60, kappa, batch=2, seed=i) for i, kappa in enumerate([1e1, 1e2, 1e4, 1e6])])
+    else:  # two small singular values g and 2g below [1, 2]: convergence from step 32 to 60
+        M = _separated_smallest(80, [1e-3, 1e-2, 0.1, 0.2, 0.3, 0.4, 0.45, 0.49])
+    log = []
+    deflated = A.golub_kahan(RestrictableMatrixOperator(M, log), k=2, which=which, tol=1e-10, max_iter=80,
+                             vectors=vectors)
+    whole = A.golub_kahan(MatrixOperator(M), k=2, which=which, tol=1e-10, max_iter=80, vectors=vectors, deflate=False)
+    assert log[0] == 8 and min(log) < 8  # the batch narrowed
+    assert len(set(deflated.example_iterations)) > 1 and max(deflated.example_iterations) == whole.iterations
+    assert deflated.status == whole.status
+    dense = np.linalg.svd(M.numpy(), compute_uv=False)
+    ref = dense[:, :2] if which == "largest" else dense[:, ::-1][:, :2]
+    for r in (deflated, whole):
+        ok = np.array([s_ == "converged" for s_ in r.status])
+        assert ok.sum() >= 4
+        np.testing.assert_allclose(r.values[ok], ref[ok], rtol=1e-8)
+    if vectors:  # A v = σ u for the returned pairs, every example in its own row
+        for b in np.flatnonzero([s_ == "converged" for s_ in deflated.status]):
+            Av = torch.einsum("ij,kj->ki", M[b], deflated.right[b])
+            res = (Av - torch.as_tensor(deflated.values[b])[:, None] * deflated.left[b]).norm(dim=1)
+            assert float(res.max()) <= 1e-6 * float(deflated.values[b].max())
 
 
 def test_gmres_solves_to_tolerance():

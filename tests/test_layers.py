@@ -33,3 +33,14 @@ def test_tv_norm_does_not_couple_examples():
     x = torch.randn(4, 3, 5, 5)
     full = F.tv_norm(x, None, None, 1e-3)
     torch.testing.assert_close(full[1:2], F.tv_norm(x[1:2], None, None, 1e-3))
+
+
+@given(st.integers(1, 4), st.integers(1, 4), st.integers(1, 7), st.integers(1, 7), st.sampled_from([1, 3, 5]), st.integers(0, 2**31 - 1))
+def test_conv_adjoint_float64_route_is_the_transposed_convolution(c_in, c_out, h, w, k, seed):
+    """In float64 on the CPU Kᵀ runs as a convolution with the flipped, channel-transposed kernel:
+    the same numbers as PyTorch's transposed convolution (the float32 route) to round-off."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randn(2, c_out, h, w, generator=g, dtype=torch.float64)
+    W = torch.randn(c_out, c_in, k, k, generator=g, dtype=torch.float64)
+    ref = torch.nn.functional.conv_transpose2d(y, W, padding=k // 2)
+    torch.testing.assert_close(F.conv_adjoint(y, W), ref, rtol=0, atol=1e-13)

@@ -213,7 +213,7 @@ def test_active_unit_form_gives_the_nonzero_eigenvalues_of_the_half_size_form(na
                 if (name, kind) not in THROUGH_A_LAYER:
                     assert active is None
                     continue
-                phi, w0, r = active
+                phi, w0, r = active[:3]
                 assert r < M.shape[0]
                 R = JacobianOperator(phi, w0).dense().numpy()
                 mu = np.concatenate([np.linalg.eigvals(R), np.zeros(M.shape[0] - r)])

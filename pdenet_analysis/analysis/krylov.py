@@ -5,7 +5,8 @@ singular values, Lanczos tridiagonalisation for quadrature, and GMRES for linear
 :class:`~.linear.JacobianOperator` with ``batched=True``): vectors are (batch, n), every inner
 product is taken per row, and each example has its own small projected matrix. One operator
 product thus advances every example's iteration. All bases are fully reorthogonalised (classical
-Gram–Schmidt, twice), so the projected matrices are accurate to round-off.
+Gram–Schmidt, a second pass where the first cancelled, see :meth:`Basis.orthogonalise`), so the
+projected matrices are accurate to round-off.
 
 References: Golub & Kahan (1965); Golub & Van Loan, *Matrix Computations*, 4th ed., §10.4 (GKL)
 and §10.1 (Lanczos); Saad & Schultz (1986) for GMRES; Larsen (1998, PROPACK) for residual
@@ -45,18 +46,31 @@ class Basis:
         return self.Q[: self.size]
 
     def orthogonalise(self, w: torch.Tensor) -> torch.Tensor:
-        """w minus its projection on the basis (classical Gram–Schmidt twice, per example)."""
+        """w minus its projection on the basis, per example: classical Gram–Schmidt, repeated
+        once where the projection removed more than 1 − 1/√2 of some example's norm (the
+        criterion of Daniel, Gragg, Kaufman & Stewart, Math. Comp. 30, 1976; two passes always
+        suffice: Giraud, Langou & Rozložník, Comput. Math. Appl. 50, 2005). The recurrences of
+        Golub–Kahan leave w nearly orthogonal already, so one pass — half the work over a basis
+        that is hundreds of MB at the paper's sizes — is the rule there."""
         if self.size == 0:
             return w
         Q = self.vectors
-        for _ in range(2):
+        before = _norm(w)
+        w = w - torch.einsum("jb,jbn->bn", torch.einsum("jbn,bn->jb", Q, w), Q)
+        if bool((_norm(w) < before * 0.7071067811865476).any()):
             w = w - torch.einsum("jb,jbn->bn", torch.einsum("jbn,bn->jb", Q, w), Q)
         return w
 
-    def combine(self, coeffs: np.ndarray) -> torch.Tensor:
-        """Σ_j coeffs[b, j, i] q_j[b] for each example b and column i: (batch, k, n)."""
+    def combine(self, coeffs: np.ndarray, rows=None) -> torch.Tensor:
+        """Σ_j coeffs[b, j, i] q_j[b] for each example b (of ``rows``, default all) and column i:
+        (batch, k, n)."""
         c = torch.as_tensor(coeffs, dtype=self.Q.dtype, device=self.Q.device)
-        return torch.einsum("bji,jbn->bin", c, self.vectors[: c.shape[1]])
+        Q = self.vectors[: c.shape[1]]
+        return torch.einsum("bji,jbn->bin", c, Q if rows is None else Q[:, rows])
+
+    def keep(self, rows: torch.Tensor) -> None:
+        """Keep only the examples ``rows`` (the others' iterations have stopped)."""
+        self.Q = self.Q[:, rows]
 
 
 def _random_unit(shape, dtype, device, generator) -> torch.Tensor:
@@ -87,6 +101,8 @@ class SingularValues:
     ``residuals``  (batch, k) ‖Aᵀu − σv‖/σ for the Ritz triplet (A v = σ u holds exactly in the
                    bidiagonalisation). Some singular value of A lies within residual·σ of σ.
     ``status``     per example: "converged" if all k residuals are below ``tol``, else "not_converged".
+    ``iterations`` the last step taken; ``example_iterations`` the step at which each example
+                   stopped (see ``deflate`` in :func:`golub_kahan`).
     """
 
     values: np.ndarray
@@ -98,6 +114,7 @@ class SingularValues:
     tol: float
     right: torch.Tensor | None = field(default=None, repr=False)
     left: torch.Tensor | None = field(default=None, repr=False)
+    example_iterations: np.ndarray | None = None
 
     @property
     def converged(self) -> bool:
@@ -115,15 +132,23 @@ def _bidiagonal(alphas: list, betas: list, b: int) -> np.ndarray:
 
 @with_serial_blas
 def golub_kahan(op, k: int = 1, which: str = "largest", tol: float = 1e-8, max_iter: int = 300, seed: int = 0,
-                check_every: int = 4, vectors: bool = False) -> SingularValues:
+                check_every: int = 4, vectors: bool = False, deflate: bool = True) -> SingularValues:
     """The k largest or smallest singular values of ``op`` by Golub–Kahan–Lanczos bidiagonalisation.
 
     A V_j = U_j B_j and Aᵀ U_j = V_j B_jᵀ + β_j v_{j+1} e_jᵀ with B_j upper bidiagonal; the Ritz
     values are the singular values of B_j. Unlike Lanczos on AᵀA it never squares the condition
-    number, so small singular values keep their relative accuracy. The iteration stops when every
-    example's k Ritz triplets have relative residual |β_j p_{j,i}|/σ_i below ``tol``, when the
-    Krylov space fills the whole space (the values are then exact), or after ``max_iter`` steps
-    (status "not_converged": each value is still the bound the interlacing makes it).
+    number, so small singular values keep their relative accuracy. An example stops when its k
+    Ritz triplets have relative residual |β_j p_{j,i}|/σ_i below ``tol`` (checked every
+    ``check_every`` steps), when the Krylov space fills the whole space (the values are then
+    exact), or after ``max_iter`` steps (status "not_converged": each value is still the bound the
+    interlacing makes it).
+
+    Examples converge at different steps (the flow map of CIFAR-10's Hamiltonian first unit, 32
+    images: from step 40 to step 108 for the inverse map's top three). With ``deflate``, once an
+    half of the examples still iterated have converged, the others continue alone on
+    ``op.restrict(rows)`` (operators without it keep the whole batch), so a product costs only
+    what the unconverged examples cost; a converged example keeps the result of its last check.
+    ``example_iterations`` says where each stopped.
     """
     if which not in ("largest", "smallest"):
         raise InvalidArgumentError(f"which must be 'largest' or 'smallest', got {which!r}")
@@ -132,6 +157,7 @@ def golub_kahan(op, k: int = 1, which: str = "largest", tol: float = 1e-8, max_i
     if not 1 <= k <= dim:
         raise InvalidArgumentError(f"k must be between 1 and the operator's dimension {dim}, got {k}")
     tol = max(float(tol), 100 * torch.finfo(op.dtype).eps)
+    deflate = deflate and hasattr(op, "restrict") and batch > 1
     g = torch.Generator().manual_seed(seed)
     V, U = Basis(torch.empty(batch, n, dtype=op.dtype, device=op.device)), Basis(torch.empty(batch, m, dtype=op.dtype, device=op.device))
     v = _random_unit((batch, n), op.dtype, op.device, g)
@@ -142,7 +168,8 @@ def golub_kahan(op, k: int = 1, which: str = "largest", tol: float = 1e-8, max_i
     U.append(u)
     alphas, betas = [alpha.cpu().double().numpy()], []
     n_mv = 1
-    result = None
+    live = np.arange(batch)  # the examples still iterated, as rows of the original batch
+    finished = {}  # original row -> (values, residuals, step, right, left) of an example set aside
     for j in range(1, max_iter + 1):
         w = V.orthogonalise(op.rmatvec(u) - alpha.unsqueeze(-1) * v)
         n_mv += 1
@@ -151,8 +178,23 @@ def golub_kahan(op, k: int = 1, which: str = "largest", tol: float = 1e-8, max_i
         full = j >= dim
         if full or j % check_every == 0 or j == max_iter:
             result = _ritz(alphas, betas, 0.0 * beta_np if full else beta_np, k, which, tol, j, n_mv)
-            if result.converged or full:
+            if result.converged or full or j == max_iter:
                 break
+            done = np.array([s_ == "converged" for s_ in result.status])
+            if deflate and 2 * done.sum() >= len(live):
+                for i in np.flatnonzero(done):
+                    right = left = None
+                    if vectors:
+                        right = V.combine(result._Q[i : i + 1], rows=[i])[0]
+                        left = U.combine(result._P[i : i + 1], rows=[i])[0]
+                    finished[int(live[i])] = (result.values[i], result.residuals[i], j, right, left)
+                keep = np.flatnonzero(~done)
+                rows = torch.as_tensor(keep, device=w.device)
+                op, live = op.restrict(keep.tolist()), live[keep]
+                V.keep(rows)
+                U.keep(rows)
+                v, u, w, beta, alpha = v[rows], u[rows], w[rows], beta[rows], alpha[rows]
+                alphas, betas = [a[keep] for a in alphas], [b_[keep] for b_ in betas]
         scale = torch.as_tensor(max(max(a.max() for a in alphas), 1e-300), dtype=beta.dtype, device=beta.device)
         v, beta = _replace_breakdowns(w, beta, scale, V, g)
         V.append(v)
@@ -166,6 +208,26 @@ def golub_kahan(op, k: int = 1, which: str = "largest", tol: float = 1e-8, max_i
     if vectors:
         result.right = V.combine(result._Q)
         result.left = U.combine(result._P)
+    result.example_iterations = np.full(batch, result.iterations)
+    if not finished:
+        return result
+    # every example in its original row: those set aside, and those iterated to the end
+    kk = result.values.shape[1]
+    values, residuals, status = np.zeros((batch, kk)), np.zeros((batch, kk)), [None] * batch
+    right = left = None
+    if vectors:
+        right = result.right.new_empty((batch, *result.right.shape[1:]))
+        left = result.left.new_empty((batch, *result.left.shape[1:]))
+    for i, b in enumerate(live):
+        values[b], residuals[b], status[b] = result.values[i], result.residuals[i], result.status[i]
+        if vectors:
+            right[b], left[b] = result.right[i], result.left[i]
+    for b, (vals, res, step, r_, l_) in finished.items():
+        values[b], residuals[b], status[b] = vals, res, "converged"
+        result.example_iterations[b] = step
+        if vectors:
+            right[b], left[b] = r_, l_
+    result.values, result.residuals, result.status, result.right, result.left = values, residuals, status, right, left
     return result
 
 
@@ -343,17 +405,29 @@ class InverseChain:
     :class:`InnerSolveFailed` at once (a nearly singular factor, as forward Euler at h = 1 on a
     mode with hλ ≈ −1 makes): the caller then reports a bound instead of spending the budget."""
 
-    def __init__(self, factors: list, tol: float = 1e-12, max_iter: int = 150):
+    def __init__(self, factors: list, tol: float = 1e-12, max_iter: int = 150, _stats: dict | None = None):
         self.factors, self.tol, self.max_iter = list(factors), tol, max_iter
         f0 = self.factors[0]
         self.shape = (f0.shape[1], f0.shape[0])
         self.dtype, self.device, self.batch, self.batched = f0.dtype, f0.device, f0.batch, f0.batched
-        self.max_residual, self.inner_iterations = 0.0, 0
+        self._stats = {"max_residual": 0.0, "inner_iterations": 0} if _stats is None else _stats
+
+    @property
+    def max_residual(self) -> float:
+        return self._stats["max_residual"]
+
+    @property
+    def inner_iterations(self) -> int:
+        return self._stats["inner_iterations"]
+
+    def restrict(self, rows) -> "InverseChain":
+        """The chain of the examples ``rows`` only; its solves count in this chain's statistics."""
+        return InverseChain([f.restrict(rows) for f in self.factors], self.tol, self.max_iter, _stats=self._stats)
 
     def _solve(self, apply, v):
         x, info = gmres(apply, v, tol=self.tol, max_iter=self.max_iter)
-        self.max_residual = max(self.max_residual, float(info.residuals.max()))
-        self.inner_iterations += info.iterations
+        self._stats["max_residual"] = max(self.max_residual, float(info.residuals.max()))
+        self._stats["inner_iterations"] += info.iterations
         if self.max_residual > 100 * self.tol:
             raise InnerSolveFailed(f"GMRES reached relative residual {self.max_residual:.2e} > 100 × {self.tol:.1e} "
                                    f"in {self.max_iter} products")

@@ -120,27 +120,45 @@ class JacobianOperator:
         out = flatten_state(self._vjp(unflatten_state(w, self._y, self.batch)), self.batch).detach()
         return out.reshape(-1) if one else out
 
-    def dense(self, chunk: int = 64) -> torch.Tensor:
-        """The full matrix, (n_out, n_in), or (batch, n_out, n_in) when batched (validation and
-        small problems only: O(n²) memory). Columns are computed ``chunk`` at a time with
-        ``torch.func.vmap`` over the linearised map."""
-        n = self.shape[1]
+    def restrict(self, rows) -> "JacobianOperator":
+        """The operator of the examples ``rows`` only (a batched operator's examples are
+        independent, so this is the same Jacobian's diagonal blocks). Krylov solvers use it to stop
+        working on examples that have converged. Linearised at once if this one already was."""
+        if not self.batched:
+            raise InvalidArgumentError("restrict() needs a batched operator (batched=True)")
+        x = tuple(c[rows] for c in self.x)
+        sub = JacobianOperator(self.fn, x if self._tuple_in else x[0], batched=True)
+        sub.linearize_after = 0 if self._jvp is not None else max(0, self.linearize_after - self.n_matvecs)
+        return sub
+
+    def apply_columns(self, E: torch.Tensor) -> torch.Tensor:
+        """J·e for every row e of ``E`` (c, n_in) and every example: (c, batch, n_out), through
+        ``torch.func.vmap`` over the linearised map (one row at a time where vmap cannot batch the
+        map). Many products: the map is linearised at once."""
         self.n_matvecs = max(self.n_matvecs, self.linearize_after)
         fn = self._jvp_fn()
+        e = E.to(self.dtype).unsqueeze(1).expand(-1, self.batch, E.shape[-1])  # (c, batch, n)
+
+        def one(v):
+            return flatten_state(_as_tuple(fn(*unflatten_state(v, self.x, self.batch))), self.batch)
+
+        self.n_matvecs += E.shape[0]
+        try:
+            return torch.func.vmap(one)(e).detach()
+        except Exception:  # a map vmap cannot batch: row by row
+            return torch.stack([one(c).detach() for c in e])
+
+    def dense(self, chunk: int = 64) -> torch.Tensor:
+        """The full matrix, (n_out, n_in), or (batch, n_out, n_in) when batched (validation and
+        small problems only: O(n²) memory). Columns are computed ``chunk`` at a time
+        (:meth:`apply_columns`)."""
+        n = self.shape[1]
         cols = []
         for i in range(0, n, chunk):
             c = min(chunk, n - i)  # the unit vectors e_i … e_{i+c−1}, without an n × n identity
             e = torch.zeros(c, n, dtype=self.dtype, device=self.device)
             e[torch.arange(c), torch.arange(i, i + c)] = 1
-            e = e.unsqueeze(1).expand(-1, self.batch, n)  # (c, batch, n)
-
-            def one(v):
-                return flatten_state(_as_tuple(fn(*unflatten_state(v, self.x, self.batch))), self.batch)
-
-            try:
-                cols.append(torch.func.vmap(one)(e).detach())
-            except Exception:  # a map vmap cannot batch: column by column
-                cols.append(torch.stack([one(c).detach() for c in e]))
+            cols.append(self.apply_columns(e))
         D = torch.cat(cols).permute(1, 2, 0)  # (batch, n_out, n_in)
         return D if self.batched else D[0]
 
@@ -178,6 +196,9 @@ class ProductOperator:
 
     def dense(self):
         return self.B.dense() @ self.A.dense()
+
+    def restrict(self, rows) -> "ProductOperator":
+        return ProductOperator(self.B.restrict(rows), self.A.restrict(rows))
 
     as_scipy = JacobianOperator.as_scipy
 

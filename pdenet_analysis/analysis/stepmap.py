@@ -34,10 +34,14 @@ spectrum, which the tests check against the dense spectra.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import numpy as np
 import torch
 
 from ..errors import InvalidArgumentError
+from .colouring import local_jacobian
 from .eigen import dense_eigvals, eigs
 from .krylov import batched_arnoldi
 from .linear import JacobianOperator
@@ -71,10 +75,22 @@ def _dense_count(J_dense: np.ndarray, radius: float) -> dict:
     return _exact_count(np.linalg.eigvals(J_dense), radius, J_dense.shape[1], "dense")
 
 
-def active_unit_form(op, form):
-    """M through the active hidden units of the part it evaluates: ``(phi, w0, r)`` with R = ∂phi/∂w
-    at w0 an r × r matrix whose eigenvalues are exactly M's nonzero eigenvalues (M has the other
-    m − r equal to 0), or None where this does not reduce M.
+class ActiveUnits(NamedTuple):
+    """What :func:`active_unit_form` returns: R = ∂phi/∂w at ``w0``, an r × r matrix (r = ``rows``),
+    and where the units lie: ``positions`` (r, 3) = (channel, row, column) on a grid of ``grid`` =
+    (channels, rows, columns) for image-shaped hidden units (else None)."""
+
+    phi: Callable
+    w0: torch.Tensor
+    rows: int
+    positions: torch.Tensor | None = None
+    grid: tuple | None = None
+
+
+def active_unit_form(op, form) -> ActiveUnits | None:
+    """M through the active hidden units of the part it evaluates: :class:`ActiveUnits` with R =
+    ∂phi/∂w at w0 an r × r matrix whose eigenvalues are exactly M's nonzero eigenvalues (M has the
+    other m − r equal to 0), or None where this does not reduce M.
 
     The part is a layer P(s, u) = readout(hidden(u)) (:meth:`~.operators.Operator.part_factors`),
     so M = post'·readout·H with H = ∂hidden/∂u at u. H's rows are exactly zero at the hidden
@@ -105,7 +121,24 @@ def active_unit_form(op, form):
         a = zero.index_copy(0, active, w).reshape(z.shape)
         return hidden(u + form.post(q + readout(a)) - base).reshape(-1)[active]
 
-    return phi, torch.zeros(active.numel(), dtype=u.dtype, device=u.device), int(active.numel())
+    positions = grid = None
+    if z.dim() == 4 and z.shape[0] == 1:  # (1, channels, rows, columns)
+        _, C, H, W = z.shape
+        positions, grid = torch.stack([active // (H * W), (active // W) % H, active % W], 1), (C, H, W)
+    return ActiveUnits(phi, torch.zeros(active.numel(), dtype=u.dtype, device=u.device), int(active.numel()),
+                       positions, grid)
+
+
+def _reduced_matrix(active: ActiveUnits) -> tuple[torch.Tensor, int]:
+    """R of :func:`active_unit_form` as a dense matrix, and the products it took: by grouped
+    columns where the hidden units lie on an image grid (:func:`~.colouring.local_jacobian`:
+    about 5× fewer products on CIFAR-10's first unit), else column by column."""
+    J = JacobianOperator(active.phi, active.w0)
+    if active.positions is not None:
+        local = local_jacobian(J, active.positions, active.grid)
+        if local is not None:
+            return local
+    return J.dense(), active.rows
 
 
 def reduced_count(scheme, op, point: tuple, t: float, h: float, radius: float, max_rows: int | None = None) -> dict | None:
@@ -118,19 +151,21 @@ def reduced_count(scheme, op, point: tuple, t: float, h: float, radius: float, m
     form = scheme.reduced_step_form(op, point, t, h)
     m = form.u.numel()
     active = active_unit_form(op, form)
-    rows = m if active is None else active[2]
+    rows = m if active is None else active.rows
     if max_rows is not None and rows > max_rows:
         return None
-
-    def eigenvalues(fn, x):  # on the operator's device (torch's geev on the CPU: 13 % faster than numpy's)
-        return dense_eigvals(JacobianOperator(fn, x).dense()) if x.numel() else np.zeros(0)
-
+    # the dense eigenvalues run on the operator's device (torch's geev on the CPU: 13 % faster
+    # than numpy's, MKL against OpenBLAS)
     if active is None:
-        mu, method = eigenvalues(form.map(op), form.u), f"dense, {form.label}"
+        M = JacobianOperator(form.map(op), form.u)
+        mu, products, method = dense_eigvals(M.dense()), m, f"dense, {form.label}"
+    elif rows == 0:  # every unit off: M = 0
+        mu, products, method = np.zeros(m), 0, f"dense, {form.label}, 0 of {m} units active"
     else:
-        mu = np.concatenate([eigenvalues(*active[:2]), np.zeros(m - rows)])  # r = 0 (every unit off): M = 0
+        R, products = _reduced_matrix(active)
+        mu = np.concatenate([dense_eigvals(R), np.zeros(m - rows)])
         method = f"dense, {form.label}, {rows} of {m} units active"
-    return _exact_count(np.asarray(form.roots(mu)), radius, rows, method)
+    return dict(_exact_count(np.asarray(form.roots(mu)), radius, products, method), rows=rows)
 
 
 def count_outside(J, radius: float, k0: int = 4, count_max: int = 256, tol: float = 1e-8,
