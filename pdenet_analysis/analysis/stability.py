@@ -121,8 +121,8 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
     The two-level schemes (symplectic Euler, Verlet, leapfrog) are counted exactly from their
     half-size form, and forward Euler on a first-order operator from S = I + hM (:mod:`.stepmap`),
     reduced to the hidden units a ReLU keeps on, while that matrix has at most
-    ``reduced_dense_max`` rows (per example and step on 2 CPU cores: about 2 s at 2,000 rows, 8 s
-    at 3,000 and 63 s at 6,100 — CIFAR-10's Hamiltonian units 3, 2 and 1); beyond, by ARPACK.
+    ``reduced_dense_max`` rows (per example and step on 2 CPU cores: about 2 s at 2,000 rows, 5 s
+    at 3,000 and 43 s at 6,100 — CIFAR-10's Hamiltonian units 3, 2 and 1); beyond, by ARPACK.
 
     ``progress(where)``, if given, is called after each example of each step with a label such
     as "step 2/3, example 5/32".
