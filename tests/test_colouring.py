@@ -30,6 +30,15 @@ def _grid_map(C, H, W, kernels, active, coupling=None):
     return fn, pos
 
 
+def _full_grid_case(C, H, W, layers, coupling=None):
+    """Every unit of a C × H × W grid through ``layers`` random 3 × 3 convolutions: (J, positions)."""
+    torch.manual_seed(0)
+    kernels = [torch.randn(C, C, 3, 3, dtype=torch.float64) / 6 for _ in range(layers)]
+    active = torch.arange(C * H * W)
+    fn, pos = _grid_map(C, H, W, kernels, active, coupling)
+    return JacobianOperator(fn, torch.randn(active.numel(), dtype=torch.float64)), pos
+
+
 @settings(max_examples=25, deadline=None)
 @given(C=st.integers(1, 3), H=st.integers(6, 24), W=st.integers(6, 24),
        sizes=st.lists(st.sampled_from([1, 3, 5]), min_size=1, max_size=3), all_active=st.booleans(),
@@ -62,28 +71,18 @@ def test_grouped_columns_equal_the_dense_jacobian_of_every_local_map(C, H, W, si
 def test_grouped_columns_use_few_products_on_a_wide_grid():
     """A 3 × 3 composed twice (reach 2, P = 5) on 2 × 32 × 32 units: at most 2 · 25 groups plus the
     few probes and checks, against 2,048 columns, and the same matrix."""
-    torch.manual_seed(0)
-    C, H, W = 2, 32, 32
-    kernels = [torch.randn(C, C, 3, 3, dtype=torch.float64) / 6 for _ in range(2)]
-    active = torch.arange(C * H * W)
-    fn, pos = _grid_map(C, H, W, kernels, active)
-    w0 = torch.randn(active.numel(), dtype=torch.float64)
-    R, products = local_jacobian(JacobianOperator(fn, w0), pos, (C, H, W))
-    assert products <= C * 25 + 8 + 2
-    torch.testing.assert_close(R, JacobianOperator(fn, w0).dense(), rtol=0, atol=1e-14)
+    J, pos = _full_grid_case(2, 32, 32, layers=2)
+    R, products = local_jacobian(J, pos, (2, 32, 32))
+    assert products <= 2 * 25 + 8 + 2
+    torch.testing.assert_close(R, J.dense(), rtol=0, atol=1e-14)
 
 
 def test_a_map_that_is_not_local_is_refused():
     """A global coupling (every unit sees the grid's mean) makes every column dense: the measured
     reach is then the whole grid (nothing to group) or, where the probes miss it, the assembled
     matrix fails the check — either way None, never a wrong matrix."""
-    torch.manual_seed(0)
-    C, H, W = 2, 24, 24
-    kernels = [torch.randn(C, C, 3, 3, dtype=torch.float64) / 6]
-    active = torch.arange(C * H * W)
-    fn, pos = _grid_map(C, H, W, kernels, active, coupling=1e-3)
-    w0 = torch.randn(active.numel(), dtype=torch.float64)
-    assert local_jacobian(JacobianOperator(fn, w0), pos, (C, H, W)) is None
+    J, pos = _full_grid_case(2, 24, 24, layers=1, coupling=1e-3)
+    assert local_jacobian(J, pos, (2, 24, 24)) is None
 
 
 def test_the_check_catches_a_reach_measured_too_small(monkeypatch):
@@ -91,14 +90,9 @@ def test_the_check_catches_a_reach_measured_too_small(monkeypatch):
     only its own pixel), the grouped matrix is wrong and the check against J refuses it."""
     from pdenet_analysis.analysis import colouring
 
-    torch.manual_seed(0)
-    C, H, W = 2, 16, 16
-    kernels = [torch.randn(C, C, 3, 3, dtype=torch.float64) / 6 for _ in range(2)]
-    active = torch.arange(C * H * W)
-    fn, pos = _grid_map(C, H, W, kernels, active)
-    w0 = torch.randn(active.numel(), dtype=torch.float64)
+    J, pos = _full_grid_case(2, 16, 16, layers=2)
     monkeypatch.setattr(colouring, "_spatial_distance", lambda p, i: torch.zeros(len(i), p.shape[0], dtype=torch.long))
-    assert local_jacobian(JacobianOperator(fn, w0), pos, (C, H, W)) is None
+    assert local_jacobian(J, pos, (2, 16, 16)) is None
 
 
 @pytest.mark.parametrize("name,factory", [("symplectic_euler", pa.hamiltonian), ("verlet", pa.hamiltonian),
