@@ -3,7 +3,9 @@
 ``Progress(total, "analyze")`` is called once per finished unit; it redraws at most every half
 second, shows done/total, elapsed time and an estimate of the time left (re-estimated when a unit
 finishes, counting down in between, when a call only changes the label), and prints nothing when
-``quiet`` (or when total is 0). It has no dependency and writes only to stderr, so output meant
+``quiet`` (or when total is 0). Units of unequal cost can be given relative ``weights`` (one per
+unit, in the order they finish): the time left is then the elapsed time per finished weight
+times the weight still to come. It has no dependency and writes only to stderr, so output meant
 for scripts (stdout) stays clean.
 """
 
@@ -12,10 +14,15 @@ from __future__ import annotations
 import sys
 import time
 
+from .errors import InvalidArgumentError
+
 
 class Progress:
-    def __init__(self, total: int, desc: str = "", quiet: bool = False, stream=None):
+    def __init__(self, total: int, desc: str = "", quiet: bool = False, stream=None, weights=None):
         self.total, self.desc, self.quiet = int(total), desc, quiet or total <= 0
+        if weights is not None and (len(weights) != self.total or min(weights, default=1.0) <= 0):
+            raise InvalidArgumentError(f"weights must be {self.total} positive numbers, one per unit, got {list(weights)!r}")
+        self.weights = None if weights is None else [float(w) for w in weights]
         self.stream = stream or sys.stderr
         self.done, self.start, self._last = 0, time.perf_counter(), 0.0
         self.label = ""
@@ -28,7 +35,10 @@ class Progress:
         now = time.perf_counter()
         elapsed = now - self.start
         if n > 0 and self.done:  # re-estimated when a unit finishes; a label update only counts down
-            self._estimate = (now, elapsed / self.done * (self.total - self.done))
+            done = min(self.done, self.total)
+            finished, left = (done, self.total - done) if self.weights is None else \
+                (sum(self.weights[:done]), sum(self.weights[done:]))
+            self._estimate = (now, elapsed / finished * left)
         if self.quiet or (now - self._last < 0.5 and self.done < self.total):
             return
         self._last = now

@@ -31,3 +31,27 @@ def test_quiet_progress_writes_nothing():
     p(1)
     p(1)
     assert buf.getvalue() == ""
+
+
+def test_weighted_units_estimate_by_their_weights(monkeypatch):
+    """A first unit of weight 4 that took 40 s leaves 10 s per weight: units of weight 1 and 0.5
+    still to come give 15 s (not the 80 s of counting units)."""
+    clock = [0.0]
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: clock[0])
+    buf = io.StringIO()
+    p = progress.Progress(3, "t", stream=buf, weights=[4, 1, 0.5])
+    clock[0] = 40.0
+    p(1, "heavy done")
+    assert "~   15s left" in buf.getvalue().split("\r")[-1]
+    clock[0] = 50.0
+    p(1)
+    assert "~    5s left" in buf.getvalue().split("\r")[-1]  # 50 s for weight 5, 0.5 left
+
+
+def test_weights_must_match_the_units():
+    import pytest
+
+    from pdenet_analysis.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match="one per unit"):
+        progress.Progress(3, "t", weights=[1, 2])
