@@ -24,7 +24,8 @@ through S = I + hM and by ARPACK's doubling search on the same step map.
 ``ranking``: 32 standard-normal images (as ``pdenet-analysis analyze --examples 32``), every
 one counted exactly at every step of unit 3, against the 40-step batched Arnoldi estimate that
 ``analyze`` ranks examples by when it counts only some: Spearman's rank correlation, the exact
-worst example, and where the estimate's pick stands among the exact radii. Results: ``benchmarks/results/stepmap_exact_cpu.json``.
+worst example, and where the estimate's pick stands among the exact radii. Results: ``benchmarks/results/stepmap_exact_cpu.json``
+(``provenance_by_part`` says which run, commit and date gave each part).
 """
 
 import argparse
@@ -137,6 +138,9 @@ def main():
         with open(args.out) as f:
             res.update(json.load(f))
     res["provenance"] = provenance()
+    by_part = res.setdefault("provenance_by_part", {})  # the parts kept from earlier runs keep theirs
+    for part in parts:
+        by_part[part] = res["provenance"]
     if "ranking" in parts:
         res["ranking"] = ranking()
         save(args.out, res)
