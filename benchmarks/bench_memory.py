@@ -9,11 +9,13 @@ step), one forward + backward pass is measured with
 
 * ``backprop``: autograd stores every stage of every step;
 * ``reversible``: only the final state (gradient rebuilt step by step, one evaluation per
-  forward evaluation), and beside it the generic route that evaluates everything twice;
+  forward evaluation), and beside it the generic route that evaluates everything twice and
+  ``Reversible(keep_last=1)``, which keeps the last step's graph (one step less rebuilt);
 * ``adjoint``: torchdiffeq's adjoint with dopri5 (rtol = atol = 1e-3) over the same T.
 
 Measured: the bytes autograd saves for backward during the forward pass (saved-tensor hooks,
-every device — the quantity the claim is about), the peak CUDA memory above the inputs and weights
+every device — the quantity the claim is about; views of the weights are not counted, the
+weights being held anyway), the peak CUDA memory above the inputs and weights
 (CUDA only), the time, and the gradient's agreement with backprop. The memory ratio backprop /
 reversible at depth 256 is the headline number.
 """
@@ -26,6 +28,7 @@ import time
 import torch
 
 import pdenet_analysis as pa
+from pdenet_analysis.gradients import Reversible
 from pdenet_analysis.networks import PDEBlock
 from pdenet_analysis.schemes.base import Scheme
 
@@ -33,10 +36,13 @@ from _provenance import provenance, result_path, save
 
 
 class SavedBytes:
-    """Bytes of the distinct tensors autograd saves for backward (saved_tensors_hooks)."""
+    """Bytes of the distinct tensors autograd saves for backward (saved_tensors_hooks), less the
+    storage of ``exclude`` (the weights, which are held whether or not autograd saves a view of
+    them)."""
 
-    def __init__(self):
-        self.bytes, self._seen = 0, set()
+    def __init__(self, exclude=()):
+        self.bytes = 0
+        self._seen = {(t.untyped_storage().data_ptr(), t.untyped_storage().nbytes()) for t in exclude}
 
     def pack(self, t):
         key = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
@@ -56,7 +62,9 @@ class SavedBytes:
 
 #: the reversible gradient's generic route (every evaluation twice), measured beside the scheme's own
 GENERIC = "reversible (generic route)"
-GRADIENTS = ("backprop", "reversible", GENERIC, "adjoint")
+#: the reversible gradient with the last step's graph kept (memory of one step, one step less rebuilt)
+KEEP1 = "reversible (keep_last=1)"
+GRADIENTS = ("backprop", "reversible", KEEP1, GENERIC, "adjoint")
 
 
 def block(arch: str, depth: int, channels: int, dev, gradient: str):
@@ -74,6 +82,8 @@ def block(arch: str, depth: int, channels: int, dev, gradient: str):
         blk = PDEBlock(op, scheme, n_steps=depth, gradient="reversible")
         blk.scheme.step_back = functools.partial(Scheme.step_back, blk.scheme)
         return blk
+    if gradient == KEEP1:
+        return PDEBlock(op, scheme, n_steps=depth, gradient=Reversible(keep_last=1))
     return PDEBlock(op, scheme, n_steps=depth, gradient=gradient)
 
 
@@ -91,7 +101,7 @@ def measure(arch, depth, channels, size, dev, gradient, batch, repeats=3):
             torch.cuda.reset_peak_memory_stats()
             base = torch.cuda.memory_allocated()
         t0 = time.perf_counter()
-        with SavedBytes() as saved:
+        with SavedBytes(exclude=blk.parameters()) as saved:
             y = blk(x)
         (y * y).mean().backward()
         if dev.type == "cuda":
@@ -153,6 +163,8 @@ def main():
             ratios[f"{arch}_depth{d}_saved_backprop_over_reversible"] = get["backprop"]["saved_MiB"] / max(
                 get["reversible"]["saved_MiB"], 1e-9)
             ratios[f"{arch}_depth{d}_time_reversible_over_backprop"] = get["reversible"]["seconds"] / get["backprop"]["seconds"]
+            if KEEP1 in get:
+                ratios[f"{arch}_depth{d}_time_keep_last1_over_backprop"] = get[KEEP1]["seconds"] / get["backprop"]["seconds"]
             if GENERIC in get:
                 ratios[f"{arch}_depth{d}_time_generic_route_over_backprop"] = get[GENERIC]["seconds"] / get["backprop"]["seconds"]
     save(out,

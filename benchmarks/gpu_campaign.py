@@ -19,20 +19,22 @@ Parts, in order (each with a generous least and most time; ``--cap PART=MIN`` sh
 2. ``memory``: peak CUDA memory, saved bytes and time of forward + backward for Hamiltonian and
    leapfrog blocks at depth 4, 16, 64, 256 with backprop, reversible and the adjoint
    (``bench_memory.py``);
-3. ``tests``: the device-parametrised tests on CUDA (``pytest -k cuda``);
-4. ``analysis``: the analysis benchmarks at CIFAR-10's and STL-10's first-unit sizes
+3. ``reversible_peers``: the reversible gradient against backprop, its bound and revlib on the
+   identical computation (``bench_reversible_peers.py``; needs revlib — carry its wheel);
+4. ``tests``: the device-parametrised tests on CUDA (``pytest -k cuda``);
+5. ``analysis``: the analysis benchmarks at CIFAR-10's and STL-10's first-unit sizes
    (``bench_analysis.py --stl10``);
-5. ``analyze``: ``pdenet-analysis analyze cifar10-hamiltonian --all-blocks --examples 32`` on
+6. ``analyze``: ``pdenet-analysis analyze cifar10-hamiltonian --all-blocks --examples 32`` on
    CUDA, the analysis issue's end-to-end case (its minutes are the measurement; the report lands
    in ``benchmarks/results/gpu_campaign/analyze-cifar10-hamiltonian``);
-6. ``adaptive``: dopri5 on torchdiffeq against torchode on the same field (``bench_adaptive.py``;
+7. ``adaptive``: dopri5 on torchdiffeq against torchode on the same field (``bench_adaptive.py``;
    torchode's rows only where the machine has torchode);
-7. ``fashion_mnist``: the paper's protocol (100 epochs, best-validation weights) for the four
+8. ``fashion_mnist``: the paper's protocol (100 epochs, best-validation weights) for the four
    architectures on Fashion-MNIST with the GPU settings (``--fast``: CUDA graph, bf16,
    channels-last), from the IDX files in ``--data-dir`` (carry them: the machine has no
    network). Skipped, with the reason recorded, when the files are absent;
-8. ``study``: the discrete-vs-continuous study's quick grid on CUDA;
-9. ``tests_full``: the whole test suite on the GPU machine.
+9. ``study``: the discrete-vs-continuous study's quick grid on CUDA;
+10. ``tests_full``: the whole test suite on the GPU machine.
 
 Every script saves its JSON after each measurement, so a part stopped at its time keeps what it
 finished. The package runs from this tree (``PYTHONPATH``), installed there or not; set
@@ -62,6 +64,7 @@ PARTS = [
     ("training", 3, 8, lambda a: [PY, "benchmarks/bench_training.py", "--device", "cuda", "--steps", "20", "--fast",
                                   "--cuda-graph", "--compile", *a.compile]),
     ("memory", 2, 6, lambda a: [PY, "benchmarks/bench_memory.py", "--device", "cuda"]),
+    ("reversible_peers", 1, 4, lambda a: [PY, "benchmarks/bench_reversible_peers.py", "--device", "cuda"]),
     ("tests", 1, 4, lambda a: [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "cuda", "tests"]),
     ("analysis", 2, 12, lambda a: [PY, "benchmarks/bench_analysis.py", "--device", "cuda", "--stl10"]),
     ("analyze", 2, 10, lambda a: [PY, "-m", "pdenet_analysis", "analyze", "cifar10-hamiltonian", "--all-blocks",

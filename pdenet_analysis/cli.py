@@ -191,11 +191,19 @@ def _cmd_train(args) -> int:
     from .networks import build_preset
     from .training import TrainConfig, train
 
+    gradient = args.gradient
+    if args.keep_last is not None:
+        from .errors import InvalidArgumentError
+        from .gradients import Reversible
+
+        if gradient != "reversible":
+            raise InvalidArgumentError("--keep-last is an option of the reversible gradient; add --gradient reversible")
+        gradient = Reversible(keep_last=args.keep_last)
     data = load_dataset(args.dataset, args.data_dir, args.download)
     torch.manual_seed(args.seed)
     model = build_preset(args.model)
-    if args.scheme is not None or args.steps is not None or args.gradient is not None:
-        model = model.with_scheme(args.scheme, args.steps, args.gradient)
+    if args.scheme is not None or args.steps is not None or gradient is not None:
+        model = model.with_scheme(args.scheme, args.steps, gradient)
     _check_fits(model, data.x_train[:1], f"the {args.dataset} data set")
     cfg = TrainConfig(epochs=args.epochs, device=args.device, out=args.out, resume=args.resume, seed=args.seed, dataset=args.dataset,
                       augment=not args.no_augment, lr=args.lr, progress=not args.quiet, amp=args.amp,
@@ -272,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=int, default=None)
     t.add_argument("--gradient", default=None, choices=["backprop", "reversible", "adjoint"],
                    help="how gradients pass through the PDE blocks (reversible: O(1) memory in depth)")
+    t.add_argument("--keep-last", type=int, default=None, metavar="K",
+                   help="with --gradient reversible: the last K steps of every block keep their graph (memory of "
+                        "K steps) and are not rebuilt; the gradient is the same")
     t.add_argument("--epochs", type=int, default=10)
     t.add_argument("--lr", type=float, default=0.1)
     t.add_argument("--device", default="cpu")

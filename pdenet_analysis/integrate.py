@@ -135,26 +135,34 @@ class FixedStepRun:
         self.record, self.check_finite = record, check_finite
         self.trajectory: list | None = None
 
-    def forward_steps(self, state: State) -> State:
-        """Advance ``n_steps`` steps.
+    def forward_steps(self, state: State, first: int = 0, stop: int | None = None) -> State:
+        """Advance steps ``first`` … ``stop − 1`` (all ``n_steps`` by default) from the state at
+        step ``first``.
 
         NaN/Inf detection costs nothing per step: only the final state is checked, and if it is
         not finite the steps are replayed (deterministically, without autograd) to name the first
         step whose result was not finite. Inside ``torch.compile`` and while a CUDA graph is being
         recorded the host check is left out (it reads the device: that would split the compiled
         graph, and invalidates a recording): there the trainer's device-side check of the loss
-        catches non-finite values."""
+        catches non-finite values. A trajectory is started at step 0 and continued by later
+        ranges."""
         scheme, op, h = self.scheme, self.op, self.h
+        stop = self.n_steps if stop is None else stop
         start = state
-        traj = [scheme.to_state(op, state, h)] if self.record else None
-        for j in range(self.n_steps):
+        traj = None
+        if self.record:
+            traj = [scheme.to_state(op, state, h)] if first == 0 else self.trajectory
+        for j in range(first, stop):
             state = scheme.step(op, state, self.t0 + j * h, h)
             if traj is not None:
                 traj.append(scheme.to_state(op, state, h))
-        if self.check_finite and _host_reads_allowed() and not _all_finite(state):
+        if self.check_finite and stop > first and _host_reads_allowed() and not _all_finite(state):
             if not _all_finite(start):
-                raise NonFiniteError("the initial state contains NaN or Inf", step=0, time=self.t0)
-            j = self._first_nonfinite_step(start)
+                if first == 0:
+                    raise NonFiniteError("the initial state contains NaN or Inf", step=0, time=self.t0)
+                raise NonFiniteError(f"the state before step {first} contains NaN or Inf", step=first,
+                                     time=self.t0 + first * h)
+            j = self._first_nonfinite_step(start, first, stop)
             t = self.t0 + j * h
             raise NonFiniteError(
                 f"NaN or Inf appeared in step {j} of {self.n_steps} (t = {t:.6g}) of scheme "
@@ -166,13 +174,13 @@ class FixedStepRun:
         self.trajectory = traj
         return state
 
-    def _first_nonfinite_step(self, state: State) -> int:
+    def _first_nonfinite_step(self, state: State, first: int, stop: int) -> int:
         with torch.no_grad():
-            for j in range(self.n_steps):
+            for j in range(first, stop):
                 state = self.scheme.step(self.op, state, self.t0 + j * self.h, self.h)
                 if not _all_finite(state):
                     return j + 1
-        return self.n_steps
+        return stop
 
 
 def integrate(
@@ -299,7 +307,7 @@ def _integrate_fixed(operator, op, y0, state0, scheme, grad, T, n_steps, traject
     run = FixedStepRun(scheme, op, 0.0, h, n_steps, trajectory, check_finite)
     if isinstance(grad, Reversible) and torch.is_grad_enabled():
         params = [p for p in operator.parameters() if p.requires_grad]
-        internal = ReversibleFunction.apply(run, len(internal0), *internal0, *params)
+        internal = ReversibleFunction.apply(run, len(internal0), grad.keep_last, *internal0, *params)
     else:
         internal = run.forward_steps(internal0)
     stats = Stats(n_steps=n_steps, n_accepted=n_steps, n_rejected=0, n_evals=op.evals)

@@ -145,6 +145,36 @@ def test_nan_during_fixed_integration_of_custom_operator():
         pa.integrate(_NaNAfterHalf(), torch.ones(3), "euler", T=1.0, n_steps=10)
 
 
+class _NaNAfterHalfSecondOrder(pa.operators.SecondOrderOperator):
+    """Y'' = −Y, but the acceleration is NaN for t > 0.5."""
+
+    def __init__(self):
+        super().__init__(torch.nn.Identity())
+
+    def acceleration(self, t, y):
+        return -y if float(t) <= 0.5 else y * float("nan")
+
+
+@pytest.mark.parametrize("keep_last", [0, 2, 4, 10])
+def test_nan_during_reversible_integration_names_the_step(keep_last):
+    """The reversible gradient's forward pass runs the first steps without a graph and the last
+    ``keep_last`` with one; wherever the NaN appears, the error names the same step."""
+    from pdenet_analysis.gradients import Reversible
+
+    y0 = torch.ones(3, requires_grad=True)
+    with pytest.raises(pa.NonFiniteError, match=r"step 7 of 10 \(t = 0.7\)"):
+        pa.integrate(_NaNAfterHalfSecondOrder(), y0, "leapfrog", T=1.0, n_steps=10,
+                     gradient=Reversible(keep_last=keep_last))
+
+
+@pytest.mark.parametrize("keep_last", [-1, 1.5, "1", True, None])
+def test_bad_keep_last(keep_last):
+    from pdenet_analysis.gradients import Reversible
+
+    with pytest.raises(pa.InvalidArgumentError, match="keep_last.*integer ≥ 0"):
+        Reversible(keep_last=keep_last)
+
+
 def test_dtype_mismatch_is_explained():
     op, y0 = paper_operator("parabolic")
     with pytest.raises(TypeError, match="dtype"):

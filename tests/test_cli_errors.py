@@ -29,6 +29,9 @@ CASES = {
     "unknown scheme": (["analyze", "digits-parabolic", "--scheme", "rk5"], "valid schemes"),
     "unknown dataset": (["train", "--dataset", "nope", "--model", "digits-parabolic"], "valid datasets"),
     "scheme for another operator kind": (["analyze", "digits-hamiltonian", "--scheme", "leapfrog"], "leapfrog"),
+    "keep-last without the reversible gradient": (TRAIN + ["--keep-last", "1"], "add --gradient reversible"),
+    "negative keep-last": (["train", "--dataset", "digits", "--model", "digits-hamiltonian", "--gradient", "reversible",
+                            "--keep-last", "-1"], "keep_last"),
     "CUDA graph with an adaptive scheme": (TRAIN + ["--cuda-graph", "--scheme", "dopri5", "--device",
                                                     "cuda" if torch.cuda.is_available() else "cpu"], "fixed-step"),
 }

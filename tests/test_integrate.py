@@ -3,11 +3,14 @@
 import pytest
 import torch
 import torchdiffeq
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import pdenet_analysis as pa
+from pdenet_analysis.gradients import Reversible
 from pdenet_analysis.operators import functional as F
 
-from .helpers import paper_operator
+from .helpers import REVERSIBLE_SCHEMES, paper_operator
 
 
 def _sym(layer, j, y):
@@ -108,17 +111,55 @@ def _grads(op, y0, scheme, gradient, **kw):
     out = pa.integrate(op, y0, scheme, gradient=gradient, **kw).y
     w = torch.linspace(-1, 1, out.numel()).reshape(out.shape)
     (out * w).sum().backward()
-    return [y0.grad.clone()] + [p.grad.clone() for p in params]
+    return [y0.grad.clone()] + [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in params]
 
 
-@pytest.mark.parametrize("arch,scheme", [("hamiltonian", "symplectic_euler"), ("hamiltonian", "verlet"),
-                                         ("second_order", "leapfrog"), ("second_order", "leapfrog_symmetric")])
-def test_reversible_gradient_equals_backprop(arch, scheme):
-    op, y0 = paper_operator(arch, activation="relu", normalise=True, interpolation="constant", n_pieces=3, T=3.0)
-    g_bp = _grads(op, y0, scheme, "backprop", n_steps=6)
-    g_rev = _grads(op, y0, scheme, "reversible", n_steps=6)
-    for a, b in zip(g_bp, g_rev):
-        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+@pytest.mark.parametrize("scheme", REVERSIBLE_SCHEMES)
+@settings(max_examples=12, deadline=None)
+@given(n_steps=st.integers(1, 7), keep_last=st.integers(0, 9), seed=st.integers(0, 10**6))
+def test_reversible_gradient_equals_backprop(scheme, n_steps, keep_last, seed):
+    """Every reversible scheme, on every kind it takes, with any number of final steps kept as a
+    graph (0 = all rebuilt; ≥ n_steps = none): the gradient of the state and of every parameter is
+    backprop's to round-off."""
+    for kind in sorted(pa.get_scheme(scheme).kinds):
+        op, y0 = paper_operator(kind, seed=seed, activation="relu", normalise=True, interpolation="constant",
+                                n_pieces=3, T=3.0)
+        g_bp = _grads(op, y0, scheme, "backprop", n_steps=n_steps)
+        g_rev = _grads(op, y0, scheme, Reversible(keep_last=keep_last), n_steps=n_steps)
+        for a, b in zip(g_bp, g_rev):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11, msg=f"{kind}, keep_last={keep_last}")
+
+
+@pytest.mark.parametrize("scheme", REVERSIBLE_SCHEMES)
+def test_reversible_memory_is_independent_of_depth(scheme):
+    """The tensors autograd keeps for the backward pass: the final state alone with keep_last=0,
+    one step's graph more with keep_last=1, at any depth; backprop's grow with the depth."""
+    kind = sorted(pa.get_scheme(scheme).kinds)[0]
+
+    def saved(gradient, n_steps):
+        op, y0 = paper_operator(kind, activation="relu", normalise=True, interpolation="constant",
+                                n_pieces=n_steps, T=float(n_steps))
+        y0.requires_grad_(True)
+        weights = {p.untyped_storage().data_ptr() for p in op.parameters()}  # held anyway, not activations
+        seen = {}
+
+        def pack(t):
+            if t.untyped_storage().data_ptr() not in weights:
+                seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            pa.integrate(op, y0, scheme, n_steps=n_steps, gradient=gradient)
+        return sum(seen.values()), y0.numel() * y0.element_size()
+
+    for keep in (0, 1):
+        assert saved(Reversible(keep_last=keep), 16)[0] == saved(Reversible(keep_last=keep), 4)[0], keep
+    # the final state (two tensors for the two-level schemes), and the graph of a starting
+    # evaluation outside the integration (leapfrog_symmetric's), nothing more
+    assert saved(Reversible(keep_last=0), 4)[0] <= 2 * saved(Reversible(keep_last=0), 4)[1] + saved("backprop", 1)[0]
+    assert saved(Reversible(keep_last=1), 4)[0] > saved(Reversible(keep_last=0), 4)[0]
+    assert saved("backprop", 16)[0] > 3 * saved("backprop", 4)[0]
+    assert saved(Reversible(keep_last=1), 16)[0] < 0.25 * saved("backprop", 16)[0]
 
 
 @pytest.mark.parametrize("arch", ["parabolic", "hamiltonian", "second_order"])

@@ -85,9 +85,16 @@ def symmetric_layer(
     sigma: Activation,
     eps: float,
     normalise: bool,
+    negate: bool = False,
 ) -> torch.Tensor:
-    """F_sym(θ, Y) = −Kᵀ σ(N(K Y))  (eq. 7); N is the identity when ``normalise`` is False."""
-    return -conv_adjoint(hidden_units(y, weight, scale, shift, sigma, eps, normalise), weight)
+    """F_sym(θ, Y) = −Kᵀ σ(N(K Y))  (eq. 7); N is the identity when ``normalise`` is False.
+    ``negate`` gives −F_sym = Kᵀ σ(N(K Y)) (the Hamiltonian's Z' = −F_sym(θ², Y), eq. 10).
+
+    The sign is applied to the kernel of the readout, (−K)ᵀ, not to the output: a negation of a
+    c × c × k × k kernel instead of a pass over the batch, with bit-identical results (negating
+    every product negates their sum exactly)."""
+    hidden = hidden_units(y, weight, scale, shift, sigma, eps, normalise)
+    return conv_adjoint(hidden, weight if negate else -weight)
 
 
 def resnet_layer(

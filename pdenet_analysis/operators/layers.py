@@ -15,7 +15,7 @@ from torch import nn
 
 from ..errors import ShapeError
 from . import functional as F
-from .timegrid import TimeGrid, evaluate
+from .timegrid import TimeGrid, evaluate_all
 
 
 def truncated_normal_kernel(shape: tuple[int, ...], generator: torch.Generator | None = None) -> torch.Tensor:
@@ -70,7 +70,11 @@ class TimeDependentLayer(nn.Module):
             self.shift = nn.Parameter(torch.zeros(n, c))
 
     def params_at(self, t) -> dict[str, torch.Tensor]:
-        return {name: evaluate(self.grid, p, t) for name, p in self.named_parameters(recurse=False)}
+        """θ(t): every parameter of the layer at time t, by name. Read from ``_parameters``
+        directly (what ``named_parameters(recurse=False)`` yields, at a fraction of its cost: this
+        runs at every evaluation of the layer)."""
+        named = [(n, p) for n, p in self._parameters.items() if p is not None]
+        return dict(zip((n for n, _ in named), evaluate_all(self.grid, [p for _, p in named], t)))
 
     def check_input(self, y: torch.Tensor) -> None:
         if y.dim() != 4 or y.shape[1] != self.channels:
@@ -116,9 +120,12 @@ class SymmetricLayer(TimeDependentLayer):
 
     kernel_names = ("weight",)
 
-    def forward(self, t, y: torch.Tensor) -> torch.Tensor:
+    def forward(self, t, y: torch.Tensor, negate: bool = False) -> torch.Tensor:
+        """F_sym(θ(t), y), or −F_sym with ``negate`` (at no extra cost, see
+        :func:`~pdenet_analysis.operators.functional.symmetric_layer`)."""
         p = self.params_at(t)
-        return F.symmetric_layer(y, p["weight"], p.get("scale"), p.get("shift"), self.sigma, self.eps, self.normalise)
+        return F.symmetric_layer(y, p["weight"], p.get("scale"), p.get("shift"), self.sigma, self.eps, self.normalise,
+                                 negate)
 
     def factors(self, t):
         """hidden(y) = σ(N(Ky)), readout(a) = −Kᵀa."""

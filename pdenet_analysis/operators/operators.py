@@ -247,12 +247,14 @@ class HamiltonianOperator(Operator):
 
     def vector_field(self, t, state: State) -> State:
         y, z = state
-        return (self.layer_y(t, z), -self.layer_z(t, y))
+        return (self.layer_y(t, z), self.part_g(t, y))
 
     def part_f(self, t, z: torch.Tensor) -> torch.Tensor:
         return self.layer_y(t, z)
 
     def part_g(self, t, y: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.layer_z, SymmetricLayer):
+            return self.layer_z(t, y, negate=True)
         return -self.layer_z(t, y)
 
     def part_factors(self, part: str, t):

@@ -165,12 +165,18 @@ def evaluate(grid: TimeGrid, values: torch.Tensor, t: float | torch.Tensor) -> t
     backpropagation through an adaptive solver differentiates its step sizes, whose effect on the
     result passes through ∂θ/∂t; cutting it gives wrong gradients.
     """
+    return evaluate_all(grid, (values,), t)[0]
+
+
+def evaluate_all(grid: TimeGrid, values, t: float | torch.Tensor) -> list[torch.Tensor]:
+    """θ(t) of each stacked tensor in ``values`` (see :func:`evaluate`), the piece of t looked
+    up once for all of them: a layer evaluates all its parameters at every call."""
     i, k, s = grid.coefficients(t)
     if isinstance(t, torch.Tensor) and i != k and t.requires_grad:
-        w = (t / grid.spacing - i).clamp(0.0, 1.0).to(values.dtype)
-        return values[i] + w * (values[k] - values[i])
+        w = (t / grid.spacing - i).clamp(0.0, 1.0)
+        return [v[i] + w.to(v.dtype) * (v[k] - v[i]) for v in values]
     if s == 0.0:
-        return values[i]
+        return [v[i] for v in values]
     if s == 1.0:
-        return values[k]
-    return torch.lerp(values[i], values[k], s)
+        return [v[k] for v in values]
+    return [torch.lerp(v[i], v[k], s) for v in values]

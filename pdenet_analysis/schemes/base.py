@@ -164,6 +164,21 @@ class Scheme:
         return f"{type(self).__name__}()"
 
 
+def differentiated_part(part, s, src: torch.Tensor, g_out: torch.Tensor, params: tuple):
+    """One evaluation p = part(s, src) and its vector-Jacobian products with ``g_out``:
+    returns (p, (∂p/∂src)ᵀ g_out or None, ((∂p/∂θ)ᵀ g_out or None for each θ in ``params``)).
+    The products may share memory with ``g_out`` and with each other (autograd passes a gradient
+    through an addition unchanged): update none of them in place."""
+    with torch.enable_grad():
+        x = src.detach().requires_grad_(True)
+        p = part(s, x)
+        if p.requires_grad:
+            got = torch.autograd.grad(p, (x, *params), g_out, allow_unused=True)
+        else:  # a part that depends neither on src nor on θ
+            got = (None,) * (1 + len(params))
+    return p.detach(), got[0], got[1:]
+
+
 def reverse_update(part, s, src: torch.Tensor, tgt_next: torch.Tensor, c: float, g_tgt: torch.Tensor,
                    g_src: torch.Tensor, params: tuple):
     """Undo the additive update tgt_next = tgt + c·part(s, src), which leaves ``src`` unchanged, and
@@ -173,15 +188,9 @@ def reverse_update(part, s, src: torch.Tensor, tgt_next: torch.Tensor, c: float,
     the scheme's inverse step, so the same bits) and is differentiated at once: the gradient with
     respect to tgt is g_tgt itself, the one with respect to src gains c·(∂part/∂src)ᵀ g_tgt, and
     each parameter c·(∂part/∂θ)ᵀ g_tgt. Returns (tgt, new g_src, parameter gradients)."""
-    with torch.enable_grad():
-        x = src.detach().requires_grad_(True)
-        p = part(s, x)
-        if p.requires_grad:
-            got = torch.autograd.grad(p, (x, *params), g_tgt * c, allow_unused=True)
-        else:  # a part that does not depend on src or θ
-            got = (None,) * (1 + len(params))
-    tgt = torch.add(tgt_next, p.detach(), alpha=-c)
-    return tgt, (g_src if got[0] is None else g_src + got[0]), got[1:]
+    p, g_x, g_params = differentiated_part(part, s, src, g_tgt * c, params)
+    tgt = torch.add(tgt_next, p, alpha=-c)
+    return tgt, (g_src if g_x is None else g_src + g_x), g_params
 
 
 def add_grads(acc: tuple, new: tuple) -> tuple:

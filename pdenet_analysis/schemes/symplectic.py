@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidArgumentError
-from .base import StepForm, Scheme, add_grads, reverse_update, stage_time
+from .base import StepForm, Scheme, add_grads, differentiated_part, reverse_update, stage_time
 
 
 def two_step_roots(z) -> tuple[np.ndarray, np.ndarray]:
@@ -209,9 +209,12 @@ class Leapfrog(Scheme):
         (2Y_j − Y_{j−1} + h²F(Y_j), Y_j): with gradients (g₁, g₂) at the new state, Y_j gets
         2g₁ + h²(∂F/∂Y)ᵀg₁ + g₂ and Y_{j−1} gets −g₁."""
         (y_next, y), (g_next, g_y) = state, grads
-        # Y_{j−1} = 2Y_j − Y_{j+1} + h²F(Y_j): the update "tgt = 2Y_j − Y_{j+1}" plus c·F with c = −h²
-        y_prev, g_y, pg = reverse_update(op.acceleration, stage_time(t, 0.0, h), y, 2 * y - y_next, -h * h,
-                                         -g_next, g_y + 2 * g_next, params)
+        # Y_{j−1} = 2Y_j − Y_{j+1} + h²F(Y_j), with F differentiated against g₁h² on the spot
+        f, g_f, pg = differentiated_part(op.acceleration, stage_time(t, 0.0, h), y, g_next * (h * h), params)
+        y_prev = torch.mul(y, 2.0).sub_(y_next).add_(f, alpha=h * h)
+        g_y = torch.add(g_y, g_next, alpha=2.0)
+        if g_f is not None:
+            g_y.add_(g_f)
         return (y, y_prev), (g_y, -g_next), pg
 
     def to_state(self, op, state, h):

@@ -1,0 +1,178 @@
+"""The reversible gradient against revlib on the identical computation, and against its own bound.
+
+    python benchmarks/bench_reversible_peers.py [--device cpu|cuda] [--depths 4 16 64] [--repeats 15]
+
+revlib (Lucas Nestler, https://github.com/HomebrewNLP/revlib, ``pip install revlib``) is the
+reference implementation of additive-coupling reversible networks in PyTorch. Its
+``ReversibleSequential`` alternates two streams, x₀ ← x₀ + m(x₁), which is exactly one update of
+a partitioned scheme, so both of this project's reversible schemes can be written in it with the
+same operator and the same weights:
+
+* Hamiltonian block, symplectic Euler (paper eq. 10): modules F₀, G₀, F₁, G₁, … with
+  F_j(z) = h·f(t_j, z) and G_j(y) = h·g(t_j, y) on the channel halves (Y, Z);
+* second-order block, leapfrog (eq. 11) in its velocity form, V_{j+½} = V_{j−½} + hF(t_j, Y_j),
+  Y_{j+1} = Y_j + hV_{j+½} with V_{j+½} = (Y_{j+1} − Y_j)/h: the same evaluations of F, as two
+  additive couplings per step (the second, Y += hV, is free of F). revlib's custom couplings are
+  not used: its autograd-function mode carries the gradient of the passed-through stream with the
+  coupling's own formula, which is right only for the additive one (measured: a relative gradient
+  error of 0.28 for the coupling Y_{j+1} = 2Y_j + h²F(Y_j) − Y_{j−1}).
+
+For each, one forward + backward of the loss mean(y²) is timed (median of interleaved runs) for
+``backprop`` (autograd stores every stage), ``reversible`` (this project), ``reversible
+keep_last=1`` (the last step's graph kept, memory of one step) and ``revlib``
+(``MemoryModes.autograd_function``, its default and lowest-memory mode); every gradient is
+compared with backprop's. Beside them, the **bound**: a reversible gradient runs the forward pass
+once without a graph and then, in the backward pass, one differentiated evaluation per forward
+evaluation, so it cannot cost less than backprop + one no-grad forward pass. ``bound`` is that
+sum over backprop's time, measured in the same process.
+
+Two sizes: on the CPU the issue's small configuration (16 channels, 16×16, batch 4, depths 4,
+16, 64: per-call overhead dominates) and a medium one (32 channels, 32×32, batch 16: arithmetic
+dominates) at depth 3 (the paper's blocks) and 16; on CUDA 32 channels, batch 64 at the same
+depths and 64 channels, batch 128 at depths 3 and 16 (32×32 images).
+"""
+
+import argparse
+
+import torch
+from torch import nn
+
+import pdenet_analysis as pa
+from pdenet_analysis.gradients import Reversible
+from pdenet_analysis.networks import PDEBlock
+from pdenet_analysis.schemes.base import stage_time
+
+from _provenance import interleaved_medians, provenance, result_path, save
+
+SCHEME = {"hamiltonian": "symplectic_euler", "second_order": "leapfrog"}
+KEEP1 = "reversible keep_last=1"
+
+
+def operator(arch: str, depth: int, channels: int, dev) -> nn.Module:
+    """The block's operator with one weight set per step, small enough to stay stable at any depth."""
+    torch.manual_seed(0)
+    op = (pa.hamiltonian if arch == "hamiltonian" else pa.second_order)(channels, T=float(depth), n_pieces=depth)
+    with torch.no_grad():
+        for layer in op.layers():
+            for w in layer.kernels():
+                w.mul_(0.3)
+    return op.to(dev)
+
+
+class _Part(nn.Module):
+    """One revlib module: x ↦ scale·P(t_j, x), P a part of the operator at step j."""
+
+    def __init__(self, fn, s, scale: float):
+        super().__init__()
+        self.fn, self.s, self.scale = fn, s, scale
+
+    def forward(self, x):
+        return self.fn(self.s, x) * self.scale
+
+
+def _identity(s, x):
+    return x
+
+
+def revlib_block(op, arch: str, depth: int):
+    """The same integration as ``PDEBlock(op, SCHEME[arch], n_steps=depth)`` in revlib."""
+    import revlib
+
+    h = 1.0  # T = depth, n_steps = depth
+    if arch == "hamiltonian":
+        mods = []
+        for j in range(depth):
+            s = stage_time(j * h, 0.0, h)
+            mods += [_Part(op.part_f, s, h), _Part(op.part_g, s, h)]
+        seq = revlib.ReversibleSequential(*mods, split_dim=1)
+        return lambda x: seq(x)
+    mods = []
+    for j in range(depth):
+        mods += [_Part(op.acceleration, stage_time(j * h, 0.0, h), h), _Part(_identity, None, h)]
+    seq = revlib.ReversibleSequential(*mods, split_dim=1)
+
+    def run(x):  # streams (V_{−½}, Y₀) = (0, Y₀): the paper's start Y_{−1} = Y₀
+        return seq(torch.cat([torch.zeros_like(x), x], dim=1))[:, x.shape[1]:]
+
+    return run
+
+
+def measure(arch: str, depth: int, channels: int, size: int, batch: int, dev, repeats: int) -> dict:
+    op = operator(arch, depth, channels, dev)
+    blocks = {g: PDEBlock(op, SCHEME[arch], n_steps=depth, gradient=g) for g in ("backprop", "reversible")}
+    blocks[KEEP1] = PDEBlock(op, SCHEME[arch], n_steps=depth, gradient=Reversible(keep_last=1))
+    blocks["revlib"] = revlib_block(op, arch, depth)
+    x = torch.randn(batch, channels, size, size, device=dev, requires_grad=True)
+
+    def step(fn):
+        def run():
+            op.zero_grad(set_to_none=True)
+            x.grad = None
+            y = fn(x)
+            (y * y).mean().backward()
+            return y
+        return run
+
+    def forward_no_grad():
+        with torch.no_grad():
+            blocks["backprop"](x)
+
+    grads, outs = {}, {}
+    for name, fn in blocks.items():
+        outs[name] = step(fn)().detach()
+        grads[name] = torch.cat([p.grad.flatten() for p in op.parameters()] + [x.grad.flatten()])
+    names = list(blocks)
+    seconds = dict(zip(names + ["forward_no_grad"],
+                       interleaved_medians([step(blocks[n]) for n in names] + [forward_no_grad], repeats, dev)))
+    ref, bp = grads["backprop"], seconds["backprop"]
+    row = dict(arch=arch, scheme=SCHEME[arch], depth=depth, channels=channels, size=size, batch=batch,
+               seconds=seconds, repeats=repeats,
+               time_over_backprop={n: seconds[n] / bp for n in ("reversible", KEEP1, "revlib")},
+               reversible_over_revlib=seconds["reversible"] / seconds["revlib"],
+               bound=(bp + seconds["forward_no_grad"]) / bp,
+               output_rel_diff={n: float((outs[n] - outs["backprop"]).norm() / outs["backprop"].norm())
+                                for n in ("reversible", KEEP1, "revlib")},
+               grad_rel_diff_vs_backprop={n: float((grads[n] - ref).norm() / ref.norm())
+                                          for n in ("reversible", KEEP1, "revlib")})
+    return row
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--depths", type=int, nargs="+", default=[4, 16, 64], help="depths of the small configuration")
+    ap.add_argument("--repeats", type=int, default=15, help="timed runs per method (median reported)")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    try:
+        import revlib  # noqa: F401
+    except ImportError:
+        raise SystemExit("bench_reversible_peers needs revlib: pip install revlib")
+    dev = torch.device(args.device)
+    if dev.type == "cuda":  # the CPU's small sizes would time kernel launches only
+        configs = [(d, 32, 32, 64) for d in args.depths] + [(3, 64, 32, 128), (16, 64, 32, 128)]
+    else:
+        configs = [(d, 16, 16, 4) for d in args.depths] + [(3, 32, 32, 16), (16, 32, 32, 16)]
+    out = args.out or result_path(f"reversible_peers_{dev.type}.json")
+    rows = []
+    for arch in ("hamiltonian", "second_order"):
+        for depth, channels, size, batch in configs:
+            row = measure(arch, depth, channels, size, batch, dev, args.repeats)
+            rows.append(row)
+            print(f"{arch:12s} depth {depth:3d} {channels}ch {size}px batch {batch:2d}: "
+                  f"reversible {row['time_over_backprop']['reversible']:.3f}x backprop "
+                  f"(keep_last=1: {row['time_over_backprop'][KEEP1]:.3f}x), "
+                  f"revlib {row['time_over_backprop']['revlib']:.3f}x, bound {row['bound']:.3f}x; "
+                  f"reversible/revlib {row['reversible_over_revlib']:.3f}; grad diff "
+                  f"{row['grad_rel_diff_vs_backprop']['reversible']:.1e} / {row['grad_rel_diff_vs_backprop']['revlib']:.1e}",
+                  flush=True)
+            save(out, dict(provenance={**provenance(device=dev), "revlib": _revlib_version()}, results=rows))
+
+
+def _revlib_version() -> str:
+    from importlib.metadata import version
+    return version("revlib")
+
+
+if __name__ == "__main__":
+    main()
