@@ -2,7 +2,7 @@
 
     python benchmarks/bench_reversible_peers.py [--device cpu|cuda] [--depths 4 16 64] [--repeats 15]
 
-revlib (Lucas Nestler, https://github.com/HomebrewNLP/revlib, ``pip install revlib``) is the
+revlib (Lucas Nestler, https://github.com/HomebrewNLP/revlib; ``pip install -e ".[peers]"``) is the
 reference implementation of additive-coupling reversible networks in PyTorch. Its
 ``ReversibleSequential`` alternates two streams, x₀ ← x₀ + m(x₁), which is exactly one update of
 a partitioned scheme, so both of this project's reversible schemes can be written in it with the
@@ -147,7 +147,7 @@ def main():
     try:
         import revlib  # noqa: F401
     except ImportError:
-        raise SystemExit("bench_reversible_peers needs revlib: pip install revlib")
+        raise SystemExit("bench_reversible_peers needs revlib: pip install -e \".[peers]\" (or pip install revlib)")
     dev = torch.device(args.device)
     if dev.type == "cuda":  # the CPU's small sizes would time kernel launches only
         configs = [(d, 32, 32, 64) for d in args.depths] + [(3, 64, 32, 128), (16, 64, 32, 128)]

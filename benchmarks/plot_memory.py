@@ -2,6 +2,7 @@
 depth, per gradient strategy, from ``bench_memory.py``'s JSON.
 
     python benchmarks/plot_memory.py [--json benchmarks/results/memory_cuda.json] [--out docs/img/memory_cuda.png]
+    python benchmarks/plot_memory.py --json benchmarks/results/memory_cpu.json --out docs/img/memory_cpu.png
 """
 
 import argparse
@@ -26,7 +27,8 @@ def main():
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     styles = {"hamiltonian": "-", "second_order": "--"}
     for arch in archs:
-        for gradient, colour in (("backprop", "C3"), ("reversible", "C0"), ("adjoint", "C2")):
+        for gradient, colour in (("backprop", "C3"), ("reversible", "C0"), ("reversible (keep_last=1)", "C1"),
+                                 ("adjoint", "C2")):
             pts = sorted((r["depth"], r["saved_MiB"], r["seconds"]) for r in rows
                          if r["arch"] == arch and r["gradient"] == gradient)
             if not pts:
@@ -36,7 +38,9 @@ def main():
             axes[0].loglog(depth, saved, styles.get(arch, "-"), color=colour, marker="o", label=label)
             axes[1].loglog(depth, secs, styles.get(arch, "-"), color=colour, marker="o", label=label)
     axes[0].set(xlabel="depth (steps)", ylabel="saved for backward (MiB)", title="activation memory")
-    axes[1].set(xlabel="depth (steps)", ylabel="forward + backward (s, one run)", title="time")
+    repeats = sorted({r.get("repeats", 1) for r in rows})
+    how = "one run" if repeats == [1] else f"median of {'/'.join(map(str, repeats))}"
+    axes[1].set(xlabel="depth (steps)", ylabel=f"forward + backward (s, {how})", title="time")
     axes[0].legend(fontsize=7)
     prov = d["provenance"]
     fig.suptitle(f"{prov['device']}, torch {prov['torch']}, {d['channels']} channels {d['size']}×{d['size']}, "
