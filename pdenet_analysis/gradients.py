@@ -129,6 +129,8 @@ class ReversibleFunction(torch.autograd.Function):
                 out = run.forward_steps(leaves, head, run.n_steps)
             ctx.tail = (leaves, out)
             final = tuple(x.detach() for x in out)
+        if run.trajectory is not None:  # recorded states carry no graph (the kept steps' is private)
+            run.trajectory = [tuple(x.detach() for x in s) for s in run.trajectory]
         ctx.run, ctx.n_state = run, n_state
         ctx.params = params
         ctx.save_for_backward(*final)

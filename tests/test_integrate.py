@@ -130,6 +130,23 @@ def test_reversible_gradient_equals_backprop(scheme, n_steps, keep_last, seed):
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11, msg=f"{kind}, keep_last={keep_last}")
 
 
+@pytest.mark.parametrize("keep_last", [0, 2, 5, 9])
+def test_reversible_trajectory_whatever_is_kept(keep_last):
+    """The states after every step are backprop's values, detached: the kept steps' graph is
+    private to the reversible gradient (a loss on a trajectory state must not reach the weights
+    through a part of the integration only)."""
+    op, x0 = paper_operator("hamiltonian", activation="relu", normalise=True, interpolation="constant",
+                            n_pieces=3, T=3.0)
+    x0.requires_grad_(True)
+    ref = pa.integrate(op, x0, "verlet", n_steps=5, trajectory=True)
+    sol = pa.integrate(op, x0, "verlet", n_steps=5, trajectory=True, gradient=Reversible(keep_last=keep_last))
+    assert len(sol.trajectory) == len(ref.trajectory) == 6
+    for a, b in zip(sol.trajectory, ref.trajectory):
+        for x, y in zip(a, b):
+            torch.testing.assert_close(x, y.detach(), rtol=0, atol=1e-13)
+            assert not x.requires_grad
+
+
 @pytest.mark.parametrize("scheme", REVERSIBLE_SCHEMES)
 def test_reversible_memory_is_independent_of_depth(scheme):
     """The tensors autograd keeps for the backward pass: the final state alone with keep_last=0,
