@@ -105,10 +105,11 @@ def solvers(op, x, T, tol, jumps):
     return out
 
 
-def case(n_pieces, tol, dev, repeats):
+def case(n_pieces, tol, dev, repeats, shape=(8, 16, 32, 32)):
+    """One field (batch, channels, size, size = ``shape``) and tolerance, every solver."""
     torch.manual_seed(0)
-    op = pa.parabolic(16, T=3.0, n_pieces=n_pieces, activation="tanh").double().to(dev)
-    x = torch.randn(8, 16, 32, 32, dtype=torch.float64, device=dev)
+    op = pa.parabolic(shape[1], T=3.0, n_pieces=n_pieces, activation="tanh").double().to(dev)
+    x = torch.randn(*shape, dtype=torch.float64, device=dev)
     t0 = time.perf_counter()
     with torch.no_grad():
         ref = torchdiffeq.odeint(lambda t, y: op.vector_field(t, (y,))[0], x, torch.tensor([0.0, 3.0], dtype=torch.float64),
@@ -139,7 +140,8 @@ def case(n_pieces, tol, dev, repeats):
         r["evals_vs_torchdiffeq"] = r["evals"] / base["evals"]
         print(f"  {r['solver']:32s} {r['seconds']*1e3:9.1f} ms  ×{r['time_vs_torchdiffeq']:.2f}  evals {r['evals']:4d}"
               f"  error {r['error']:.2e}", flush=True)
-    return dict(field=f"parabolic c=16 batch=8 32x32 float64, T=3, {n_pieces} piece(s) of θ", rtol=tol, atol=tol, rows=rows)
+    return dict(field=f"parabolic c={shape[1]} batch={shape[0]} {shape[2]}x{shape[3]} float64, T=3, {n_pieces} piece(s) of θ",
+                rtol=tol, atol=tol, rows=rows)
 
 
 def main():
@@ -147,14 +149,16 @@ def main():
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--quick", action="store_true", help="a 4-channel 8 × 8 field, batch 2, one tolerance (a smoke run)")
     args = ap.parse_args()
     dev = torch.device(args.device)
     t0 = time.perf_counter()
     cases = []
+    shape, tols = ((2, 4, 8, 8), (1e-5,)) if args.quick else ((8, 16, 32, 32), (1e-5, 1e-8))
     for n_pieces in (1, 3):
-        for tol in (1e-5, 1e-8):
+        for tol in tols:
             print(f"{n_pieces} piece(s), rtol = atol = {tol:g}", flush=True)
-            cases.append(case(n_pieces, tol, dev, args.repeats))
+            cases.append(case(n_pieces, tol, dev, args.repeats, shape))
             save(args.out or result_path(f"adaptive_{dev.type}.json"),  # after every case: kept if stopped
                  dict(provenance=provenance(device=dev), cases=cases, seconds=time.perf_counter() - t0))
 

@@ -63,10 +63,10 @@ def timed(fn, dev):
     return out, time.perf_counter() - t0
 
 
-def dense_costs(dev):
+def dense_costs(dev, sizes=((8, 8), (8, 12), (16, 12), (16, 16))):
     """Dense step-map Jacobian + eig and flow-map SVD at small sizes (parabolic, Euler)."""
     rows = []
-    for c, s in [(8, 8), (8, 12), (16, 12), (16, 16)]:
+    for c, s in sizes:
         torch.manual_seed(0)
         op = pa.parabolic(c).double().to(dev)
         y = torch.randn(1, c, s, s, dtype=torch.float64, device=dev)
@@ -108,16 +108,21 @@ def main():
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--stl10", action="store_true", help="also the STL-10 first unit (147,456 unknowns)")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--quick", action="store_true",
+                    help="the digits presets' first unit and tiny dense sizes instead (a smoke run of every part)")
     args = ap.parse_args()
     dev = torch.device(args.device)
-    res = dict(provenance=provenance(), sizes=[])
+    res = dict(provenance=provenance(), sizes=[], quick=args.quick)
     out = args.out or result_path(f"analysis_{dev.type}.json")
-    dense = dense_costs(dev)
+    dense = dense_costs(dev, ((4, 4), (4, 6), (8, 6)) if args.quick else dense_costs.__defaults__[0])
     res["dense"] = dense
     if dev.type != "cpu":
-        res["dense_eigvals_by_device"] = dense_eig_devices(dev)
+        res["dense_eigvals_by_device"] = dense_eig_devices(dev, (100, 200, 400) if args.quick else (1500, 3000, 6000))
         save(out, res)
-    datasets = ["cifar10"] + (["stl10"] if args.stl10 or dev.type == "cuda" else [])
+    if args.quick:
+        datasets = ["digits"]
+    else:
+        datasets = ["cifar10"] + (["stl10"] if args.stl10 or dev.type == "cuda" else [])
     for ds in datasets:
         entry = dict(dataset=ds)
         res["sizes"].append(entry)

@@ -143,13 +143,16 @@ def main():
     ap.add_argument("--depths", type=int, nargs="+", default=[4, 16, 64], help="depths of the small configuration")
     ap.add_argument("--repeats", type=int, default=15, help="timed runs per method (median reported)")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--quick", action="store_true", help="4 channels, 8 × 8, batch 2 at --depths only (a smoke run)")
     args = ap.parse_args()
     try:
         import revlib  # noqa: F401
     except ImportError:
         raise SystemExit("bench_reversible_peers needs revlib: pip install -e \".[peers]\" (or pip install revlib)")
     dev = torch.device(args.device)
-    if dev.type == "cuda":  # the CPU's small sizes would time kernel launches only
+    if args.quick:
+        configs = [(d, 4, 8, 2) for d in args.depths]
+    elif dev.type == "cuda":  # the CPU's small sizes would time kernel launches only
         configs = [(d, 32, 32, 64) for d in args.depths] + [(3, 64, 32, 128), (16, 64, 32, 128)]
     else:
         configs = [(d, 16, 16, 4) for d in args.depths] + [(3, 32, 32, 16), (16, 32, 32, 16)]

@@ -37,7 +37,13 @@ Parts, in order (each with a generous least and most time; ``--cap PART=MIN`` sh
 10. ``tests_full``: the whole test suite on the GPU machine.
 
 Every script saves its JSON after each measurement, so a part stopped at its time keeps what it
-finished. The package runs from this tree (``PYTHONPATH``), installed there or not; set
+finished.
+
+``--dry-run`` runs every part's script on the CPU at its smallest sizes (the table ``DRY``: the
+same scripts with ``--quick``, ``--limit`` or tiny ``--depths``/``--batch``, the test parts only
+collected), writing into ``--scratch`` and never into ``benchmarks/results``. It needs no GPU, takes
+about two minutes on 2 cores, and runs in the test suite, so that a part broken by a change is
+found before lent GPU time is spent on it. The package runs from this tree (``PYTHONPATH``), installed there or not; set
 ``PDENET_COMMIT`` where the tree has no ``.git``.
 
 The parts' time estimates are deliberately generous; a part that would not fit is recorded as
@@ -78,6 +84,30 @@ PARTS = [
                                 "cuda", "--out", "studies/results/discrete-vs-continuous-cuda"]),
     ("tests_full", 8, 20, lambda a: [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"]),
 ]
+
+#: the dry run of each part (``--dry-run``): the same script on the CPU at the smallest sizes, writing
+#: into the scratch folder ``a.scratch``, or why the part is left out of the dry run
+DRY = {
+    "training": lambda a: [PY, "benchmarks/bench_training.py", "--device", "cpu", "--steps", "1", "--batch", "4",
+                           "--fast", "--out", os.path.join(a.scratch, "training.json")],
+    "memory": lambda a: [PY, "benchmarks/bench_memory.py", "--device", "cpu", "--depths", "2", "4", "--channels", "4",
+                         "--size", "8", "--batch", "2", "--repeats", "1", "--out", os.path.join(a.scratch, "memory.json")],
+    "reversible_peers": lambda a: [PY, "benchmarks/bench_reversible_peers.py", "--device", "cpu", "--quick",
+                                   "--depths", "2", "4", "--repeats", "1", "--out",
+                                   os.path.join(a.scratch, "reversible_peers.json")],
+    "tests": lambda a: [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--collect-only", "-k", "cuda", "tests"],
+    "analysis": lambda a: [PY, "benchmarks/bench_analysis.py", "--device", "cpu", "--quick", "--out",
+                           os.path.join(a.scratch, "analysis.json")],
+    "analyze": lambda a: [PY, "-m", "pdenet_analysis", "analyze", "digits-hamiltonian", "--all-blocks", "--examples", "2",
+                          "--device", "cpu", "--quiet", "--out", os.path.join(a.scratch, "analyze")],
+    "adaptive": lambda a: [PY, "benchmarks/bench_adaptive.py", "--device", "cpu", "--quick", "--repeats", "1", "--out",
+                           os.path.join(a.scratch, "adaptive.json")],
+    "fashion_mnist": lambda a: [PY, "studies/fashion_mnist.py", "--epochs", "1", "--limit", "200", "--device", "cpu",
+                                "--data-dir", a.data_dir, "--runs", os.path.join(a.scratch, "runs"),
+                                "--out", os.path.join(a.scratch, "fashion_mnist.json")],
+    "study": lambda a: "its --quick grid takes about 8 minutes on 2 CPU cores; .ci/run runs it on the CPU",
+    "tests_full": lambda a: [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--collect-only", "tests"],
+}
 
 
 def parse_caps(items: list[str]) -> dict[str, float]:
@@ -126,29 +156,27 @@ def main():
     ap.add_argument("--cap", nargs="+", default=[], metavar="PART=MIN", help="at most MIN minutes for PART")
     ap.add_argument("--compile", nargs="*", default=["hamiltonian"],
                     help="presets whose training step is also measured under torch.compile (its compile time is long)")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="run every part's script on the CPU at the smallest sizes, into --scratch (no GPU needed, "
+                         "nothing under benchmarks/results is written): a broken part is found before GPU time is spent")
+    ap.add_argument("--scratch", default=None, help="the dry run's folder (default: a new temporary one)")
     args = ap.parse_args()
     caps = parse_caps(args.cap)
     import torch
 
     os.chdir(ROOT)
+    if args.dry_run:
+        return dry_run(args)
     if not torch.cuda.is_available():
-        print("gpu_campaign: no CUDA device here; nothing to measure (the CPU benchmarks run on their own)",
-              file=sys.stderr)
+        print("gpu_campaign: no CUDA device here; nothing to measure (the CPU benchmarks run on their own; "
+              "--dry-run tries every part on the CPU)", file=sys.stderr)
         return 2
     deadline = time.monotonic() + 60 * args.budget_min
     logs = result_path("gpu_campaign")
     os.makedirs(logs, exist_ok=True)
     out = dict(provenance=provenance(device="cuda"), gpu=gpu_info(), budget_min=args.budget_min, parts=[])
     summary_path = result_path("gpu_campaign.json")
-
-    def write():
-        with open(summary_path + ".tmp", "w") as f:
-            json.dump(out, f, indent=1)
-        os.replace(summary_path + ".tmp", summary_path)
-
-    write()
-    # the package runs from this tree whether or not it is installed there
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
+    _write(out, summary_path)
     for name, need_min, max_min, cmd in PARTS:
         if args.only and name not in args.only:
             continue
@@ -160,21 +188,65 @@ def main():
         elif left < need_min:
             entry.update(status="skipped", why=f"{left:.1f} min left, the part needs at least {need_min}")
         else:
-            log = os.path.join(logs, f"{name}.log")
-            t0 = time.monotonic()
-            print(f"gpu_campaign: {name} (up to {allowed:.1f} min): {entry['command']}", flush=True)
-            with open(log, "w") as f:
-                try:
-                    rc = subprocess.run(cmd(args), stdout=f, stderr=subprocess.STDOUT, env=env,
-                                        timeout=max(60 * allowed - 10, 30)).returncode
-                    entry["status"] = "ok" if rc == 0 else f"exit {rc}"
-                except subprocess.TimeoutExpired:
-                    entry["status"] = "timed out (partial results in its log and JSON)"
-            entry.update(minutes=(time.monotonic() - t0) / 60, log=os.path.relpath(log, ROOT), tail=_tail(log))
+            run_part(entry, cmd(args), os.path.join(logs, f"{name}.log"), 60 * allowed)
         out["parts"].append(entry)
-        write()
+        _write(out, summary_path)
         print(f"gpu_campaign: {name}: {entry['status']}", flush=True)
     return 0
+
+
+def dry_run(args) -> int:
+    """Every part's script on the CPU at its smallest sizes (:data:`DRY`); 0 when every part that
+    runs ends well, 1 otherwise. The summary and logs go to ``args.scratch``."""
+    import tempfile
+
+    args.scratch = os.path.abspath(args.scratch or tempfile.mkdtemp(prefix="gpu_campaign_dry_"))
+    os.makedirs(args.scratch, exist_ok=True)
+    out = dict(provenance=provenance(device="cpu"), dry_run=True, parts=[])
+    summary_path = os.path.join(args.scratch, "gpu_campaign.json")
+    failed = []
+    for name, *_ in PARTS:
+        if args.only and name not in args.only:
+            continue
+        dry = DRY[name](args)
+        entry = dict(part=name)
+        if isinstance(dry, str):
+            entry.update(status="not run in the dry run", why=dry)
+        elif name == "fashion_mnist" and not os.path.isdir(args.data_dir):
+            entry.update(status="skipped", why=f"no Fashion-MNIST files in {args.data_dir}")
+        else:
+            entry["command"] = " ".join(dry)
+            run_part(entry, dry, os.path.join(args.scratch, f"{name}.log"), 600)
+            if entry["status"] != "ok":
+                failed.append(name)
+        out["parts"].append(entry)
+        _write(out, summary_path)
+        print(f"gpu_campaign --dry-run: {name}: {entry['status']}", flush=True)
+    print(f"gpu_campaign --dry-run: {'failed: ' + ', '.join(failed) if failed else 'every part ran'}; "
+          f"summary in {summary_path}", flush=True)
+    return 1 if failed else 0
+
+
+def run_part(entry: dict, argv: list[str], log: str, seconds: float) -> None:
+    """Run one part's command with its output in ``log``, at most ``seconds``; record how it ended."""
+    # the package runs from this tree whether or not it is installed there
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
+    os.makedirs(os.path.dirname(log), exist_ok=True)
+    t0 = time.monotonic()
+    print(f"gpu_campaign: {entry['part']} (up to {seconds / 60:.1f} min): {' '.join(argv)}", flush=True)
+    with open(log, "w") as f:
+        try:
+            rc = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, env=env, timeout=max(seconds - 10, 30)).returncode
+            entry["status"] = "ok" if rc == 0 else f"exit {rc}"
+        except subprocess.TimeoutExpired:
+            entry["status"] = "timed out (partial results in its log and JSON)"
+    entry.update(minutes=(time.monotonic() - t0) / 60, log=os.path.relpath(log, ROOT), tail=_tail(log))
+
+
+def _write(out: dict, path: str) -> None:
+    with open(path + ".tmp", "w") as f:
+        json.dump(out, f, indent=1)
+    os.replace(path + ".tmp", path)
 
 
 if __name__ == "__main__":

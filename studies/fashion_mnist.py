@@ -12,6 +12,7 @@ the run is on CPU (the paper trains 100).
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -36,10 +37,16 @@ def main():
     ap.add_argument("--runs", default="runs/fashion_mnist")
     ap.add_argument("--out", default="studies/results/fashion_mnist_cpu.json")
     ap.add_argument("--archs", nargs="+", default=["parabolic", "hamiltonian", "second_order", "resnet"])
+    ap.add_argument("--limit", type=int, default=None, metavar="N",
+                    help="only the first N training and N test images (the GPU campaign's dry run); not the protocol")
     ap.add_argument("--fast", action="store_true",
                     help="the GPU settings: the step recorded as a CUDA graph, bf16 autocast, channels-last")
     args = ap.parse_args()
     data = load_dataset("fashion_mnist", args.data_dir)
+    if args.limit is not None:
+        n = args.limit
+        data = dataclasses.replace(data, x_train=data.x_train[:n], y_train=data.y_train[:n], x_test=data.x_test[:n],
+                                   y_test=data.y_test[:n])
     prov = provenance()  # at the start: the code that ran
     results = []
     fast = dict(cuda_graph=True, amp=True, channels_last=True) if args.fast else {}
@@ -58,7 +65,7 @@ def main():
                             history=hist))
         print(json.dumps({k: v for k, v in results[-1].items() if k != "history"}), flush=True)
         # after every architecture: a run stopped at its time keeps what it finished
-        save(args.out, dict(provenance=prov, seed=args.seed, epochs=args.epochs, device=args.device,
+        save(args.out, dict(provenance=prov, seed=args.seed, epochs=args.epochs, device=args.device, limit=args.limit,
                             protocol=TrainConfig(epochs=args.epochs, **fast).__dict__, results=results))
 
 
