@@ -11,9 +11,9 @@
                 round-off of the reconstruction (paper §3.2; the authors'
                 ``DoubleHamiltonianNN.JTmv`` does the same).
 
-                Its time is bounded below by backprop's plus one forward pass without a graph
-                (every evaluation of the forward pass is made again, differentiated, in the
-                backward pass). ``Reversible(keep_last=k)`` trades memory for that time: the last
+                Its time is about backprop's plus one forward pass without a graph (every
+                evaluation of the forward pass is made again, differentiated, in the backward
+                pass; benchmarks/bench_reversible_peers.py measures both, and revlib). ``Reversible(keep_last=k)`` trades memory for that time: the last
                 k steps record their graph in the forward pass as backprop does (memory k steps,
                 still independent of the depth), so the backward pass rebuilds only the first
                 n − k steps. For the paper's blocks of 3 steps, k = 1 saves a third of the
