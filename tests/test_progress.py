@@ -18,8 +18,11 @@ def test_time_left_counts_down_between_units(monkeypatch):
     p(0, "second, halfway")  # no unit finished: 5 s later, 15 s left (not re-estimated to 30 s)
     assert "~   15s left" in buf.getvalue().split("\r")[-1]
     clock[0] = 40.0
-    p(0, "second, late")  # the estimate ran out: never negative
-    assert "~    0s left" in buf.getvalue().split("\r")[-1]
+    p(0, "second, late")  # the estimate ran out: the third unit still takes its share, 40 s per 2 units
+    assert "~   20s left" in buf.getvalue().split("\r")[-1]
+    clock[0] = 41.0
+    p(0, "second, later")  # and grows with the overrun, never counting down to 0 with units left
+    assert "~   20s left" in buf.getvalue().split("\r")[-1]
     clock[0] = 42.0
     p(1)
     assert "~   21s left" in buf.getvalue().split("\r")[-1]  # 42 s for 2 units, 1 left
@@ -55,3 +58,17 @@ def test_weights_must_match_the_units():
 
     with pytest.raises(InvalidArgumentError, match="one per unit"):
         progress.Progress(3, "t", weights=[1, 2])
+
+
+def test_last_unit_overrunning_counts_down_to_zero(monkeypatch):
+    """With no unit after the running one nothing is left to estimate from: the countdown stops at
+    0, never negative."""
+    clock = [0.0]
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: clock[0])
+    buf = io.StringIO()
+    p = progress.Progress(2, "t", stream=buf)
+    clock[0] = 10.0
+    p(1)
+    clock[0] = 30.0
+    p(0, "last, late")
+    assert "~    0s left" in buf.getvalue().split("\r")[-1]
