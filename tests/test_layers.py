@@ -44,3 +44,27 @@ def test_conv_adjoint_float64_route_is_the_transposed_convolution(c_in, c_out, h
     W = torch.randn(c_out, c_in, k, k, generator=g, dtype=torch.float64)
     ref = torch.nn.functional.conv_transpose2d(y, W, padding=k // 2)
     torch.testing.assert_close(F.conv_adjoint(y, W), ref, rtol=0, atol=1e-13)
+
+
+def test_hamiltonian_g_is_minus_the_layer_bit_for_bit():
+    """g = −F_sym(θ², ·): the sign put on the kernel gives exactly the negated layer output, and a
+    layer subclass with its own forward (no ``negate``) is negated the plain way."""
+    import pdenet_analysis as pa
+    from pdenet_analysis.operators import HamiltonianOperator
+    from pdenet_analysis.operators.layers import SymmetricLayer
+    from pdenet_analysis.operators.timegrid import TimeGrid
+
+    torch.manual_seed(0)
+    for dtype in (torch.float32, torch.float64):
+        op = pa.hamiltonian(8, T=2.0, n_pieces=2).to(dtype)
+        y = torch.randn(3, 4, 7, 7, dtype=dtype)
+        assert torch.equal(op.part_g(0.5, y), -op.layer_z(0.5, y))
+
+    class Halved(SymmetricLayer):
+        def forward(self, t, y):
+            return 0.5 * super().forward(t, y)
+
+    g = TimeGrid(1.0, 1)
+    op = HamiltonianOperator(SymmetricLayer(4, g), Halved(4, g))
+    y = torch.randn(2, 4, 5, 5)
+    assert torch.equal(op.part_g(0.5, y), -op.layer_z(0.5, y))
