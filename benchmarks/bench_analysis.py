@@ -63,7 +63,11 @@ def timed(fn, dev):
     return out, time.perf_counter() - t0
 
 
-def dense_costs(dev, sizes=((8, 8), (8, 12), (16, 12), (16, 16))):
+#: (channels, size) of the dense step-map Jacobians whose cost is extrapolated; the --quick ones
+DENSE_SIZES, QUICK_DENSE_SIZES = ((8, 8), (8, 12), (16, 12), (16, 16)), ((4, 4), (4, 6), (8, 6))
+
+
+def dense_costs(dev, sizes=DENSE_SIZES):
     """Dense step-map Jacobian + eig and flow-map SVD at small sizes (parabolic, Euler)."""
     rows = []
     for c, s in sizes:
@@ -114,7 +118,7 @@ def main():
     dev = torch.device(args.device)
     res = dict(provenance=provenance(), sizes=[], quick=args.quick)
     out = args.out or result_path(f"analysis_{dev.type}.json")
-    dense = dense_costs(dev, ((4, 4), (4, 6), (8, 6)) if args.quick else dense_costs.__defaults__[0])
+    dense = dense_costs(dev, QUICK_DENSE_SIZES if args.quick else DENSE_SIZES)
     res["dense"] = dense
     if dev.type != "cpu":
         res["dense_eigvals_by_device"] = dense_eig_devices(dev, (100, 200, 400) if args.quick else (1500, 3000, 6000))

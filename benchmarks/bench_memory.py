@@ -31,33 +31,9 @@ import pdenet_analysis as pa
 from pdenet_analysis.gradients import Reversible
 from pdenet_analysis.networks import PDEBlock
 from pdenet_analysis.schemes.base import Scheme
+from pdenet_analysis.testing import SavedBytes
 
 from _provenance import provenance, result_path, save
-
-
-class SavedBytes:
-    """Bytes of the distinct tensors autograd saves for backward (saved_tensors_hooks), less the
-    storage of ``exclude`` (the weights, which are held whether or not autograd saves a view of
-    them)."""
-
-    def __init__(self, exclude=()):
-        self.bytes = 0
-        self._seen = {(t.untyped_storage().data_ptr(), t.untyped_storage().nbytes()) for t in exclude}
-
-    def pack(self, t):
-        key = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
-        if key not in self._seen:
-            self._seen.add(key)
-            self.bytes += t.untyped_storage().nbytes()
-        return t
-
-    def __enter__(self):
-        self._ctx = torch.autograd.graph.saved_tensors_hooks(self.pack, lambda t: t)
-        self._ctx.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self._ctx.__exit__(*exc)
 
 
 #: the reversible gradient's generic route (every evaluation twice), measured beside the scheme's own
@@ -67,14 +43,20 @@ KEEP1 = "reversible (keep_last=1)"
 GRADIENTS = ("backprop", "reversible", KEEP1, GENERIC, "adjoint")
 
 
-def block(arch: str, depth: int, channels: int, dev, gradient: str):
+def deep_operator(arch: str, depth: int, channels: int, dev):
+    """The Hamiltonian or second-order operator with one weight set per step over T = depth, its
+    kernels scaled by 0.3: small weights keep deep blocks well inside the stability region."""
     torch.manual_seed(0)
     op = (pa.hamiltonian if arch == "hamiltonian" else pa.second_order)(channels, T=float(depth), n_pieces=depth)
-    with torch.no_grad():  # small weights keep deep blocks well inside the stability region
+    with torch.no_grad():
         for layer in op.layers():
             for w in layer.kernels():
                 w.mul_(0.3)
-    op = op.to(dev)
+    return op.to(dev)
+
+
+def block(arch: str, depth: int, channels: int, dev, gradient: str):
+    op = deep_operator(arch, depth, channels, dev)
     scheme = {"hamiltonian": "verlet", "second_order": "leapfrog"}[arch]
     if gradient == "adjoint":
         return PDEBlock(op, "dopri5", gradient="adjoint", rtol=1e-3, atol=1e-3)

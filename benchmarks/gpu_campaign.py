@@ -19,7 +19,7 @@ Parts, in order (each with a generous least and most time; ``--cap PART=MIN`` sh
 2. ``memory``: peak CUDA memory, saved bytes and time of forward + backward for Hamiltonian and
    leapfrog blocks at depth 4, 16, 64, 256 with backprop, reversible and the adjoint
    (``bench_memory.py``);
-3. ``reversible_peers``: the reversible gradient against backprop, its bound and revlib on the
+3. ``reversible_peers``: the reversible gradient against backprop, its expected cost and revlib on the
    identical computation (``bench_reversible_peers.py``; needs revlib — carry its wheel);
 4. ``tests``: the device-parametrised tests on CUDA (``pytest -k cuda``);
 5. ``analysis``: the analysis benchmarks at CIFAR-10's and STL-10's first-unit sizes
@@ -42,9 +42,11 @@ finished.
 ``--dry-run`` runs every part's script on the CPU at its smallest sizes (the table ``DRY``: the
 same scripts with ``--quick``, ``--limit`` or tiny ``--depths``/``--batch``, the test parts only
 collected), writing into ``--scratch`` and never into ``benchmarks/results``. It needs no GPU, takes
-about two minutes on 2 cores, and runs in the test suite, so that a part broken by a change is
-found before lent GPU time is spent on it. The package runs from this tree (``PYTHONPATH``), installed there or not; set
-``PDENET_COMMIT`` where the tree has no ``.git``.
+about a minute on 2 cores, and runs in the test suite, so that a part broken by a change is
+found before lent GPU time is spent on it.
+
+The package runs from this tree (``PYTHONPATH``), installed there or not; set ``PDENET_COMMIT``
+where the tree has no ``.git``.
 
 The parts' time estimates are deliberately generous; a part that would not fit is recorded as
 skipped and the campaign goes on to the next one.

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 import pdenet_analysis as pa
 from pdenet_analysis.gradients import Reversible
 from pdenet_analysis.operators import functional as F
+from pdenet_analysis.testing import SavedBytes
 
 from .helpers import REVERSIBLE_SCHEMES, paper_operator
 
@@ -157,17 +158,9 @@ def test_reversible_memory_is_independent_of_depth(scheme):
         op, y0 = paper_operator(kind, activation="relu", normalise=True, interpolation="constant",
                                 n_pieces=n_steps, T=float(n_steps))
         y0.requires_grad_(True)
-        weights = {p.untyped_storage().data_ptr() for p in op.parameters()}  # held anyway, not activations
-        seen = {}
-
-        def pack(t):
-            if t.untyped_storage().data_ptr() not in weights:
-                seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-            return t
-
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        with SavedBytes(exclude=op.parameters()) as saved:  # the weights are held anyway
             pa.integrate(op, y0, scheme, n_steps=n_steps, gradient=gradient)
-        return sum(seen.values()), y0.numel() * y0.element_size()
+        return saved.bytes, y0.numel() * y0.element_size()
 
     for keep in (0, 1):
         assert saved(Reversible(keep_last=keep), 16)[0] == saved(Reversible(keep_last=keep), 4)[0], keep

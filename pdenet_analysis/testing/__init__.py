@@ -1,4 +1,5 @@
-"""Test problems, Hypothesis strategies and property checks for schemes (yours and ours)."""
+"""Test problems, Hypothesis strategies and property checks for schemes (yours and ours), and the
+meter of what autograd saves for backward (:class:`SavedBytes`)."""
 
 from .problems import (
     LinearFirstOrder,
@@ -12,7 +13,8 @@ from .problems import (
 
 from . import strategies
 from .checks import check_adjoint, check_inversion, check_nonexpansive, check_order, linear_problem
+from .memory import SavedBytes
 
 __all__ = ["strategies", "check_adjoint", "check_inversion", "check_nonexpansive", "check_order", "linear_problem",
            "LinearFirstOrder", "LinearHamiltonian", "LinearSecondOrder", "TimeDependentLinear", "harmonic_oscillator",
-           "random_spd", "random_stable_matrix"]
+           "random_spd", "random_stable_matrix", "SavedBytes"]
