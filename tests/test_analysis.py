@@ -83,6 +83,20 @@ def test_largest_stable_step_euler_and_leapfrog():
     assert A.largest_stable_step(mu, "J", pa.get_scheme("rk4")) == pytest.approx(2.785293563405282 / 4, rel=1e-6)
 
 
+@pytest.mark.parametrize("scheme, how, mu", [
+    ("euler", "J", [-4.0, 0.01]),  # Re λ > 0: forward Euler grows at every h
+    ("rk4", "J", [-4.0, 1e-3 + 1.0j]),
+    ("leapfrog", "J_acc", [-4.0, -1.0 + 0.01j]),  # z = h²μ off the negative axis
+    ("symplectic_euler", "BA", [-4.0, -1.0 + 1e-4j]),
+])
+def test_largest_stable_step_is_zero_where_every_step_is_unstable(scheme, how, mu):
+    """Not the h ≈ 1e-10 at which the growth falls below the amplification's round-off tolerance."""
+    s = pa.get_scheme(scheme)
+    mu = np.array(mu, dtype=complex)
+    assert A.largest_stable_step(mu, how, s) == 0.0
+    assert np.max(s.amplification(A.to_stability_variable(mu, how, s, 1e-3))) > 1  # unstable at a small h too
+
+
 def test_stability_report_places_points_and_serialises(tmp_path):
     op, y0 = paper_operator("parabolic", activation="relu", normalise=False, interpolation="constant", n_pieces=3, T=3.0, scale=8)
     rep = A.spectrum_along_trajectory(op, y0, "euler", k=3)

@@ -34,14 +34,26 @@ def to_stability_variable(mu: np.ndarray, how: str, scheme, h: float) -> np.ndar
     return h * np.concatenate([root, -root])
 
 
-def largest_stable_step(mu: np.ndarray, how: str, scheme, h_max: float = 1e6) -> float:
-    """The largest h for which every z(h) of the computed eigenvalues is in the stability region."""
+def largest_stable_step(mu: np.ndarray, how: str, scheme, h_max: float = 1e6, z_min: float = 1e-6) -> float:
+    """The largest h for which every z(h) of the computed eigenvalues is in the stability region.
+
+    0 when no step with |z| ≥ ``z_min`` for the largest eigenvalue is stable: a point z = hλ with
+    Re λ > 0 (or, for z = h²μ, a non-real μ) leaves the region at every h > 0, but only by
+    O(|z|·|Re λ|/|λ|), which the round-off tolerance of the amplification (10⁻¹²) hides for
+    h ≲ 10⁻¹²/|Re λ|. Searching from h = 0 would report that tolerance (h ≈ 10⁻¹⁰) as a stable
+    step; searching from |z| = ``z_min`` reports 0, and an unstable part of relative size above
+    about 10⁻⁶ is always seen.
+    """
     def ok(h):
         return bool(np.all(scheme.amplification(to_stability_variable(mu, how, scheme, h)) <= 1 + 1e-12))
 
-    if not ok(1e-12):
+    scale = float(np.max(np.abs(to_stability_variable(mu, how, scheme, 1.0)), initial=0.0))  # |z| per unit h
+    if scale == 0.0:
+        return float("inf")
+    h_min = z_min / scale if scheme.stability_variable != "h^2*lambda" else np.sqrt(z_min / scale)
+    if not ok(h_min):
         return 0.0
-    lo, hi = 0.0, 1.0
+    lo, hi = h_min, max(1.0, 2 * h_min)
     while ok(hi) and hi < h_max:
         lo, hi = hi, hi * 2
     if hi >= h_max:
