@@ -54,7 +54,7 @@ def main():
         torch.manual_seed(args.seed)
         model = pa.build_preset(f"fashion_mnist-{arch}")
         cfg = TrainConfig(epochs=args.epochs, device=args.device, seed=args.seed, out=os.path.join(args.runs, arch),
-                          progress=False, resume=True, **fast)
+                          progress=True, resume=True, **fast)  # one line per epoch
         t0 = time.perf_counter()
         s = train(model, data, cfg, log=lambda m: print(arch, m, flush=True))
         hist = s.pop("history")
