@@ -13,7 +13,10 @@ solver gets the same rtol = atol and is measured for
   accepted and rejected steps;
 * the error at T against a reference (torchdiffeq dopri8 at rtol = atol = 1e-11 with its steps
   forced to end at the jumps): the largest per-example relative error ‖y − y_ref‖/‖y_ref‖, so
-  that "as fast" is read at the accuracy each solver actually delivers.
+  that "as fast" is read at the accuracy each solver actually delivers;
+* host reads of tensor values per solve (:class:`pdenet_analysis.testing.HostReads`), counted with
+  the finiteness checks deferred as on a GPU: each is a synchronisation that stalls a GPU's queue,
+  and the count is the same on every device, so the CPU run shows what a GPU run would wait for.
 
 Solvers: raw ``torchdiffeq.odeint`` (dopri5), ``pa.integrate`` with ``dopri5`` on both engines
 (torchdiffeq, the default, and ``backend="torchode"``; both force steps to end at θ's jumps), and,
@@ -29,6 +32,8 @@ import torch
 import torchdiffeq
 
 import pdenet_analysis as pa
+from pdenet_analysis.schemes import adaptive
+from pdenet_analysis.testing import HostReads
 
 from _provenance import interleaved_medians, provenance, result_path, save
 
@@ -122,9 +127,14 @@ def case(n_pieces, tol, dev, repeats, shape=(8, 16, 32, 32)):
         times = interleaved_medians([r for r, _, _ in runs.values()], repeats, dev, warmup=1)
         for (name, (run, counted, stats)), sec in zip(runs.items(), times):
             counted.calls = 0
-            y = run()
+            host_check, adaptive.HOST_CHECK_EVERY_EVALUATION = adaptive.HOST_CHECK_EVERY_EVALUATION, False
+            try:  # the reads a GPU run makes: finiteness checked once per solve, not per evaluation
+                with HostReads() as reads:
+                    y = run()
+            finally:
+                adaptive.HOST_CHECK_EVERY_EVALUATION = host_check
             err = ((y - ref).flatten(1).norm(dim=1) / ref.flatten(1).norm(dim=1)).max().item()
-            row = dict(solver=name, seconds=sec, error=err)
+            row = dict(solver=name, seconds=sec, error=err, host_reads=reads.count)
             if name.startswith("pa.integrate"):  # it counts its own evaluations and steps
                 s = stats()
                 row.update(evals=int(s.n_evals), accepted=int(s.n_accepted), rejected=int(s.n_rejected))
@@ -138,8 +148,8 @@ def case(n_pieces, tol, dev, repeats, shape=(8, 16, 32, 32)):
     for r in rows:
         r["time_vs_torchdiffeq"] = r["seconds"] / base["seconds"]
         r["evals_vs_torchdiffeq"] = r["evals"] / base["evals"]
-        print(f"  {r['solver']:32s} {r['seconds']*1e3:9.1f} ms  ×{r['time_vs_torchdiffeq']:.2f}  evals {r['evals']:4d}"
-              f"  error {r['error']:.2e}", flush=True)
+        print(f"  {r['solver']:38s} {r['seconds']*1e3:9.1f} ms  ×{r['time_vs_torchdiffeq']:.2f}  evals {r['evals']:4d}"
+              f"  host reads {r['host_reads']:4d}  error {r['error']:.2e}", flush=True)
     return dict(field=f"parabolic c={shape[1]} batch={shape[0]} {shape[2]}x{shape[3]} float64, T=3, {n_pieces} piece(s) of θ",
                 rtol=tol, atol=tol, rows=rows)
 

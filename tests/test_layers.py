@@ -1,3 +1,4 @@
+import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
@@ -68,3 +69,49 @@ def test_hamiltonian_g_is_minus_the_layer_bit_for_bit():
     op = HamiltonianOperator(SymmetricLayer(4, g), Halved(4, g))
     y = torch.randn(2, 4, 5, 5)
     assert torch.equal(op.part_g(0.5, y), -op.layer_z(0.5, y))
+
+
+@given(st.sampled_from(["constant", "linear"]), st.integers(1, 6), st.floats(0.25, 4.0),
+       st.one_of(st.floats(-1.0, 5.0), st.integers(-1, 12).map(lambda k: k / 3)),
+       st.sampled_from([torch.float32, torch.float64]))
+def test_theta_at_a_tensor_time_is_theta_at_the_float(interpolation, n_pieces, T, t, dtype):
+    """θ(t) for a tensor t (adaptive solvers; gathered on the device, no host read) is the θ of
+    the same t as a float, bit for bit, at the pieces' ends too; a linear θ is differentiable in t
+    with ∂θ/∂t = (θ_{j+1} − θ_j)/spacing inside a piece."""
+    from pdenet_analysis.operators.timegrid import TimeGrid, evaluate_all
+
+    grid = TimeGrid(T, n_pieces, interpolation)
+    g = torch.Generator().manual_seed(n_pieces)
+    values = [torch.randn(grid.n_nodes, 3, 2, generator=g, dtype=torch.float64).to(dtype),
+              torch.randn(grid.n_nodes, 4, generator=g, dtype=torch.float64).to(dtype)]
+    t = t * T / 3
+    for tt in (torch.tensor(t, dtype=torch.float64), torch.tensor(t, dtype=torch.float32)):
+        for a, b in zip(evaluate_all(grid, values, tt), evaluate_all(grid, values, float(tt))):
+            assert torch.equal(a, b)
+    if interpolation == "linear":
+        tt = torch.tensor(t, dtype=torch.float64, requires_grad=True)
+        (d,) = torch.autograd.grad(evaluate_all(grid, values[1:], tt)[0].sum(), tt, allow_unused=True)
+        u = t / grid.spacing
+        inside = 0 < u < n_pieces and u != int(u)
+        if inside:
+            j = int(u)
+            expected = float((values[1][j + 1] - values[1][j]).double().sum()) / grid.spacing
+            assert float(d) == pytest.approx(expected, rel=1e-5, abs=1e-5)
+        elif not 0 <= u <= n_pieces:
+            assert d is None or float(d) == 0.0  # θ is constant outside [0, T]
+
+
+def test_theta_at_a_tensor_time_reads_nothing_on_the_host():
+    """No .item()/float() of t: each such read is a synchronisation of a GPU's queue per evaluation."""
+    from pdenet_analysis.operators.timegrid import TimeGrid, evaluate_all
+    from pdenet_analysis.testing import HostReads
+
+    for interpolation in ("constant", "linear"):
+        grid = TimeGrid(3.0, 3, interpolation)
+        values = [torch.randn(grid.n_nodes, 4, 4)]
+        with HostReads() as reads:
+            evaluate_all(grid, values, torch.tensor(1.7, dtype=torch.float64))
+        assert reads.count == 0
+        with HostReads() as reads:  # the meter itself: a float() of a tensor is one read
+            grid.coefficients(torch.tensor(1.7))
+        assert reads.count == 1

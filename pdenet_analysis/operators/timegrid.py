@@ -171,12 +171,33 @@ def evaluate(grid: TimeGrid, values: torch.Tensor, t: float | torch.Tensor) -> t
 def evaluate_all(grid: TimeGrid, values, t: float | torch.Tensor) -> list[torch.Tensor]:
     """θ(t) of each stacked tensor in ``values`` (see :func:`evaluate`), the piece of t looked
     up once for all of them: a layer evaluates all its parameters at every call."""
+    if isinstance(t, torch.Tensor):
+        return _evaluate_at_tensor(grid, values, t)
     i, k, s = grid.coefficients(t)
-    if isinstance(t, torch.Tensor) and i != k and t.requires_grad:
-        w = (t / grid.spacing - i).clamp(0.0, 1.0)
-        return [v[i] + w.to(v.dtype) * (v[k] - v[i]) for v in values]
     if s == 0.0:
         return [v[i] for v in values]
     if s == 1.0:
         return [v[k] for v in values]
     return [torch.lerp(v[i], v[k], s) for v in values]
+
+
+def _evaluate_at_tensor(grid: TimeGrid, values, t: torch.Tensor) -> list[torch.Tensor]:
+    """:func:`evaluate_all` at a tensor time without reading it on the host: the piece is found
+    and gathered on the weights' device. Adaptive solvers pass t as a tensor at every evaluation,
+    and a host read there stalls a GPU's queue once per evaluation. The arithmetic is that of
+    :meth:`TimeGrid.coefficients` (in float64, as its Python floats), so both give the same θ.
+    A piecewise-linear θ stays differentiable in t (:func:`evaluate`)."""
+    dev = values[0].device
+    u = t.reshape(()).to(device=dev, dtype=torch.float64) / grid.spacing
+    if grid.interpolation == "constant":
+        j = u.floor().clamp(0, grid.n_pieces - 1).long().reshape(1)
+        return [v.index_select(0, j).squeeze(0) for v in values]
+    u = u.clamp(0.0, float(grid.n_pieces))
+    j = u.detach().floor().clamp(max=grid.n_pieces - 1)
+    w = u - j
+    ends = torch.stack([j, j + 1]).long()
+    out = []
+    for v in values:
+        left, right = v.index_select(0, ends).unbind(0)
+        out.append(torch.lerp(left, right, w.to(v.dtype)))
+    return out
