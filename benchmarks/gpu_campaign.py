@@ -16,6 +16,8 @@ Parts, in order (each with a generous least and most time; ``--cap PART=MIN`` sh
    plain PyTorch fp32 loop of the same network in the same process — ours in fp32, ours with
    bf16 autocast + channels-last, that under ``torch.compile`` for the presets named by
    ``--compile``, and each recorded as a CUDA graph — and the projected time of the paper's 100-epoch protocol (``bench_training.py``);
+   then ``regulariser``: the regulariser's forward + backward and the box constraint, fused against
+   per parameter, in kernels and time (``bench_regulariser.py``, a few seconds);
 2. ``memory``: peak CUDA memory, saved bytes and time of forward + backward for Hamiltonian and
    leapfrog blocks at depth 4, 16, 64, 256 with backprop, reversible and the adjoint
    (``bench_memory.py``);
@@ -71,6 +73,7 @@ PY = sys.executable
 PARTS = [
     ("training", 3, 8, lambda a: [PY, "benchmarks/bench_training.py", "--device", "cuda", "--steps", "20", "--fast",
                                   "--cuda-graph", "--compile", *a.compile]),
+    ("regulariser", 0.5, 2, lambda a: [PY, "benchmarks/bench_regulariser.py", "--device", "cuda"]),
     ("memory", 2, 6, lambda a: [PY, "benchmarks/bench_memory.py", "--device", "cuda"]),
     ("reversible_peers", 1, 4, lambda a: [PY, "benchmarks/bench_reversible_peers.py", "--device", "cuda"]),
     ("tests", 1, 4, lambda a: [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "cuda", "tests"]),
@@ -92,6 +95,8 @@ PARTS = [
 DRY = {
     "training": lambda a: [PY, "benchmarks/bench_training.py", "--device", "cpu", "--steps", "1", "--batch", "4",
                            "--fast", "--out", os.path.join(a.scratch, "training.json")],
+    "regulariser": lambda a: [PY, "benchmarks/bench_regulariser.py", "--device", "cpu", "--repeats", "1", "--archs",
+                              "parabolic", "--out", os.path.join(a.scratch, "regulariser.json")],
     "memory": lambda a: [PY, "benchmarks/bench_memory.py", "--device", "cpu", "--depths", "2", "4", "--channels", "4",
                          "--size", "8", "--batch", "2", "--repeats", "1", "--out", os.path.join(a.scratch, "memory.json")],
     "reversible_peers": lambda a: [PY, "benchmarks/bench_reversible_peers.py", "--device", "cpu", "--quick",

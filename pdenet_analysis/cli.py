@@ -191,19 +191,23 @@ def _cmd_train(args) -> int:
     from .networks import build_preset
     from .training import TrainConfig, train
 
+    from .errors import InvalidArgumentError
+
     gradient = args.gradient
     if args.keep_last is not None:
-        from .errors import InvalidArgumentError
         from .gradients import Reversible
 
         if gradient != "reversible":
             raise InvalidArgumentError("--keep-last is an option of the reversible gradient; add --gradient reversible")
         gradient = Reversible(keep_last=args.keep_last)
+    if args.dtype == "float64" and args.amp:
+        raise InvalidArgumentError("--amp runs the layers in bfloat16, which --dtype float64 rules out; drop one of them")
     data = load_dataset(args.dataset, args.data_dir, args.download)
     torch.manual_seed(args.seed)
     model = build_preset(args.model)
     if args.scheme is not None or args.steps is not None or gradient is not None:
         model = model.with_scheme(args.scheme, args.steps, gradient)
+    model = model.to(getattr(torch, args.dtype))
     _check_fits(model, data.x_train[:1], f"the {args.dataset} data set")
     cfg = TrainConfig(epochs=args.epochs, device=args.device, out=args.out, resume=args.resume, seed=args.seed, dataset=args.dataset,
                       augment=not args.no_augment, lr=args.lr, progress=not args.quiet, amp=args.amp,
@@ -293,6 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-augment", action="store_true")
     t.add_argument("--quiet", action="store_true", help="no per-batch progress or per-epoch lines on stderr/stdout")
     t.add_argument("--amp", action="store_true", help="bfloat16 autocast of the layers (the reversible state stays float32)")
+    t.add_argument("--dtype", default="float32", choices=["float32", "float64"],
+                   help="precision of the weights, the data and the training (float64: round-off of 1e-16, for studies "
+                        "that compare runs)")
     t.add_argument("--channels-last", action="store_true", help="channels-last layout for the 2-D convolutions")
     t.add_argument("--compile", action="store_true", help="torch.compile the network (fixed-step schemes)")
     t.add_argument("--cuda-graph", action="store_true",

@@ -30,6 +30,7 @@ CASES = {
     "unknown dataset": (["train", "--dataset", "nope", "--model", "digits-parabolic"], "valid datasets"),
     "scheme for another operator kind": (["analyze", "digits-hamiltonian", "--scheme", "leapfrog"], "leapfrog"),
     "keep-last without the reversible gradient": (TRAIN + ["--keep-last", "1"], "add --gradient reversible"),
+    "bfloat16 autocast with float64": (TRAIN + ["--amp", "--dtype", "float64"], "--dtype float64 rules out"),
     "negative keep-last": (["train", "--dataset", "digits", "--model", "digits-hamiltonian", "--gradient", "reversible",
                             "--keep-last", "-1"], "keep_last"),
     "CUDA graph with an adaptive scheme": (TRAIN + ["--cuda-graph", "--scheme", "dopri5", "--device",

@@ -103,8 +103,9 @@ def use_global_batchnorm(model: nn.Module) -> nn.Module:
     parameters and buffers, so checkpoints are interchangeable with single-process runs)."""
     for name, child in list(model.named_children()):
         if type(child) is nn.BatchNorm2d:
-            new = GlobalBatchNorm2d(child.num_features, child.eps, child.momentum, child.affine,
-                                    child.track_running_stats).to(child.weight.device if child.affine else None)
+            like = next(iter(child.parameters()), child.running_mean)  # float64 stays float64
+            new = GlobalBatchNorm2d(child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats,
+                                    **({} if like is None else dict(device=like.device, dtype=like.dtype)))
             new.load_state_dict(child.state_dict())
             setattr(model, name, new)
         else:

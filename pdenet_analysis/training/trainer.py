@@ -34,10 +34,10 @@ import torch
 import torch.nn.functional as nnf
 
 from ..errors import ConfigMismatchError, InvalidArgumentError, NonFiniteError, PDENetError
-from ..operators.layers import TimeDependentLayer
 from ..data.transforms import augment as augment_batch, standardize
 from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
+from .regulariser import apply_box_constraint, regulariser
 from .cuda_graph import CapturedStep, require_capturable, warm_step
 
 
@@ -82,27 +82,6 @@ class TrainConfig:
         return self.lr * self.lr_factor**k
 
 
-def regulariser(model, cfg: TrainConfig) -> torch.Tensor:
-    """R of eq. 13: smoothed TV in time of the PDE-block parameters plus weight decay."""
-    dev = next(model.parameters()).device
-    r = torch.zeros((), device=dev)
-    for m in model.modules():
-        if isinstance(m, TimeDependentLayer):
-            h = m.grid.spacing
-            for name, p in m.named_parameters(recurse=False):
-                if p.shape[0] > 1 and cfg.alpha_tv:
-                    d = (p[1:] - p[:-1]) / h
-                    r = r + cfg.alpha_tv * h * torch.sqrt(d.square() + cfg.tau).sum()
-            if cfg.alpha_decay:
-                r = r + 0.5 * cfg.alpha_decay * m.grid.spacing * sum(k.square().sum() for k in m.kernels())
-    if cfg.alpha_decay:
-        for mod in list(model.opening) + [u.connector[0] for u in model.units]:
-            if isinstance(mod, torch.nn.Conv2d):
-                r = r + 0.5 * cfg.alpha_decay * mod.weight.square().sum()
-        r = r + 0.5 * cfg.alpha_decay * (model.classifier.weight.square().sum() + model.classifier.bias.square().sum())
-    return r
-
-
 @torch.no_grad()
 def evaluate(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> dict:
     """Mean loss, accuracy and operator evaluations per forward pass (summed over the blocks)."""
@@ -115,15 +94,6 @@ def evaluate(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> 
         correct += int((logits.argmax(1) == yb).sum())
         evals, n = evals + model.evaluations(), n + 1
     return dict(loss=loss / max(len(y), 1), accuracy=correct / max(len(y), 1), evals_per_forward=evals / max(n, 1))
-
-
-def apply_box_constraint(model, box: float) -> None:
-    """Clip the PDE-block convolution kernels to [−box, box] (the paper's bound constraint, §4)."""
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, TimeDependentLayer):
-                for k in m.kernels():
-                    k.clamp_(-box, box)
 
 
 def _divergence_hint(cfg: TrainConfig, epoch: int, ck_path: str | None) -> str:
@@ -152,6 +122,11 @@ def _check_resumable(ck: dict, model, cfg: TrainConfig, ck_path: str) -> None:
         detail = ", ".join(f"{k} {saved[k]!r} → {getattr(cfg, k)!r}" for k in diff)
         raise ConfigMismatchError(f"cannot resume {ck_path} with other settings ({detail}); rerun with the checkpoint's "
                                   "settings, or train into another --out")
+    theirs = next((t.dtype for t in (ck.get("model_state") or {}).values() if t.is_floating_point()), None)
+    ours = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+    if theirs is not None and ours is not None and theirs != ours:  # loading would cast it silently
+        raise ConfigMismatchError(f"cannot resume {ck_path}: its weights are {str(theirs).replace('torch.', '')}, the model's "
+                                  f"{str(ours).replace('torch.', '')}; resume with the checkpoint's --dtype")
     if saved.get("dataset") not in (None, cfg.dataset) and cfg.dataset is not None:
         raise ConfigMismatchError(f"cannot resume {ck_path}: it was trained on {saved['dataset']!r}, not {cfg.dataset!r}")
 
