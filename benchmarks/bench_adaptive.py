@@ -15,7 +15,8 @@ solver gets the same rtol = atol and is measured for
   forced to end at the jumps): the largest per-example relative error ‖y − y_ref‖/‖y_ref‖, so
   that "as fast" is read at the accuracy each solver actually delivers;
 * host reads of tensor values per solve (:class:`pdenet_analysis.testing.HostReads`), counted with
-  the finiteness checks deferred as on a GPU: each is a synchronisation that stalls a GPU's queue,
+  the finiteness checks deferred and θ(t) looked up on the device, as on a GPU: each is a
+  synchronisation that stalls a GPU's queue,
   and the count is the same on every device, so the CPU run shows what a GPU run would wait for.
 
 Solvers: raw ``torchdiffeq.odeint`` (dopri5), ``pa.integrate`` with ``dopri5`` on both engines
@@ -32,6 +33,7 @@ import torch
 import torchdiffeq
 
 import pdenet_analysis as pa
+from pdenet_analysis.operators import timegrid
 from pdenet_analysis.schemes import adaptive
 from pdenet_analysis.testing import HostReads
 
@@ -127,12 +129,14 @@ def case(n_pieces, tol, dev, repeats, shape=(8, 16, 32, 32)):
         times = interleaved_medians([r for r, _, _ in runs.values()], repeats, dev, warmup=1)
         for (name, (run, counted, stats)), sec in zip(runs.items(), times):
             counted.calls = 0
-            host_check, adaptive.HOST_CHECK_EVERY_EVALUATION = adaptive.HOST_CHECK_EVERY_EVALUATION, False
-            try:  # the reads a GPU run makes: finiteness checked once per solve, not per evaluation
+            # the reads a GPU run makes: finiteness checked once per solve, θ(t) looked up on the device
+            saved = adaptive.HOST_CHECK_EVERY_EVALUATION, timegrid.LOOKUP_ON_DEVICE
+            adaptive.HOST_CHECK_EVERY_EVALUATION, timegrid.LOOKUP_ON_DEVICE = False, True
+            try:
                 with HostReads() as reads:
                     y = run()
             finally:
-                adaptive.HOST_CHECK_EVERY_EVALUATION = host_check
+                adaptive.HOST_CHECK_EVERY_EVALUATION, timegrid.LOOKUP_ON_DEVICE = saved
             err = ((y - ref).flatten(1).norm(dim=1) / ref.flatten(1).norm(dim=1)).max().item()
             row = dict(solver=name, seconds=sec, error=err, host_reads=reads.count)
             if name.startswith("pa.integrate"):  # it counts its own evaluations and steps

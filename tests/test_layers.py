@@ -78,6 +78,7 @@ def test_theta_at_a_tensor_time_is_theta_at_the_float(interpolation, n_pieces, T
     """θ(t) for a tensor t (adaptive solvers; gathered on the device, no host read) is the θ of
     the same t as a float, bit for bit, at the pieces' ends too; a linear θ is differentiable in t
     with ∂θ/∂t = (θ_{j+1} − θ_j)/spacing inside a piece."""
+    from pdenet_analysis.operators import timegrid
     from pdenet_analysis.operators.timegrid import TimeGrid, evaluate_all
 
     grid = TimeGrid(T, n_pieces, interpolation)
@@ -85,26 +86,34 @@ def test_theta_at_a_tensor_time_is_theta_at_the_float(interpolation, n_pieces, T
     values = [torch.randn(grid.n_nodes, 3, 2, generator=g, dtype=torch.float64).to(dtype),
               torch.randn(grid.n_nodes, 4, generator=g, dtype=torch.float64).to(dtype)]
     t = t * T / 3
-    for tt in (torch.tensor(t, dtype=torch.float64), torch.tensor(t, dtype=torch.float32)):
-        for a, b in zip(evaluate_all(grid, values, tt), evaluate_all(grid, values, float(tt))):
-            assert torch.equal(a, b)
-    if interpolation == "linear":
-        tt = torch.tensor(t, dtype=torch.float64, requires_grad=True)
-        (d,) = torch.autograd.grad(evaluate_all(grid, values[1:], tt)[0].sum(), tt, allow_unused=True)
-        u = t / grid.spacing
-        inside = 0 < u < n_pieces and u != int(u)
-        if inside:
-            j = int(u)
-            expected = float((values[1][j + 1] - values[1][j]).double().sum()) / grid.spacing
-            assert float(d) == pytest.approx(expected, rel=1e-5, abs=1e-5)
-        elif not 0 <= u <= n_pieces:
-            assert d is None or float(d) == 0.0  # θ is constant outside [0, T]
+    for lookup_on_device in (True, False):  # both routes, whatever the device
+        timegrid.LOOKUP_ON_DEVICE = lookup_on_device
+        try:
+            for tt in (torch.tensor(t, dtype=torch.float64), torch.tensor(t, dtype=torch.float32)):
+                for a, b in zip(evaluate_all(grid, values, tt), evaluate_all(grid, values, float(tt))):
+                    assert torch.equal(a, b)
+            if interpolation == "linear":
+                tt = torch.tensor(t, dtype=torch.float64, requires_grad=True)
+                (d,) = torch.autograd.grad(evaluate_all(grid, values[1:], tt)[0].sum(), tt, allow_unused=True)
+                u = t / grid.spacing
+                if 0 < u < n_pieces and u != int(u):
+                    j = int(u)
+                    expected = float((values[1][j + 1] - values[1][j]).double().sum()) / grid.spacing
+                    assert float(d) == pytest.approx(expected, rel=1e-5, abs=1e-5)
+                elif not 0 <= u <= n_pieces:
+                    assert d is None or float(d) == 0.0  # θ is constant outside [0, T]
+        finally:
+            timegrid.LOOKUP_ON_DEVICE = None
 
 
-def test_theta_at_a_tensor_time_reads_nothing_on_the_host():
-    """No .item()/float() of t: each such read is a synchronisation of a GPU's queue per evaluation."""
+def test_theta_at_a_tensor_time_reads_nothing_on_the_host(monkeypatch):
+    """No .item()/float() of t on the device route (a GPU's default): each such read is a
+    synchronisation of a GPU's queue per evaluation."""
+    from pdenet_analysis.operators import timegrid
     from pdenet_analysis.operators.timegrid import TimeGrid, evaluate_all
     from pdenet_analysis.testing import HostReads
+
+    monkeypatch.setattr(timegrid, "LOOKUP_ON_DEVICE", True)
 
     for interpolation in ("constant", "linear"):
         grid = TimeGrid(3.0, 3, interpolation)

@@ -81,13 +81,15 @@ def test_bad_input_and_what_it_cannot_do():
 @pytest.mark.parametrize("arch", ["parabolic", "hamiltonian", "second_order"])
 @pytest.mark.parametrize("interpolation", ["constant", "linear"])
 def test_no_host_read_per_evaluation(arch, interpolation, monkeypatch):
-    """With the finiteness checks deferred (as on a GPU), a solve reads tensor values on the host
+    """With the finiteness checks deferred and θ looked up on the device (as on a GPU), a solve reads tensor values on the host
     only in torchode's step loop (3 per step) and a constant number of times per segment and solve:
     none per evaluation of the right-hand side, where θ(t) is looked up at a tensor t."""
+    from pdenet_analysis.operators import timegrid
     from pdenet_analysis.schemes import adaptive
     from pdenet_analysis.testing import HostReads
 
-    monkeypatch.setattr(adaptive, "HOST_CHECK_EVERY_EVALUATION", False)
+    monkeypatch.setattr(adaptive, "HOST_CHECK_EVERY_EVALUATION", False)  # both as on a GPU
+    monkeypatch.setattr(timegrid, "LOOKUP_ON_DEVICE", True)
     op, y0 = paper_operator(arch, interpolation=interpolation, n_pieces=3, T=3.0)
     op, y0 = op.double(), y0.double()
     scheme = pa.schemes.get_scheme("dopri5", rtol=1e-9, atol=1e-9, backend="torchode")

@@ -10,7 +10,7 @@ given images (every example is analysed; the Krylov solvers are batched over exa
   (first example, first step; fixed-step schemes);
 * the whole network's feature map (``features``, :mod:`.network`): exact singular values, rank
   and κ per example;
-* ``reversibility`` (reversible schemes), ``convergence`` (observed order of the trained weights;
+* ``reversibility`` (reversible schemes), ``convergence`` (observed order on the block's weights, trained or not;
   fixed-step schemes — under error control an order in h is meaningless) and ``energy``.
 """
 
@@ -63,7 +63,7 @@ def _convergence_report(conv) -> Report:
         ax.set_ylabel(what)
         ax.legend()
 
-    return Report("convergence", f"Observed order of {conv.scheme} on the trained weights",
+    return Report("convergence", f"Observed order of {conv.scheme} on the block's weights",
                   ["steps", "h", what], [[s, h, e] for s, h, e in zip(conv.n_steps, conv.h, conv.errors)],
                   conv.as_dict(), plot,
                   [f"observed order {conv.observed_order:.3f} (declared {conv.declared_order}); reference: {conv.reference}",

@@ -168,12 +168,25 @@ def evaluate(grid: TimeGrid, values: torch.Tensor, t: float | torch.Tensor) -> t
     return evaluate_all(grid, (values,), t)[0]
 
 
+#: how θ(t) is looked up at a tensor t (adaptive solvers pass one at every evaluation): on the
+#: weights' device without reading t (True), by reading t on the host (False), or None: on the
+#: device unless t is on the CPU. There a host read costs nothing, and the device lookup's few
+#: extra small operations cost about 10 % of an adaptive solve of a tiny operator (2 cores); on a
+#: GPU each host read stalls the queue once per evaluation.
+LOOKUP_ON_DEVICE: bool | None = None
+
+
 def evaluate_all(grid: TimeGrid, values, t: float | torch.Tensor) -> list[torch.Tensor]:
     """θ(t) of each stacked tensor in ``values`` (see :func:`evaluate`), the piece of t looked
     up once for all of them: a layer evaluates all its parameters at every call."""
     if isinstance(t, torch.Tensor):
-        return _evaluate_at_tensor(grid, values, t)
+        on_device = LOOKUP_ON_DEVICE if LOOKUP_ON_DEVICE is not None else t.device.type != "cpu"
+        if on_device:
+            return _evaluate_at_tensor(grid, values, t)
     i, k, s = grid.coefficients(t)
+    if isinstance(t, torch.Tensor) and i != k and t.requires_grad:
+        w = (t / grid.spacing - i).clamp(0.0, 1.0)
+        return [v[i] + w.to(v.dtype) * (v[k] - v[i]) for v in values]
     if s == 0.0:
         return [v[i] for v in values]
     if s == 1.0:
