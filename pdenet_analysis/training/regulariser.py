@@ -9,10 +9,10 @@ node of their time grid, step h = the grid's spacing) and the kernels K among th
 Why not one expression per parameter: the paper's networks are small, so on a GPU a training step
 is bound by kernel launches. Written per parameter, R and its gradient took 300–540 small kernels
 per step on the CIFAR-10 presets (counted with the profiler on the CPU, 2026-11-26), against
-490–920 for the network's own forward and backward passes; the eager step ran at 0.60–0.72× the
-images/s of a plain loop without R and at 0.91–0.99× with R left out (benchmarks/results/
-training_cuda.json). Here R is computed with ``torch._foreach_*`` operations over all parameters
-at once, and its gradient by the closed form
+490–920 for the network's own forward and backward passes. The library's eager step, R included,
+ran at 0.60–0.72× the images/s of a plain loop, and at 0.91–0.99× with R left out
+(benchmarks/results/training_cuda.json, H200). Here R is computed with ``torch._foreach_*``
+operations over all parameters at once, and its gradient by the closed form
 
     ∂R/∂θ_{j+1} += g_j,   ∂R/∂θ_j −= g_j,   g_j = α₁ d_j / sqrt(d_j² + τ),  d_j = (θ_{j+1} − θ_j)/h,
     ∂R/∂K += α₂ c_K K    (c_K = h for a PDE-block kernel, 1 otherwise),
@@ -20,8 +20,9 @@ at once, and its gradient by the closed form
 also with foreach operations (:class:`_Regulariser`): a few dozen kernels whatever the depth. The
 coefficients travel as Python scalars, so nothing is copied to the device and the step can be
 recorded as a CUDA graph. The sums accumulate in float64: a float32 1-norm on the CPU adds its
-terms one after another (10⁶ equal terms: 0.5 % low), where ``Tensor.sum`` sums pairwise. ``tests/test_training.py`` holds the value and the gradient to the
-per-parameter formula above in float64.
+terms one after another (10⁶ equal terms: 0.5 % low), where ``Tensor.sum`` sums pairwise.
+``tests/test_training.py`` holds the value and the gradient to the per-parameter formula above
+in float64, and the float32 value to the float64 one.
 """
 
 from __future__ import annotations
