@@ -2,7 +2,7 @@
 
     pdenet-analysis quickstart            train the four networks on the embedded digits, analyse them, write a report
     pdenet-analysis train --dataset D --model PRESET [--scheme S] [--epochs E] [--device D] [--out DIR] [--resume]
-                          [--amp] [--channels-last] [--compile] [--cuda-graph]
+                          [--amp] [--dtype float32|float64] [--channels-last] [--compile] [--cuda-graph]
     pdenet-analysis analyze MODEL [--scheme NAME] [--steps N] [--examples N] [--all-blocks] [--device D] [--out DIR]
     pdenet-analysis study NAME [--quick] [--jobs N] [--device D] [--out DIR] [--executor E]   run a study
     pdenet-analysis study --list          list the studies and the question each answers

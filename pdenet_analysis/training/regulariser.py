@@ -49,17 +49,14 @@ def _terms(model, alpha_tv: float, alpha_decay: float):
                 for k in m.kernels():
                     sq.append(k)
                     sq_coef.append(0.5 * alpha_decay * h)
-    if alpha_decay:
-        for mod in list(getattr(model, "opening", ())) + [u.connector[0] for u in getattr(model, "units", ())]:
+    if alpha_decay:  # the paper's network (PDECNN): its opening, connectors and classifier
+        for mod in list(model.opening) + [u.connector[0] for u in model.units]:
             if isinstance(mod, torch.nn.Conv2d):
                 sq.append(mod.weight)
                 sq_coef.append(0.5 * alpha_decay)
-        classifier = getattr(model, "classifier", None)
-        if classifier is not None:
-            for p in (classifier.weight, classifier.bias):
-                if p is not None:
-                    sq.append(p)
-                    sq_coef.append(0.5 * alpha_decay)
+        for p in (model.classifier.weight, model.classifier.bias):
+            sq.append(p)
+            sq_coef.append(0.5 * alpha_decay)
     return tv, inv_h, tv_coef, sq, sq_coef
 
 
@@ -93,7 +90,7 @@ class _Regulariser(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
-        tv_idx, inv_h, tv_coef, sq_idx, sq_coef, tau = ctx.spec
+        tv_idx, inv_h, tv_coef, sq_idx, sq_coef, _ = ctx.spec
         params = ctx.saved_tensors
         grads = [None] * len(params)
         if sq_idx:  # ∂/∂K of c‖K‖² = 2cK
