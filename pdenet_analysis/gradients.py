@@ -27,6 +27,7 @@ from __future__ import annotations
 import torch
 
 from .errors import IncompatibleSchemeError, InvalidArgumentError, UnknownNameError
+from .schemes.base import ParamGrads
 
 
 class GradientStrategy:
@@ -141,30 +142,14 @@ class ReversibleFunction(torch.autograd.Function):
         run, params = ctx.run, ctx.params
         state = tuple(x.detach() for x in ctx.saved_tensors)
         grads = tuple(torch.zeros_like(x) if g is None else g for x, g in zip(state, grad_out))
-        param_grads = [torch.zeros_like(p) for p in params]
+        acc = ParamGrads(params)
         if ctx.tail is not None:  # the kept steps: their graph, then the state before them is known
             (leaves, out), ctx.tail = ctx.tail, None
-            got = torch.autograd.grad(out, leaves + tuple(params), grads, allow_unused=True)
-            grads = tuple(torch.zeros_like(x) if g is None else g for x, g in zip(leaves, got[: len(leaves)]))
-            _accumulate(param_grads, got[len(leaves):])
+            got = acc.backward(out, leaves, grads)
+            grads = tuple(torch.zeros_like(x) if g is None else g for x, g in zip(leaves, got))
             state = tuple(x.detach() for x in leaves)
         device_type, enabled, dtype = ctx.autocast
         with torch.autocast(device_type, dtype=dtype, enabled=enabled):
-            grads, param_grads = ReversibleFunction._steps_back(run, state, grads, params, param_grads, ctx.head)
-        return (None, None, None, *grads, *param_grads)
-
-    @staticmethod
-    def _steps_back(run, state, grads, params, param_grads, n_steps):
-        """Back through the first ``n_steps`` steps, newest first, with the scheme's
-        :meth:`~.schemes.base.Scheme.step_back`."""
-        for j in reversed(range(n_steps)):
-            state, grads, got = run.scheme.step_back(run.op, state, grads, tuple(params), run.t0 + j * run.h, run.h)
-            _accumulate(param_grads, got)
-        return grads, param_grads
-
-
-def _accumulate(acc: list, got) -> None:
-    """acc += got in place, None in ``got`` meaning zero."""
-    for a, g in zip(acc, got):
-        if g is not None:
-            a.add_(g)
+            for j in reversed(range(ctx.head)):  # newest first
+                state, grads = run.scheme.step_back(run.op, state, grads, acc, run.t0 + j * run.h, run.h)
+        return (None, None, None, *grads, *acc.sums)

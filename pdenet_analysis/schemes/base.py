@@ -106,10 +106,10 @@ class Scheme:
         self.require_inverse()
         raise NotImplementedError
 
-    def step_back(self, op, state: State, grads: tuple, params: tuple, t: float, h: float):
+    def step_back(self, op, state: State, grads: tuple, acc: "ParamGrads", t: float, h: float):
         """One step of the reversible gradient: from the state at t + h and the loss's gradient
-        with respect to it, the state at t, the gradient with respect to that, and the step's
-        contribution to the gradient of each parameter in ``params`` (None where it has none).
+        with respect to it, the state at t and the gradient with respect to that; the step's
+        contribution to the parameters' gradient is added into ``acc`` (:class:`ParamGrads`).
 
         This generic version rebuilds the state with :meth:`inverse_step` and differentiates
         :meth:`step` from it: every evaluation of the operator happens twice. The schemes made of
@@ -120,9 +120,8 @@ class Scheme:
         with torch.enable_grad():
             inp = tuple(x.detach().requires_grad_(True) for x in prev)
             out = self.step(op, inp, t, h)
-            got = torch.autograd.grad(out, inp + tuple(params), grads, allow_unused=True)
-        grads = tuple(torch.zeros_like(x) if g is None else g for x, g in zip(inp, got[: len(inp)]))
-        return prev, grads, got[len(inp):]
+        got = acc.backward(out, inp, grads)
+        return prev, tuple(torch.zeros_like(x) if g is None else g for x, g in zip(inp, got))
 
     def require_inverse(self) -> None:
         """Raise :class:`IncompatibleSchemeError` unless the scheme has an exact inverse step."""
@@ -164,35 +163,52 @@ class Scheme:
         return f"{type(self).__name__}()"
 
 
-def differentiated_part(part, s, src: torch.Tensor, g_out: torch.Tensor, params: tuple):
-    """One evaluation p = part(s, src) and its vector-Jacobian products with ``g_out``:
-    returns (p, (∂p/∂src)ᵀ g_out or None, ((∂p/∂θ)ᵀ g_out or None for each θ in ``params``)).
-    The products may share memory with ``g_out`` and with each other (autograd passes a gradient
-    through an addition unchanged): update none of them in place."""
+class ParamGrads:
+    """The gradient of each parameter in ``params``, summed step by step over a reversible
+    backward pass (zeros to start with). Every step adds its contribution through
+    :meth:`backward`."""
+
+    def __init__(self, params):
+        self.params = tuple(params)
+        self.sums = [torch.zeros_like(p) for p in self.params]
+
+    def backward(self, outputs, inputs: tuple, grad_outputs) -> tuple:
+        """Add (∂outputs/∂θ)ᵀ grad_outputs into the sums and return (∂outputs/∂x)ᵀ grad_outputs
+        for each x in ``inputs`` (None where the outputs do not depend on x). The returned
+        products may share memory with ``grad_outputs`` and with each other (autograd passes a
+        gradient through an addition unchanged): update none of them in place."""
+        outputs = (outputs,) if isinstance(outputs, torch.Tensor) else tuple(outputs)
+        if not any(o.requires_grad for o in outputs):  # depends neither on the inputs nor on θ
+            return (None,) * len(inputs)
+        got = torch.autograd.grad(outputs, (*inputs, *self.params), grad_outputs, allow_unused=True)
+        for acc, g in zip(self.sums, got[len(inputs):]):
+            if g is not None:
+                acc.add_(g)
+        return got[:len(inputs)]
+
+
+def differentiated_part(part, s, src: torch.Tensor, g_out: torch.Tensor, acc: ParamGrads):
+    """One evaluation p = part(s, src) and its vector-Jacobian products with ``g_out``: returns
+    (p, (∂p/∂src)ᵀ g_out or None) and adds (∂p/∂θ)ᵀ g_out into ``acc``. The product with respect
+    to ``src`` may share memory with ``g_out``: update it not in place."""
     with torch.enable_grad():
         x = src.detach().requires_grad_(True)
         p = part(s, x)
-        if p.requires_grad:
-            got = torch.autograd.grad(p, (x, *params), g_out, allow_unused=True)
-        else:  # a part that depends neither on src nor on θ
-            got = (None,) * (1 + len(params))
-    return p.detach(), got[0], got[1:]
+    (g_x,) = acc.backward(p, (x,), g_out)
+    return p.detach(), g_x
 
 
 def reverse_update(part, s, src: torch.Tensor, tgt_next: torch.Tensor, c: float, g_tgt: torch.Tensor,
-                   g_src: torch.Tensor, params: tuple):
+                   g_src: torch.Tensor, acc: ParamGrads):
     """Undo the additive update tgt_next = tgt + c·part(s, src), which leaves ``src`` unchanged, and
     carry the loss's gradient back through it, with one evaluation of ``part``.
 
     The evaluation part(s, src) rebuilds tgt = tgt_next − c·part(s, src) (the same operations as
     the scheme's inverse step, so the same bits) and is differentiated at once: the gradient with
     respect to tgt is g_tgt itself, the one with respect to src gains c·(∂part/∂src)ᵀ g_tgt, and
-    each parameter c·(∂part/∂θ)ᵀ g_tgt. Returns (tgt, new g_src, parameter gradients)."""
-    p, g_x, g_params = differentiated_part(part, s, src, g_tgt * c, params)
+    each parameter c·(∂part/∂θ)ᵀ g_tgt (added into ``acc``). The factor c multiplies g_tgt before
+    the products, as backpropagation through the update does: under bf16 autocast the products
+    then round alike. Returns (tgt, new g_src)."""
+    p, g_x = differentiated_part(part, s, src, g_tgt * c, acc)
     tgt = torch.add(tgt_next, p, alpha=-c)
-    return tgt, (g_src if g_x is None else g_src + g_x), g_params
-
-
-def add_grads(acc: tuple, new: tuple) -> tuple:
-    """Sum two tuples of parameter gradients, None meaning zero."""
-    return tuple(b if a is None else a if b is None else a + b for a, b in zip(acc, new))
+    return tgt, (g_src if g_x is None else g_src + g_x)

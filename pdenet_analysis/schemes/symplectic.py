@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidArgumentError
-from .base import StepForm, Scheme, add_grads, differentiated_part, reverse_update, stage_time
+from .base import StepForm, Scheme, differentiated_part, reverse_update, stage_time
 
 
 def two_step_roots(z) -> tuple[np.ndarray, np.ndarray]:
@@ -94,12 +94,12 @@ class SymplecticEuler(_PartitionedScheme):
         a = torch.add(a, op.part_f(s, b), alpha=-h)
         return (a, b)
 
-    def step_back(self, op, state, grads, params, t, h):
+    def step_back(self, op, state, grads, acc, t, h):
         """The reversible gradient's step with one evaluation of f and one of g (:func:`reverse_update`)."""
         (a, b), (ga, gb), s = state, grads, stage_time(t, 0.0, h)
-        b, ga, pg = reverse_update(op.part_g, s, a, b, h, gb, ga, params)
-        a, gb, pf = reverse_update(op.part_f, s, b, a, h, ga, gb, params)
-        return (a, b), (ga, gb), add_grads(pg, pf)
+        b, ga = reverse_update(op.part_g, s, a, b, h, gb, ga, acc)
+        a, gb = reverse_update(op.part_f, s, b, a, h, ga, gb, acc)
+        return (a, b), (ga, gb)
 
 
 class StormerVerlet(_PartitionedScheme):
@@ -146,13 +146,13 @@ class StormerVerlet(_PartitionedScheme):
         b = torch.add(b, op.part_g(stage_time(t, 0.0, h), a), alpha=-0.5 * h)
         return (a, b)
 
-    def step_back(self, op, state, grads, params, t, h):
+    def step_back(self, op, state, grads, acc, t, h):
         """The reversible gradient's step with one evaluation per kick and drift (:func:`reverse_update`)."""
         (a, b), (ga, gb) = state, grads
-        b, ga, p1 = reverse_update(op.part_g, stage_time(t, 1.0, h), a, b, 0.5 * h, gb, ga, params)
-        a, gb, p2 = reverse_update(op.part_f, stage_time(t, 0.5, h), b, a, h, ga, gb, params)
-        b, ga, p3 = reverse_update(op.part_g, stage_time(t, 0.0, h), a, b, 0.5 * h, gb, ga, params)
-        return (a, b), (ga, gb), add_grads(add_grads(p1, p2), p3)
+        b, ga = reverse_update(op.part_g, stage_time(t, 1.0, h), a, b, 0.5 * h, gb, ga, acc)
+        a, gb = reverse_update(op.part_f, stage_time(t, 0.5, h), b, a, h, ga, gb, acc)
+        b, ga = reverse_update(op.part_g, stage_time(t, 0.0, h), a, b, 0.5 * h, gb, ga, acc)
+        return (a, b), (ga, gb)
 
 
 class Leapfrog(Scheme):
@@ -204,18 +204,18 @@ class Leapfrog(Scheme):
         y_next, y = state
         return (y, torch.add(2 * y - y_next, op.acceleration(stage_time(t, 0.0, h), y), alpha=h * h))
 
-    def step_back(self, op, state, grads, params, t, h):
+    def step_back(self, op, state, grads, acc, t, h):
         """The reversible gradient's step with one evaluation of F. The step maps (Y_j, Y_{j−1}) to
         (2Y_j − Y_{j−1} + h²F(Y_j), Y_j): with gradients (g₁, g₂) at the new state, Y_j gets
         2g₁ + h²(∂F/∂Y)ᵀg₁ + g₂ and Y_{j−1} gets −g₁."""
         (y_next, y), (g_next, g_y) = state, grads
         # Y_{j−1} = 2Y_j − Y_{j+1} + h²F(Y_j), with F differentiated against g₁h² on the spot
-        f, g_f, pg = differentiated_part(op.acceleration, stage_time(t, 0.0, h), y, g_next * (h * h), params)
+        f, g_f = differentiated_part(op.acceleration, stage_time(t, 0.0, h), y, g_next * (h * h), acc)
         y_prev = torch.mul(y, 2.0).sub_(y_next).add_(f, alpha=h * h)
         g_y = torch.add(g_y, g_next, alpha=2.0)
         if g_f is not None:
             g_y.add_(g_f)
-        return (y, y_prev), (g_y, -g_next), pg
+        return (y, y_prev), (g_y, -g_next)
 
     def to_state(self, op, state, h):
         y, y_prev = state
