@@ -34,7 +34,9 @@ Parts, in order (each with a generous least and most time; ``--cap PART=MIN`` sh
 8. ``fashion_mnist``: the paper's protocol (100 epochs, best-validation weights) for the four
    architectures on Fashion-MNIST with the GPU settings (``--fast``: CUDA graph, bf16,
    channels-last), from the IDX files in ``--data-dir`` (carry them: the machine has no
-   network). Skipped, with the reason recorded, when the files are absent;
+   network). Skipped, with the reason recorded, when the files are absent. Every network resumes
+   from the checkpoint of its last finished epoch in ``runs/gpu_campaign/fashion_mnist`` (carry
+   that folder from one lease to the next), so a few minutes are worth running: it needs 2;
 9. ``study``: the discrete-vs-continuous study's quick grid on CUDA;
 10. ``tests_full``: the whole test suite on the GPU machine.
 
@@ -82,7 +84,7 @@ PARTS = [
                                   "--examples", "32", "--device", "cuda", "--out",
                                   "benchmarks/results/gpu_campaign/analyze-cifar10-hamiltonian"]),
     ("adaptive", 1, 4, lambda a: [PY, "benchmarks/bench_adaptive.py", "--device", "cuda"]),
-    ("fashion_mnist", 10, 30, lambda a: [PY, "studies/fashion_mnist.py", "--epochs", str(a.epochs), "--device", "cuda",
+    ("fashion_mnist", 2, 30, lambda a: [PY, "studies/fashion_mnist.py", "--epochs", str(a.epochs), "--device", "cuda",
                                          "--fast", "--data-dir", a.data_dir, "--runs", "runs/gpu_campaign/fashion_mnist",
                                          "--out", "studies/results/fashion_mnist_cuda.json"]),
     ("study", 5, 15, lambda a: [PY, "-m", "pdenet_analysis", "study", "discrete-vs-continuous", "--quick", "--device",
