@@ -28,6 +28,12 @@ forward pass; ``bound`` is that sum over backprop's time, measured in the same p
 an estimate, not a strict bound: on the CPU the allocator's page faults weigh on backprop's larger
 memory too, and two medium-size ratios came out below it.
 
+``--profile`` adds, for the deepest block of each size, the profiler's breakdown of one call of
+each method (``_profile.breakdown``): kernels and their summed device time against the wall time,
+operations dispatched, host synchronisations and the costliest operations. On a GPU this says
+whether the reversible gradient's excess over the expected cost is device work or the host's
+issuing of it.
+
 Two sizes: on the CPU the issue's small configuration (16 channels, 16×16, batch 4, depths 4,
 16, 64: per-call overhead dominates) and a medium one (32 channels, 32×32, batch 16: arithmetic
 dominates) at depth 3 (the paper's blocks) and 16; on CUDA 32 channels, batch 64 at the same
@@ -43,6 +49,7 @@ from pdenet_analysis.gradients import Reversible
 from pdenet_analysis.networks import PDEBlock
 from pdenet_analysis.schemes.base import stage_time
 
+from _profile import breakdown
 from _provenance import interleaved_medians, provenance, result_path, save
 from bench_memory import deep_operator
 
@@ -88,7 +95,8 @@ def revlib_block(op, arch: str, depth: int):
     return run
 
 
-def measure(arch: str, depth: int, channels: int, size: int, batch: int, dev, repeats: int) -> dict:
+def measure(arch: str, depth: int, channels: int, size: int, batch: int, dev, repeats: int,
+            profiled: bool = False) -> dict:
     op = deep_operator(arch, depth, channels, dev)
     blocks = {g: PDEBlock(op, SCHEME[arch], n_steps=depth, gradient=g) for g in ("backprop", "reversible")}
     blocks[KEEP1] = PDEBlock(op, SCHEME[arch], n_steps=depth, gradient=Reversible(keep_last=1))
@@ -125,6 +133,15 @@ def measure(arch: str, depth: int, channels: int, size: int, batch: int, dev, re
                                 for n in ("reversible", KEEP1, "revlib")},
                grad_rel_diff_vs_backprop={n: float((grads[n] - ref).norm() / ref.norm())
                                           for n in ("reversible", KEEP1, "revlib")})
+    if profiled:
+        fns = {n: step(blocks[n]) for n in ("backprop", "reversible", "revlib")}
+        fns["forward_no_grad"] = forward_no_grad
+        row["profile"] = {}
+        for name, fn in fns.items():
+            try:
+                row["profile"][name] = breakdown(fn, dev)
+            except Exception as e:  # a profiler that fails on this machine costs the breakdown, not the timings
+                row["profile"][name] = dict(error=f"{type(e).__name__}: {e}")
     return row
 
 
@@ -135,6 +152,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=15, help="timed runs per method (median reported)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--quick", action="store_true", help="4 channels, 8 × 8, batch 2 at --depths only (a smoke run)")
+    ap.add_argument("--profile", action="store_true",
+                    help="also the profiler's breakdown of one call of each method at the deepest block of each size")
     args = ap.parse_args()
     try:
         import revlib  # noqa: F401
@@ -150,8 +169,12 @@ def main():
     out = args.out or result_path(f"reversible_peers_{dev.type}.json")
     rows = []
     for arch in ("hamiltonian", "second_order"):
+        deepest = {}
         for depth, channels, size, batch in configs:
-            row = measure(arch, depth, channels, size, batch, dev, args.repeats)
+            deepest[channels, size, batch] = max(depth, deepest.get((channels, size, batch), 0))
+        for depth, channels, size, batch in configs:
+            profiled = args.profile and depth == deepest[channels, size, batch]
+            row = measure(arch, depth, channels, size, batch, dev, args.repeats, profiled)
             rows.append(row)
             print(f"{arch:12s} depth {depth:3d} {channels}ch {size}px batch {batch:2d}: "
                   f"reversible {row['time_over_backprop']['reversible']:.3f}x backprop "
@@ -160,6 +183,13 @@ def main():
                   f"reversible/revlib {row['reversible_over_revlib']:.3f}; grad diff "
                   f"{row['grad_rel_diff_vs_backprop']['reversible']:.1e} / {row['grad_rel_diff_vs_backprop']['revlib']:.1e}",
                   flush=True)
+            for name, p in row.get("profile", {}).items():
+                if "error" in p:
+                    print(f"    profile {name}: failed ({p['error']})", flush=True)
+                    continue
+                busy = f", device busy {p['device_busy_fraction']:.2f} ({p['kernels']} kernels)" if "kernels" in p else ""
+                print(f"    profile {name:16s} {1e3 * p['wall_s']:8.2f} ms, {p['ops_dispatched']} ops dispatched, "
+                      f"{p['host_syncs']} host syncs{busy}", flush=True)
             save(out, dict(provenance={**provenance(device=dev), "revlib": _revlib_version()}, results=rows))
 
 

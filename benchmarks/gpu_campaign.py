@@ -22,7 +22,9 @@ Parts, in order (each with a generous least and most time; ``--cap PART=MIN`` sh
    leapfrog blocks at depth 4, 16, 64, 256 with backprop, reversible and the adjoint
    (``bench_memory.py``);
 3. ``reversible_peers``: the reversible gradient against backprop, its expected cost and revlib on the
-   identical computation (``bench_reversible_peers.py``; needs revlib — carry its wheel);
+   identical computation, with the profiler's breakdown of the deepest blocks (device busy
+   fraction, kernels, host syncs: ``bench_reversible_peers.py --profile``; needs revlib — carry its
+   wheel);
 4. ``tests``: the device-parametrised tests on CUDA (``pytest -k cuda``);
 5. ``analysis``: the analysis benchmarks at CIFAR-10's and STL-10's first-unit sizes
    (``bench_analysis.py --stl10``);
@@ -77,7 +79,7 @@ PARTS = [
                                   "--cuda-graph", "--compile", *a.compile]),
     ("regulariser", 0.5, 2, lambda a: [PY, "benchmarks/bench_regulariser.py", "--device", "cuda"]),
     ("memory", 2, 6, lambda a: [PY, "benchmarks/bench_memory.py", "--device", "cuda"]),
-    ("reversible_peers", 1, 4, lambda a: [PY, "benchmarks/bench_reversible_peers.py", "--device", "cuda"]),
+    ("reversible_peers", 1, 4, lambda a: [PY, "benchmarks/bench_reversible_peers.py", "--device", "cuda", "--profile"]),
     ("tests", 1, 4, lambda a: [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "cuda", "tests"]),
     ("analysis", 2, 12, lambda a: [PY, "benchmarks/bench_analysis.py", "--device", "cuda", "--stl10"]),
     ("analyze", 2, 10, lambda a: [PY, "-m", "pdenet_analysis", "analyze", "cifar10-hamiltonian", "--all-blocks",
@@ -102,7 +104,7 @@ DRY = {
     "memory": lambda a: [PY, "benchmarks/bench_memory.py", "--device", "cpu", "--depths", "2", "4", "--channels", "4",
                          "--size", "8", "--batch", "2", "--repeats", "1", "--out", os.path.join(a.scratch, "memory.json")],
     "reversible_peers": lambda a: [PY, "benchmarks/bench_reversible_peers.py", "--device", "cpu", "--quick",
-                                   "--depths", "2", "4", "--repeats", "1", "--out",
+                                   "--depths", "2", "4", "--repeats", "1", "--profile", "--out",
                                    os.path.join(a.scratch, "reversible_peers.json")],
     "tests": lambda a: [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--collect-only", "-k", "cuda", "tests"],
     "analysis": lambda a: [PY, "benchmarks/bench_analysis.py", "--device", "cpu", "--quick", "--out",

@@ -223,3 +223,26 @@ def test_float32_runs_and_matches_float64():
     out = pa.integrate(op.float(), y0.float(), "rk4", n_steps=8).y
     assert out.dtype == torch.float32
     assert torch.allclose(out.double(), ref, atol=1e-5)
+
+
+_SPECIAL = st.sampled_from([0.0, 1.0, -2.5, 3e38, -3e38, 1.7e308, float("nan"), float("inf"), float("-inf")])
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.lists(_SPECIAL, min_size=1, max_size=5), min_size=0, max_size=4),
+       dtypes=st.lists(st.sampled_from([torch.float32, torch.float64]), min_size=4, max_size=4))
+def test_all_finite_is_the_exact_check_with_one_host_read_when_finite(values, dtypes):
+    """The blocks' NaN/Inf check reads one sum on the host where everything is finite and falls
+    back to the exact check otherwise: for every input, above all sums that overflow (3e38 in
+    float32, 1.7e308 in float64) and opposite infinities, it answers as the entry-wise check does."""
+    from pdenet_analysis.schemes.adaptive import all_finite
+    from pdenet_analysis.testing import HostReads
+
+    tensors = [torch.tensor(v, dtype=d) for v, d in zip(values, dtypes)]
+    exact = all(bool(torch.isfinite(x).all()) for x in tensors)
+    with HostReads() as reads:
+        got = all_finite(tensors)
+    assert got == exact
+    if exact and tensors and all(bool(torch.isfinite(x.sum())) for x in tensors) \
+            and bool(torch.isfinite(sum(x.sum() for x in tensors))):
+        assert reads.count == 1

@@ -26,9 +26,12 @@ from .tableau import ButcherTableau
 
 
 def all_finite(tensors) -> bool:
-    """True if every entry is finite: one reduction per tensor (a sum is finite iff all entries
-    are, barring overflow of the sum itself, which the exact check then rules out)."""
-    if all(bool(torch.isfinite(x.sum())) for x in tensors):
+    """True if every entry is finite, with one host read when they are: the sum of the tensors'
+    sums is finite iff all entries are, barring overflow of a sum (or the opposite infinities of
+    two tensors), which the exact check, one read per tensor, then rules out. On a GPU each host
+    read waits for the device to finish the queued work."""
+    tensors = list(tensors)
+    if not tensors or bool(torch.isfinite(sum(x.sum() for x in tensors))):
         return True
     return all(bool(torch.isfinite(x).all()) for x in tensors)
 
