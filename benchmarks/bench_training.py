@@ -4,7 +4,10 @@ the same network in float32, in the same process.
     python benchmarks/bench_training.py [--device cpu|cuda] [--steps 5] [--batch 125] [--fast] [--compile ARCH ...] [--cuda-graph]
 
 "ours" is one SGD step of the library's trainer: forward through integrate(), cross-entropy plus
-the paper's regulariser (eq. 13), backward, SGD with momentum, box constraint. "plain" is the
+the paper's regulariser (eq. 13), backward, SGD with momentum, box constraint. As in the trainer,
+the blocks' own NaN checks (a host read per block) run only where the trainer checks every batch
+(``TrainConfig.checks_each_batch``: on the CPU, not on CUDA); each row records the host reads
+of one step of every variant (``host_reads_per_step``). "plain" is the
 same network and parameters written as a hand loop (no integrate, no regulariser, no box).
 "ours (no reg)" drops the regulariser and box for a like-for-like integrator comparison.
 The Data/Training issue's goal (100 CIFAR-10 epochs of 40,000 images within 10 minutes on an
@@ -20,6 +23,7 @@ import torch.nn.functional as nnf
 
 import pdenet_analysis as pa
 from pdenet_analysis.operators import functional as F
+from pdenet_analysis.testing import HostReads
 from pdenet_analysis.training import TrainConfig, apply_box_constraint, regulariser
 from pdenet_analysis.training.cuda_graph import CapturedStep, warm_step
 
@@ -84,6 +88,8 @@ def main():
     for arch in args.archs:
         torch.manual_seed(0)
         model = pa.build_preset(f"cifar10-{arch}").to(dev)
+        for blk in model.blocks:  # the trainer's setting (plain and compiled variants alike)
+            blk.check_finite = cfg.checks_each_batch(dev)
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9,  # the trainer's optimiser
                               **({"fused": True} if dev.type == "cuda" else {}))
         x = torch.randn(args.batch, 3, 32, 32, device=dev)
@@ -138,6 +144,13 @@ def main():
                     traceback.print_exc()
                     graph_errors[label] = f"{type(e).__name__}: {e}"[:400]
         med = interleaved_medians(list(fns.values()), args.steps, dev, warmup=1)
+        reads = {}
+        for k, fn in fns.items():
+            if "compiled" in k:  # a dispatch mode around a compiled function would recompile it
+                continue
+            with HostReads() as meter:
+                fn()
+            reads[k] = meter.count
         ips = {k: args.batch / m for k, m in zip(fns, med)}
         row = dict(model=f"cifar10-{arch}", **{f"{k} img/s": v for k, v in ips.items()},
                    ratio_ours_to_plain=ips["ours"] / ips["plain"], ratio_noreg_to_plain=ips["ours (no reg)"] / ips["plain"],
@@ -149,6 +162,7 @@ def main():
             if k.startswith("ours (compiled"):
                 row.update(ratio_compiled_to_plain=ips[k] / ips["plain"],
                            protocol_100_epochs_min_compiled=100 * 40_000 / ips[k] / 60)
+        row.update(host_reads_per_step=reads)
         if compile_note:
             row.update(compile_note)
         if graph_errors:

@@ -89,6 +89,23 @@ def test_resume_continues_where_it_stopped(tmp_path, digits):
     assert [round(h["train_loss"], 10) for h in resumed["history"]] == [round(h["train_loss"], 10) for h in full["history"]]
 
 
+def test_a_training_epoch_reads_the_device_a_fixed_number_of_times(digits):
+    """No host synchronisation per batch: with the running loss read every 50 batches (the
+    default on CUDA, where each read stalls the queue), the host reads of an epoch (validation
+    and test included) do not grow with its number of batches; read every batch, they do."""
+    from pdenet_analysis.testing import HostReads
+
+    def reads(batch_size, sync_every):
+        torch.manual_seed(0)
+        model = pa.build_preset("digits-hamiltonian").float()
+        with HostReads() as meter:
+            train(model, digits, TrainConfig(epochs=1, batch_size=batch_size, sync_every=sync_every, progress=False))
+        return meter.count
+
+    assert reads(32, 50) == reads(16, 50)  # 10 and 20 batches
+    assert reads(16, 1) >= reads(32, 1) + 10  # the check itself sees per-batch reads
+
+
 def test_nan_loss_stops_with_epoch_and_hint(tmp_path, digits):
     model = pa.build_preset("digits-parabolic").float()
     with pytest.raises(pa.NonFiniteError, match=r"epoch 1.*learning rate"):

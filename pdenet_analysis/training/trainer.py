@@ -81,6 +81,16 @@ class TrainConfig:
         k = sum(epoch >= int(round(m * self.epochs)) for m in self.lr_milestones)
         return self.lr * self.lr_factor**k
 
+    def sync_interval(self, device: torch.device) -> int:
+        """Batches between host reads of the running loss on ``device`` (:attr:`sync_every`)."""
+        return self.sync_every or (50 if device.type == "cuda" else 1)
+
+    def checks_each_batch(self, device: torch.device, n_ranks: int = 1) -> bool:
+        """Whether the loss is read and checked before every update. Then the blocks keep their
+        own NaN checks (one host read per block); otherwise they are switched off for training and
+        the running loss, read every :meth:`sync_interval` batches, is the one check."""
+        return self.sync_interval(device) == 1 and n_ranks == 1 and not self.cuda_graph
+
 
 @torch.no_grad()
 def evaluate(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> dict:
@@ -179,10 +189,10 @@ def train(model, data, cfg: TrainConfig, log=print, on_epoch=None) -> dict:
                           **({"fused": True} if dev.type == "cuda" else {}))
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    sync_every = cfg.sync_every or (50 if dev.type == "cuda" else 1)
+    sync_every = cfg.sync_interval(dev)
     # one process reading its loss every batch checks it before the update (weights stay finite) and
     # keeps the blocks' own NaN checks; otherwise the all-reduced running loss is the one check
-    check_each_batch = sync_every == 1 and n_ranks == 1 and not cfg.cuda_graph
+    check_each_batch = cfg.checks_each_batch(dev, n_ranks)
     block_checks = [blk.check_finite for blk in model.blocks]
     step_model = _compiled(model) if cfg.compile else model
     if n_ranks > 1:
