@@ -17,7 +17,9 @@ same operator and the same weights:
   coupling's own formula, which is right only for the additive one (measured: a relative gradient
   error of 0.28 for the coupling Y_{j+1} = 2Y_j + h²F(Y_j) − Y_{j−1}).
 
-For each, one forward + backward of the loss mean(y²) is timed (median of interleaved runs) for
+Our blocks run without their NaN check (``check_finite=False``: a host read per call, which
+revlib does not make and the trainer switches off on CUDA). For each, one forward + backward of
+the loss mean(y²) is timed (median of interleaved runs) for
 ``backprop`` (autograd stores every stage), ``reversible`` (this project), ``reversible
 keep_last=1`` (the last step's graph kept, memory of one step) and ``revlib``
 (``MemoryModes.autograd_function``, its default and lowest-memory mode); every gradient is
@@ -98,8 +100,11 @@ def revlib_block(op, arch: str, depth: int):
 def measure(arch: str, depth: int, channels: int, size: int, batch: int, dev, repeats: int,
             profiled: bool = False) -> dict:
     op = deep_operator(arch, depth, channels, dev)
-    blocks = {g: PDEBlock(op, SCHEME[arch], n_steps=depth, gradient=g) for g in ("backprop", "reversible")}
-    blocks[KEEP1] = PDEBlock(op, SCHEME[arch], n_steps=depth, gradient=Reversible(keep_last=1))
+    # without the blocks' NaN check (a host read per call, which revlib does not make and the
+    # trainer switches off on CUDA): the identical computation
+    blocks = {g: PDEBlock(op, SCHEME[arch], n_steps=depth, gradient=g, check_finite=False)
+              for g in ("backprop", "reversible")}
+    blocks[KEEP1] = PDEBlock(op, SCHEME[arch], n_steps=depth, gradient=Reversible(keep_last=1), check_finite=False)
     blocks["revlib"] = revlib_block(op, arch, depth)
     x = torch.randn(batch, channels, size, size, device=dev, requires_grad=True)
 
