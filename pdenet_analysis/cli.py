@@ -167,8 +167,8 @@ def _cmd_analyze(args) -> int:
         _check_fits(model, x, f"the {dataset} data set")
     else:
         s = DATASET_SHAPES[ds].image_size if ds in DATASET_SHAPES else args.image_size
-        torch.manual_seed(args.seed)
-        x = torch.randn(args.examples, c, s, s, device=args.device)
+        # drawn on the CPU, so that every device analyses the same images (CUDA's generator draws others)
+        x = torch.randn(args.examples, c, s, s, generator=torch.Generator().manual_seed(args.seed)).to(args.device)
         source = f"{args.examples} standard-normal images (pass --dataset for real ones)"
     if not args.quiet:
         print(f"analyze: {args.model}, {source}", file=sys.stderr)

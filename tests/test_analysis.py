@@ -166,3 +166,25 @@ def test_analysis_of_unsupported_scheme_is_refused():
         A.spectrum_along_trajectory(op, y0, "leapfrog")
     with pytest.raises(pa.IncompatibleSchemeError, match="no exact inverse"):
         A.reversibility(op, y0, "dopri5")
+
+
+def test_analyze_draws_the_same_standard_normal_images_on_every_device(device, tmp_path, monkeypatch):
+    """`analyze PRESET` without data analyses seeded standard-normal images drawn on the CPU and
+    moved to the device, so that a GPU run and a CPU run of the same command report on the same
+    inputs (CUDA's own generator would draw other images from the same seed)."""
+    import pdenet_analysis.analysis.model as model_mod
+    from pdenet_analysis.cli import main
+
+    seen = {}
+
+    def record(model, x, *args, **kwargs):  # the analyses themselves are tested elsewhere
+        seen["x"] = x
+        return {}
+
+    monkeypatch.setattr(model_mod, "analyze_model", record)
+    device = torch.device(device)
+    assert main(["analyze", "cifar10-hamiltonian", "--examples", "3", "--device", str(device), "--quiet",
+                 "--seed", "5", "--out", str(tmp_path)]) == 0
+    x = seen["x"]
+    assert x.device.type == device.type
+    assert torch.equal(x.cpu(), torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(5)))
