@@ -10,6 +10,8 @@ gradient) against the same R written one expression per parameter and differenti
 * operations dispatched: the top-level ``aten::`` calls in the profiler, on the CPU. On a GPU
   each is (at least) one kernel launch, and the paper's small networks are bound by launches; a
   foreach operation is one call for all parameters (a few launches on a GPU, a loop on the CPU);
+* beside them, the operations of the network's own forward and backward pass on a batch of 2
+  (``ops_network``), what R is added to in a training step;
 * the value of R from both, which must agree to round-off;
 * time of R's forward + backward (interleaved medians).
 
@@ -24,15 +26,13 @@ import pdenet_analysis as pa
 from pdenet_analysis.operators.layers import TimeDependentLayer
 from pdenet_analysis.training import TrainConfig, apply_box_constraint, regulariser, regulariser_per_parameter
 
+from _profile import breakdown
 from _provenance import interleaved_medians, provenance, result_path, save
 
 
 def dispatched(fn) -> int:
-    """Top-level aten operations that ``fn()`` dispatches (autograd's backward included)."""
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        fn()
-    return sum(1 for e in prof.events()
-               if e.name.startswith("aten::") and (e.cpu_parent is None or not e.cpu_parent.name.startswith("aten::")))
+    """Top-level aten operations that ``fn()`` dispatches (autograd's backward included), counted on the CPU."""
+    return breakdown(fn, torch.device("cpu"))["ops_dispatched"]
 
 
 def box_per_kernel(model, box: float) -> None:
@@ -62,6 +62,11 @@ def main():
         def fused():
             torch.autograd.grad(regulariser(model, cfg), params, allow_unused=True)
 
+        x = torch.randn(2, 3, 32, 32, device=dev)
+
+        def network():
+            torch.autograd.grad(model(x).square().sum(), params, allow_unused=True)
+
         def per_parameter():
             torch.autograd.grad(regulariser_per_parameter(model, cfg), params, allow_unused=True)
 
@@ -69,7 +74,7 @@ def main():
             [fused, per_parameter, lambda: apply_box_constraint(model, 1.0), lambda: box_per_kernel(model, 1.0)],
             args.repeats, dev)
         row = dict(model=f"cifar10-{arch}", parameters=len(params),
-                   ops_fused=dispatched(fused), ops_per_parameter=dispatched(per_parameter),
+                   ops_fused=dispatched(fused), ops_per_parameter=dispatched(per_parameter), ops_network=dispatched(network),
                    ops_box=dispatched(lambda: apply_box_constraint(model, 1.0)),
                    ops_box_per_kernel=dispatched(lambda: box_per_kernel(model, 1.0)),
                    value_fused=float(regulariser(model, cfg).detach()),
