@@ -153,6 +153,15 @@ def test_parabolic_norm_decays():
     assert all(b <= a * (1 + 1e-12) for a, b in zip(n, n[1:]))
 
 
+def test_undefined_energy_is_a_dash_in_the_markdown_and_null_in_the_json():
+    """With TV normalisation the energy is not defined: the table says "—", not Python's "None"."""
+    op, y0 = paper_operator("parabolic")
+    rep = A.energy(op, y0, "euler", n_steps=3)
+    rows = [line for line in rep.to_markdown().splitlines() if line.startswith("| 0 |")]
+    assert rows and rows[0].rstrip().endswith("| — |") and "None" not in rep.to_markdown()
+    assert json.loads(rep.to_json())["data"]["energies"][0] is None
+
+
 def test_convergence_matches_declared_orders_on_paper_network_block():
     op, y0 = paper_operator("second_order")
     for name in ("leapfrog", "leapfrog_symmetric", "rk4"):

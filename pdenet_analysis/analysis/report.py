@@ -31,6 +31,9 @@ def _jsonable(x):
 
 
 def _fmt(v) -> str:
+    """A table cell: 4 significant digits, and "—" where the quantity is undefined (None)."""
+    if v is None:
+        return "—"
     if isinstance(v, float):
         return f"{v:.4g}"
     if isinstance(v, complex):
