@@ -153,6 +153,28 @@ def test_parabolic_norm_decays():
     assert all(b <= a * (1 + 1e-12) for a, b in zip(n, n[1:]))
 
 
+def _symmetry_note(rep):
+    return [n for n in rep.notes if n.startswith("symmetry defect")]
+
+
+def test_stability_report_states_the_symmetry_defect_it_measured():
+    """The parabolic Jacobian −KᵀDK (N = id) is symmetric: the note gives defects at round-off.
+    TV normalisation breaks the symmetry (docs/paper-notes.md): the defects are O(1). The
+    Hamiltonian operator has no single ∂F/∂Y, so no such note."""
+    def defects(**kw):
+        op, y0 = paper_operator("parabolic", **kw)
+        rep = A.spectrum_along_trajectory(op.double(), y0.double(), "euler", n_steps=3)
+        (note,) = _symmetry_note(rep)
+        assert [float(d) for d in note.split(": ")[1].split(" (")[0].split(", ")] == pytest.approx(
+            [s_["symmetry_defect"] for s_ in rep.data["steps"]], rel=0.05)
+        return [s_["symmetry_defect"] for s_ in rep.data["steps"]]
+
+    assert max(defects(activation="relu")) < 1e-12
+    assert min(defects(activation="relu", normalise=True)) > 1e-3
+    op, y0 = paper_operator("hamiltonian")
+    assert not _symmetry_note(A.spectrum_along_trajectory(op, y0, "symplectic_euler", n_steps=2))
+
+
 def test_undefined_energy_is_a_dash_in_the_markdown_and_null_in_the_json():
     """With TV normalisation the energy is not defined: the table says "—", not Python's "None"."""
     op, y0 = paper_operator("parabolic")
