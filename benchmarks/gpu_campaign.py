@@ -136,6 +136,16 @@ def parse_caps(items: list[str]) -> dict[str, float]:
     return caps
 
 
+def check_parts(names: list[str] | None) -> list[str] | None:
+    """``--only``'s part names, each one of :data:`PARTS` (a misspelt part would otherwise run nothing
+    and waste a lease)."""
+    known = [p[0] for p in PARTS]
+    unknown = [n for n in names or () if n not in known]
+    if unknown:
+        raise SystemExit(f"gpu_campaign: --only {' '.join(unknown)}: no such part; the parts are {known}")
+    return names
+
+
 def gpu_info() -> dict:
     import torch
 
@@ -173,6 +183,7 @@ def main():
     ap.add_argument("--scratch", default=None, help="the dry run's folder (default: a new temporary one)")
     args = ap.parse_args()
     caps = parse_caps(args.cap)
+    check_parts(args.only)
     import torch
 
     os.chdir(ROOT)

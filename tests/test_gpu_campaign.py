@@ -68,3 +68,46 @@ def _campaign():
     finally:
         sys.path.pop(0)
     return gpu_campaign
+
+
+def test_a_misspelt_part_is_refused_before_anything_runs():
+    """``--only fashion-mnist`` used to match no part and run nothing, a lease's worth of silence."""
+    gpu_campaign = _campaign()
+    assert gpu_campaign.check_parts(["fashion_mnist", "tests"]) == ["fashion_mnist", "tests"]
+    assert gpu_campaign.check_parts(None) is None
+    with pytest.raises(SystemExit, match="fashion-mnist: no such part"):
+        gpu_campaign.check_parts(["fashion-mnist"])
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_campaign.py"), "--only", "trainig"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "trainig: no such part" in r.stderr
+
+
+def _prepare():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import prepare_gpu_lease
+    finally:
+        sys.path.pop(0)
+    return prepare_gpu_lease
+
+
+def test_lease_preparation_finds_what_is_missing_and_writes_a_command_the_tool_takes(tmp_path):
+    prep = _prepare()
+    assert prep.missing_idx(str(tmp_path)) == list(prep.IDX_FILES)
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"x")
+    assert "train-images-idx3-ubyte.gz" not in prep.missing_idx(str(tmp_path))
+    assert prep.missing_wheels(str(tmp_path)) == [req for _, req in prep.WHEELS]
+    (tmp_path / "typeguard-2.13.3-py3-none-any.whl").write_bytes(b"x")
+    assert "typeguard<3" not in prep.missing_wheels(str(tmp_path))
+    assert prep.size_mib(str(tmp_path)) == pytest.approx(2 / 2**20) and prep.size_mib(str(tmp_path / "none")) == 0
+
+    cmd = prep.device_command("abc1234", 8.5, 590, ["fashion_mnist"], ["fashion_mnist=8"])
+    assert len(cmd) <= prep.COMMAND_LIMIT and "PDENET_COMMIT=abc1234" in cmd
+    assert "timeout 580 python3 benchmarks/gpu_campaign.py --budget-min 8.5 --only fashion_mnist --cap fashion_mnist=8" in cmd
+    assert cmd.endswith("tar czf $OUT/results.tgz benchmarks/results studies/results runs")
+    with pytest.raises(SystemExit, match="no time to write its summary"):
+        prep.device_command("abc1234", 9.8, 590)
+    with pytest.raises(SystemExit, match="no such part"):
+        prep.device_command("abc1234", 8.5, 590, ["analyse"])
+    with pytest.raises(SystemExit, match="PART=MINUTES"):
+        prep.device_command("abc1234", 8.5, 590, [], ["analysis"])
