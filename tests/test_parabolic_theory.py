@@ -11,6 +11,7 @@ from pdenet_analysis.operators import functional as F
 
 def conv_norm_sq(W: torch.Tensor, shape, iters: int = 200) -> float:
     """‖K‖₂² by power iteration on KᵀK (tight enough for the test: we then use it with margin)."""
+    W = W.detach()
     x = torch.randn(1, *shape)
     for _ in range(iters):
         x = F.conv_adjoint(F.conv(x, W), W)
@@ -40,7 +41,7 @@ def test_forward_euler_nonexpansive_at_stable_step(seed, act, n_steps):
     y1, y2 = torch.randn(1, 3, 6, 6), torch.randn(1, 3, 6, 6)
     s1 = pa.integrate(op, y1, "euler", T=h * n_steps, n_steps=n_steps, trajectory=True)
     s2 = pa.integrate(op, y2, "euler", T=h * n_steps, n_steps=n_steps, trajectory=True)
-    d = [float((a[0] - b[0]).norm()) for a, b in zip(s1.trajectory, s2.trajectory)]
+    d = [float((a[0] - b[0]).detach().norm()) for a, b in zip(s1.trajectory, s2.trajectory)]
     assert all(d[j + 1] <= d[j] * (1 + 1e-10) for j in range(n_steps)), d
 
 
@@ -56,4 +57,4 @@ def test_forward_euler_expands_beyond_the_bound():
     rho = float(F.conv(x, W).square().sum())
     h = 2.2 / rho
     sol = pa.integrate(op, x, "euler", T=10 * h, n_steps=10)
-    assert float(sol.y.norm()) > 1.5
+    assert float(sol.y.detach().norm()) > 1.5
