@@ -109,7 +109,7 @@ DRY = {
     "tests": lambda a: [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--collect-only", "-k", "cuda", "tests"],
     "analysis": lambda a: [PY, "benchmarks/bench_analysis.py", "--device", "cpu", "--quick", "--out",
                            os.path.join(a.scratch, "analysis.json")],
-    "analyze": lambda a: [PY, "-m", "pdenet_analysis", "analyze", "digits-hamiltonian", "--all-blocks", "--examples", "2",
+    "analyze": lambda a: [PY, "-m", "pdenet_analysis", "analyze", "digits-hamiltonian", "--all-blocks", "--examples", "1",
                           "--device", "cpu", "--quiet", "--out", os.path.join(a.scratch, "analyze")],
     "adaptive": lambda a: [PY, "benchmarks/bench_adaptive.py", "--device", "cpu", "--quick", "--repeats", "1", "--out",
                            os.path.join(a.scratch, "adaptive.json")],

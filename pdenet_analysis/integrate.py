@@ -306,6 +306,7 @@ def _integrate_fixed(operator, op, y0, state0, scheme, grad, T, n_steps, traject
     internal0 = scheme.init(op, state0, 0.0, h)
     run = FixedStepRun(scheme, op, 0.0, h, n_steps, trajectory, check_finite)
     if isinstance(grad, Reversible) and torch.is_grad_enabled():
+        _require_accurate_rebuild(scheme, n_steps - min(grad.keep_last, n_steps), internal0[0].dtype)
         params = [p for p in operator.parameters() if p.requires_grad]
         internal = ReversibleFunction.apply(run, len(internal0), grad.keep_last, *internal0, *params)
     else:
@@ -319,6 +320,30 @@ def _integrate_fixed(operator, op, y0, state0, scheme, grad, T, n_steps, traject
     only_y = operator.kind == "second_order" and not isinstance(y0, (tuple, list))
     sol.y = internal[0] if only_y else operator.from_state(sol.state, y0)
     return sol
+
+
+#: the largest relative round-off the reversible gradient may let its rebuilt states carry
+REBUILD_TOLERANCE = 1e-3
+
+
+def _require_accurate_rebuild(scheme: Scheme, n_rebuilt: int, dtype: torch.dtype) -> None:
+    """Refuse a reversible gradient whose rebuilt states would be round-off: a scheme whose inverse
+    step multiplies errors by g > 1 (``Scheme.inverse_growth``, 1/λ for the reversible Runge–Kutta
+    wrapper) amplifies the final state's rounding by gⁿ over n rebuilt steps, and the gradient with
+    it. Allowed while gⁿ·ε ≤ :data:`REBUILD_TOLERANCE` (ε of the state's dtype)."""
+    growth = float(getattr(scheme, "inverse_growth", 1.0))
+    if growth <= 1.0 or n_rebuilt == 0:
+        return
+    eps = torch.finfo(dtype).eps
+    if n_rebuilt * math.log(growth) + math.log(eps) <= math.log(REBUILD_TOLERANCE):
+        return
+    most = int((math.log(REBUILD_TOLERANCE) - math.log(eps)) / math.log(growth))
+    raise InvalidArgumentError(
+        f"the reversible gradient would rebuild {n_rebuilt} steps of {scheme.name!r}, whose inverse step multiplies "
+        f"round-off by {growth:.3g}: by {growth:.3g}^{n_rebuilt} ≈ 10^{n_rebuilt * math.log10(growth):.0f} in all, so "
+        f"the rebuilt states and the gradient would be wrong in {dtype} (at most {most} rebuilt steps keep the error "
+        f"below {REBUILD_TOLERANCE:g}). Raise the coupling (e.g. get_scheme({scheme.name!r}, coupling=0.9)), take "
+        "fewer steps, keep the last steps' graph (Reversible(keep_last=k)), or use gradient='backprop'")
 
 
 def _same_operator(a, b) -> bool:

@@ -11,7 +11,7 @@ from pdenet_analysis.gradients import Reversible
 from pdenet_analysis.operators import functional as F
 from pdenet_analysis.testing import SavedBytes
 
-from .helpers import REVERSIBLE_SCHEMES, paper_operator
+from .helpers import ARCH_OF_KIND, REVERSIBLE_SCHEMES, paper_operator
 
 
 def _sym(layer, j, y):
@@ -122,13 +122,13 @@ def test_reversible_gradient_equals_backprop(scheme, n_steps, keep_last, seed):
     """Every reversible scheme, on every kind it takes, with any number of final steps kept as a
     graph (0 = all rebuilt; ≥ n_steps = none): the gradient of the state and of every parameter is
     backprop's to round-off."""
-    for kind in sorted(pa.get_scheme(scheme).kinds):
-        op, y0 = paper_operator(kind, seed=seed, activation="relu", normalise=True, interpolation="constant",
+    for arch in [a for kind in sorted(pa.get_scheme(scheme).kinds) for a in ARCH_OF_KIND[kind]]:
+        op, y0 = paper_operator(arch, seed=seed, activation="relu", normalise=True, interpolation="constant",
                                 n_pieces=3, T=3.0)
         g_bp = _grads(op, y0, scheme, "backprop", n_steps=n_steps)
         g_rev = _grads(op, y0, scheme, Reversible(keep_last=keep_last), n_steps=n_steps)
         for a, b in zip(g_bp, g_rev):
-            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11, msg=f"{kind}, keep_last={keep_last}")
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11, msg=f"{arch}, keep_last={keep_last}")
 
 
 @pytest.mark.parametrize("keep_last", [0, 2, 5, 9])
@@ -152,10 +152,10 @@ def test_reversible_trajectory_whatever_is_kept(keep_last):
 def test_reversible_memory_is_independent_of_depth(scheme):
     """The tensors autograd keeps for the backward pass: the final state alone with keep_last=0,
     one step's graph more with keep_last=1, at any depth; backprop's grow with the depth."""
-    kind = sorted(pa.get_scheme(scheme).kinds)[0]
+    arch = ARCH_OF_KIND[sorted(pa.get_scheme(scheme).kinds)[0]][0]
 
     def saved(gradient, n_steps):
-        op, y0 = paper_operator(kind, activation="relu", normalise=True, interpolation="constant",
+        op, y0 = paper_operator(arch, activation="relu", normalise=True, interpolation="constant",
                                 n_pieces=n_steps, T=float(n_steps))
         y0.requires_grad_(True)
         with SavedBytes(exclude=op.parameters()) as saved:  # the weights are held anyway

@@ -8,9 +8,10 @@ How each end of the spectrum is computed (never by squaring κ):
 
   1. ``"dense"`` — when the state has at most ``dense_max`` unknowns per example: J_Φ is formed
      column by column (n batched Jacobian-vector products) and its SVD taken. Exact.
-  2. ``"inverse-map"`` — reversible schemes (map "state"): σ_min(J_Φ) = 1/σ_max(J_Φ⁻¹), with J_Φ⁻¹
-     the Jacobian of the exact inverse map, products through the inverse steps. Exact and as
-     cheap as σ_max.
+  2. ``"inverse-map"`` — reversible schemes whose internal state the first-order state determines
+     (``Scheme.internal_from_state``; map "state"): σ_min(J_Φ) = 1/σ_max(J_Φ⁻¹), with J_Φ⁻¹ the
+     Jacobian of the exact inverse map, products through the inverse steps. Exact and as cheap
+     as σ_max.
   3. ``"inverse-iteration"`` — otherwise: GKL on J_Φ⁻¹ = Φ_0'⁻¹ ··· Φ_{N−1}'⁻¹, each one-step
      Jacobian inverted by GMRES with relative residual ``inner_tol``.
 
@@ -58,18 +59,20 @@ def _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method="auto
     sch = disc.step_scheme
     plain = type(sch).init is Scheme.init and type(sch).to_state is Scheme.to_state
     block_map = map == "block" and disc.operator.kind == "second_order"
-    if method == "inverse-map" and not (sch.reversible and map == "state"):
-        raise IncompatibleSchemeError(f"the inverse-map route needs a reversible scheme and map='state'; "
-                                      f"{sch.name!r} with map {map!r} does not qualify: use method='inverse-iteration'")
+    invertible = sch.reversible and sch.internal_from_state  # Φ⁻¹ on the first-order state by inverse steps
+    if method == "inverse-map" and not (invertible and map == "state"):
+        raise IncompatibleSchemeError(f"the inverse-map route needs a reversible scheme whose internal state the "
+                                      f"first-order state determines, and map='state'; {sch.name!r} with map {map!r} "
+                                      "does not qualify: use method='inverse-iteration' or 'golub-kahan'")
     if method == "inverse-iteration" and (block_map or not plain):
         raise IncompatibleSchemeError("inverse iteration inverts a product of one-step maps, which needs a scheme whose "
                                       "internal state is the first-order state and map='state'")
-    if method == "golub-kahan" or block_map or not (sch.reversible or plain):
+    if method == "golub-kahan" or block_map or not (invertible or plain):
         # Y₀ ↦ Y_N of a second-order block is a corner of the state map, not a product of steps
         lo = golub_kahan(J, k=k, which="smallest", tol=tol, max_iter=max_iter)
         return lo.values, lo.residuals, ["converged" if s_ == "converged" else "bound" for s_ in lo.status], \
             f"golub-kahan ({lo.iterations} iterations)", {}
-    if sch.reversible and map == "state" and method != "inverse-iteration":
+    if invertible and map == "state" and method != "inverse-iteration":
         inv, method = disc.inverse_flow_jacobian(), "inverse-map"
     else:
         factors = [disc.step_jacobian(j) for j in range(disc.n_steps)]

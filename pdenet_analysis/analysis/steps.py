@@ -67,7 +67,9 @@ class Discretisation:
         return sch.to_state(op, s, self.steps[-1][1])
 
     def inverse_flow(self, state_T: tuple) -> tuple:
-        """The first-order state at 0 from the one at T, by the scheme's exact inverse steps."""
+        """The first-order state at 0 from the one at T, by the scheme's exact inverse steps (a
+        reversible scheme whose internal state the first-order state determines; the others raise
+        :class:`~pdenet_analysis.errors.IncompatibleSchemeError`)."""
         op, sch = self.operator, self.step_scheme
         sch.require_inverse()
         s = sch.from_state(op, state_T, self.steps[-1][1])

@@ -14,6 +14,14 @@ Every scheme declares the same metadata, which the test-suite and the analysis r
 ``adaptive``    whether the step is chosen by error control (then ``n_steps`` is not used)
 ``stability_variable``  "h*lambda" (one-step methods on y' = λy) or "h^2*lambda" (schemes for
                 partitioned / second-order systems, whose linear test problem is y'' = λy)
+``internal_from_state``  whether ``from_state`` rebuilds the internal state from the operator's
+                first-order state (False where the internal state carries more, as the reversible
+                Runge–Kutta wrapper's second state z): only then is the flow map on the first-order
+                state inverted by ``inverse_step``
+``inverse_growth``  the factor by which one inverse step can multiply the state's round-off beyond
+                what the dynamics do: 1 for the additive updates of the symplectic schemes, 1/λ for
+                the reversible Runge–Kutta wrapper (its inverse divides by λ). The reversible
+                gradient refuses n rebuilt steps where ``inverse_growth``ⁿ·ε would exceed 10⁻³
 
 A fixed-step scheme keeps an *internal* state, which may differ from the operator's first-order
 state (leapfrog keeps (Y_j, Y_{j−1})): ``init`` makes it, ``step``/``inverse_step`` advance it,
@@ -79,6 +87,8 @@ class Scheme:
     reversible: bool = False
     adaptive: bool = False
     stability_variable: ClassVar[str] = "h*lambda"
+    internal_from_state: ClassVar[bool] = True
+    inverse_growth: float = 1.0
 
     # ---- compatibility ---------------------------------------------------------------------
     def accepts(self, kind: str) -> bool:

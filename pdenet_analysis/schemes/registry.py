@@ -13,6 +13,7 @@ from collections.abc import Callable
 from ..errors import IncompatibleSchemeError, InvalidArgumentError, UnknownNameError
 from .adaptive import ADAPTIVE_METHODS, TorchDiffEq
 from .base import Scheme
+from .reversible_rk import ReversibleRungeKutta
 from .runge_kutta import RK4, ForwardEuler, Heun, Midpoint
 from .symplectic import Leapfrog, StormerVerlet, SymplecticEuler
 
@@ -25,6 +26,9 @@ _REGISTRY: dict[str, Callable[..., Scheme]] = {
     "verlet": StormerVerlet,
     "leapfrog": lambda: Leapfrog("paper"),
     "leapfrog_symmetric": lambda: Leapfrog("symmetric"),
+    # McCallum & Foster's reversible wrapper (coupling=λ as a keyword, default 0.5)
+    "reversible_heun": functools.partial(ReversibleRungeKutta, "heun"),
+    "reversible_rk4": functools.partial(ReversibleRungeKutta, "rk4"),
 }
 for _m in ADAPTIVE_METHODS:
     _REGISTRY[_m] = functools.partial(TorchDiffEq, _m)

@@ -34,10 +34,15 @@ def linear_problem(kind: str, seed: int = 0):
     raise InvalidArgumentError(f"unknown kind {kind!r}")
 
 
-def check_order(scheme, kinds=None, n_steps=(8, 16, 32, 64, 128), T: float = 2.0, tolerance: float = 0.15) -> dict:
+def check_order(scheme, kinds=None, n_steps=(32, 64, 128, 256, 512), T: float = 2.0, tolerance: float = 0.15) -> dict:
     """Observed order (fitted slope, float64, exact solutions) within ``tolerance`` of ``scheme.order``,
     on a linear problem of every kind the scheme accepts, and for first-order schemes also on a
-    time-dependent one (``first_order_time``), which catches wrong stage times."""
+    time-dependent one (``first_order_time``), which catches wrong stage times.
+
+    The default steps keep h·ρ ≤ 1/8 on the first-order problems (ρ = 2, T = 2), inside the
+    asymptotic regime of every registered scheme: the reversible Runge–Kutta wrappers, whose
+    parasitic mode and narrow stability interval delay it, fit 3.71 from 8 steps and 3.95 from 32
+    (reversible_rk4, order 4)."""
     scheme = get_scheme(scheme)
     out = {}
     kinds = kinds or sorted(scheme.kinds) + (["first_order_time"] if scheme.accepts("first_order") else [])
