@@ -7,7 +7,8 @@
                 differentiated on the spot (:meth:`~.schemes.base.Scheme.step_back`), so the
                 backward pass evaluates the operator once per forward evaluation, as revlib and
                 momentumnet do for additive couplings. Requires a reversible scheme (symplectic
-                Euler, Verlet, leapfrog). The gradient equals the backprop gradient up to the
+                Euler, Verlet, leapfrog; for first-order operators the reversible Runge–Kutta
+                wrappers). The gradient equals the backprop gradient up to the
                 round-off of the reconstruction (paper §3.2; the authors'
                 ``DoubleHamiltonianNN.JTmv`` does the same).
 
@@ -64,9 +65,11 @@ class Reversible(GradientStrategy):
 
     def check(self, scheme) -> None:
         if not scheme.reversible:
+            from .schemes.registry import reversible_names
+
             raise IncompatibleSchemeError(
                 f"gradient 'reversible' needs a reversible scheme; {scheme.name!r} has no exact inverse. "
-                "Use symplectic_euler, verlet, leapfrog or leapfrog_symmetric, or gradient='backprop'"
+                f"Use one of {reversible_names()}, or gradient='backprop'"
             )
 
 

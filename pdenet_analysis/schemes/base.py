@@ -137,9 +137,11 @@ class Scheme:
         """Raise :class:`IncompatibleSchemeError` unless the scheme has an exact inverse step."""
         if self.reversible:
             return
+        from .registry import reversible_names
+
         raise IncompatibleSchemeError(
             f"scheme {self.name!r} is not reversible: it has no exact inverse step. "
-            "Reversible schemes: symplectic_euler, verlet, leapfrog, leapfrog_symmetric"
+            f"Reversible schemes: {reversible_names()}"
         )
 
     def to_state(self, op, state: State, h: float) -> State:

@@ -78,3 +78,9 @@ def get_scheme(scheme: str | Scheme, **kwargs) -> Scheme:
 
 def names_accepting(kind: str) -> list[str]:
     return [n for n in available_schemes() if get_scheme(n).accepts(kind)]
+
+
+def reversible_names() -> str:
+    """The registered reversible schemes with the operator kinds they take, for error messages."""
+    found = [(n, get_scheme(n)) for n in available_schemes()]
+    return ", ".join(f"{n} ({'/'.join(sorted(s.kinds))})" for n, s in found if s.reversible)
