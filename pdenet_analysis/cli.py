@@ -1,9 +1,9 @@
 """The ``pdenet-analysis`` command.
 
     pdenet-analysis quickstart            train the four networks on the embedded digits, analyse them, write a report
-    pdenet-analysis train --dataset D --model PRESET [--scheme S] [--epochs E] [--device D] [--out DIR] [--resume]
+    pdenet-analysis train --dataset D --model PRESET [--scheme S [--coupling λ]] [--epochs E] [--device D] [--out DIR] [--resume]
                           [--amp] [--dtype float32|float64] [--channels-last] [--compile] [--cuda-graph]
-    pdenet-analysis analyze MODEL [--scheme NAME] [--steps N] [--examples N] [--all-blocks] [--device D] [--out DIR]
+    pdenet-analysis analyze MODEL [--scheme NAME [--coupling λ]] [--steps N] [--examples N] [--all-blocks] [--device D] [--out DIR]
     pdenet-analysis study NAME [--quick] [--jobs N] [--device D] [--out DIR] [--executor E]   run a study
     pdenet-analysis study --list          list the studies and the question each answers
     pdenet-analysis demo                  integrate the paper's three operators and print what happened
@@ -130,7 +130,19 @@ def _check_fits(model, x: torch.Tensor, what: str) -> None:
                          f"{tuple(x.shape[2:])} images; use a preset for this data set (pdenet-analysis presets)")
 
 
-def _load_model_arg(name: str, scheme, steps, device):
+def _scheme_options(args) -> dict:
+    """The scheme's options given on the command line (``--coupling``), checked against --scheme."""
+    from .errors import InvalidArgumentError
+
+    if getattr(args, "coupling", None) is None:
+        return {}
+    if args.scheme is None:
+        raise InvalidArgumentError("--coupling is an option of the reversible Runge–Kutta schemes; add --scheme "
+                                   "reversible_heun or --scheme reversible_rk4")
+    return {"coupling": args.coupling}
+
+
+def _load_model_arg(name: str, scheme, steps, device, **scheme_kwargs):
     """A preset name (random weights) or a checkpoint file."""
     import os
 
@@ -141,9 +153,9 @@ def _load_model_arg(name: str, scheme, steps, device):
         torch.manual_seed(0)
         model = build_preset(name)
         if scheme is not None or steps is not None:
-            model = model.with_scheme(scheme, steps)
+            model = model.with_scheme(scheme, steps, **scheme_kwargs)
     elif os.path.exists(name) or name.endswith(".pt"):
-        model = load_model(name, scheme, steps)
+        model = load_model(name, scheme, steps, **scheme_kwargs)
     else:
         from .errors import UnknownNameError
 
@@ -155,7 +167,7 @@ def _cmd_analyze(args) -> int:
     from .analysis.model import analyze_model
     from .networks.presets import DATASET_SHAPES
 
-    model = _load_model_arg(args.model, args.scheme, args.steps, args.device)
+    model = _load_model_arg(args.model, args.scheme, args.steps, args.device, **_scheme_options(args))
     c = model.config["in_channels"]
     ds = model.config.get("preset", "").split("-")[0]
     dataset = args.dataset or ("digits" if ds == "digits" else None)
@@ -205,8 +217,9 @@ def _cmd_train(args) -> int:
     data = load_dataset(args.dataset, args.data_dir, args.download)
     torch.manual_seed(args.seed)
     model = build_preset(args.model)
+    options = _scheme_options(args)
     if args.scheme is not None or args.steps is not None or gradient is not None:
-        model = model.with_scheme(args.scheme, args.steps, gradient)
+        model = model.with_scheme(args.scheme, args.steps, gradient, **options)
     model = model.to(getattr(torch, args.dtype))
     _check_fits(model, data.x_train[:1], f"the {args.dataset} data set")
     cfg = TrainConfig(epochs=args.epochs, device=args.device, out=args.out, resume=args.resume, seed=args.seed, dataset=args.dataset,
@@ -281,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dataset", required=True)
     t.add_argument("--model", required=True, help="preset name, e.g. fashion_mnist-hamiltonian")
     t.add_argument("--scheme", default=None)
+    t.add_argument("--coupling", type=float, default=None, metavar="λ",
+                   help="with --scheme reversible_heun or reversible_rk4: the coupling λ in (0, 1] (default 0.5; "
+                        "nearer 1 lets the reversible gradient rebuild more steps, and narrows the stable step)")
     t.add_argument("--steps", type=int, default=None)
     t.add_argument("--gradient", default=None, choices=["backprop", "reversible", "adjoint"],
                    help="how gradients pass through the PDE blocks (reversible: O(1) memory in depth)")
@@ -310,6 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("analyze", help="spectra, stability, conditioning, reversibility, convergence, energy")
     a.add_argument("model", help="a preset name (random weights) or a checkpoint file")
     a.add_argument("--scheme", default=None)
+    a.add_argument("--coupling", type=float, default=None, metavar="λ",
+                   help="with --scheme reversible_heun or reversible_rk4: the coupling λ in (0, 1]")
     a.add_argument("--steps", type=int, default=None)
     a.add_argument("--device", default="cpu")
     a.add_argument("--out", default="reports/analyze")

@@ -342,7 +342,8 @@ def _require_accurate_rebuild(scheme: Scheme, n_rebuilt: int, dtype: torch.dtype
         f"the reversible gradient would rebuild {n_rebuilt} steps of {scheme.name!r}, whose inverse step multiplies "
         f"round-off by {growth:.3g}: by {growth:.3g}^{n_rebuilt} ≈ 10^{n_rebuilt * math.log10(growth):.0f} in all, so "
         f"the rebuilt states and the gradient would be wrong in {dtype} (at most {most} rebuilt steps keep the error "
-        f"below {REBUILD_TOLERANCE:g}). Raise the coupling (e.g. get_scheme({scheme.name!r}, coupling=0.9)), take "
+        f"below {REBUILD_TOLERANCE:g}). Raise the coupling (e.g. get_scheme({scheme.name!r}, coupling=0.9), or "
+        "--coupling 0.9), take "
         "fewer steps, keep the last steps' graph (Reversible(keep_last=k)), or use gradient='backprop'")
 
 

@@ -90,3 +90,17 @@ def test_conditioning_does_not_invert_the_flow_from_y_alone():
     disc = A.discretise(op, y0, "reversible_heun", n_steps=3)
     with pytest.raises(pa.IncompatibleSchemeError, match="does not determine"):
         disc.inverse_flow(disc.flow(disc.state0))
+
+
+def test_a_checkpoint_reloads_the_coupling_it_was_trained_with(tmp_path):
+    """A network given a wrapper object records its coupling beside the scheme's name, so that its
+    configuration (and so a checkpoint) rebuilds that scheme, not the registry's default λ."""
+    from pdenet_analysis.networks import build_preset, from_config
+
+    net = build_preset("digits-parabolic").with_scheme(ReversibleRungeKutta("heun", 0.9))
+    assert net.config["scheme"] == "reversible_heun" and net.config["scheme_kwargs"] == {"coupling": 0.9}
+    again = from_config(net.config)
+    assert all(b.scheme.coupling == 0.9 for b in again.blocks)
+    by_name = build_preset("digits-parabolic").with_scheme("reversible_rk4", coupling=0.75)
+    assert from_config(by_name.config).blocks[0].scheme.coupling == 0.75
+    assert from_config(build_preset("digits-parabolic").with_scheme("reversible_rk4").config).blocks[0].scheme.coupling == 0.5

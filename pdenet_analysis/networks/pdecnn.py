@@ -69,10 +69,11 @@ class PDECNN(nn.Module):
             raise UnknownNameError("architecture", architecture, OPERATOR_FACTORIES)
         if len(widths) < 2:
             raise InvalidArgumentError(f"widths needs at least two entries [nf0, nf1], got {widths!r}")
+        scheme_name, scheme_options = _scheme_entry(scheme, scheme_kwargs or {})
         self.config = dict(
             architecture=architecture, widths=list(widths), in_channels=in_channels, n_classes=n_classes,
-            T=T, n_steps=n_steps, scheme=scheme, interpolation=interpolation, activation=activation,
-            normalise=normalise, eps=eps, bn_eps=bn_eps, gradient=gradient, scheme_kwargs=scheme_kwargs or {},
+            T=T, n_steps=n_steps, scheme=scheme_name, interpolation=interpolation, activation=activation,
+            normalise=normalise, eps=eps, bn_eps=bn_eps, gradient=gradient, scheme_kwargs=scheme_options,
         )
         factory = OPERATOR_FACTORIES[architecture]
         self.opening = _conv_bn_relu(in_channels, widths[0], 3, bn_eps)
@@ -150,13 +151,21 @@ class PDECNN(nn.Module):
         new.units = nn.ModuleList(units)
         new.config = dict(self.config)
         if scheme is not None:
-            new.config["scheme"] = scheme if isinstance(scheme, str) else scheme.name
-            new.config["scheme_kwargs"] = scheme_kwargs
+            new.config["scheme"], new.config["scheme_kwargs"] = _scheme_entry(scheme, scheme_kwargs)
         if n_steps is not None:
             new.config["integration_steps"] = n_steps
         if gradient is not None:
             new.config["gradient"] = gradient if isinstance(gradient, str) else gradient.name
         return new
+
+
+def _scheme_entry(scheme, scheme_kwargs: dict) -> tuple:
+    """(name, options) that rebuild ``scheme`` from the registry: a Scheme object records its own
+    options (``Scheme.options``, e.g. a reversible wrapper's coupling), so that a checkpoint
+    reloads the scheme it was trained with, not the registry's default."""
+    if scheme is None or isinstance(scheme, str):
+        return scheme, dict(scheme_kwargs)
+    return scheme.name, {**scheme.options(), **scheme_kwargs}
 
 
 def from_config(config: dict) -> PDECNN:

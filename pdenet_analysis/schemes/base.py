@@ -133,6 +133,12 @@ class Scheme:
         got = acc.backward(out, inp, grads)
         return prev, tuple(torch.zeros_like(x) if g is None else g for x, g in zip(inp, got))
 
+    def options(self) -> dict:
+        """The keyword arguments that rebuild this scheme from the registry under its ``name``
+        (``get_scheme(name, **options)``): what a network's configuration must record, beside the
+        name, so that a checkpoint reloads the same scheme; empty for the schemes that take none."""
+        return {}
+
     def require_inverse(self) -> None:
         """Raise :class:`IncompatibleSchemeError` unless the scheme has an exact inverse step."""
         if self.reversible:

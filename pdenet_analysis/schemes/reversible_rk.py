@@ -83,6 +83,9 @@ class ReversibleRungeKutta(Scheme):
         self.name = f"reversible_{base.name}"
         self.order = base.order
 
+    def options(self) -> dict:
+        return {"coupling": self.coupling}
+
     # ---- the two updates -------------------------------------------------------------------
     def _advance(self, op, x, t, h):
         """Φ_h(t, x): one step of the base scheme on the first-order state (x,)."""

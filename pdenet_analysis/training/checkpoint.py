@@ -88,9 +88,10 @@ def load_checkpoint(path: str, map_location="cpu") -> dict:
     return ck
 
 
-def load_model(path: str, scheme=None, n_steps: int | None = None, map_location="cpu", best: bool = True):
+def load_model(path: str, scheme=None, n_steps: int | None = None, map_location="cpu", best: bool = True,
+               **scheme_kwargs):
     """Rebuild the network of a checkpoint (best-validation weights if present), optionally with
-    another scheme or step count."""
+    another scheme (its options as keywords, e.g. ``coupling``) or step count."""
     from ..networks import from_config
 
     ck = load_checkpoint(path, map_location)
@@ -102,5 +103,5 @@ def load_model(path: str, scheme=None, n_steps: int | None = None, map_location=
         raise DataError(f"model file {path}: the weights do not fit the network its configuration describes "
                         f"({str(e).splitlines()[0]}...)") from e
     if scheme is not None or n_steps is not None:
-        model = model.with_scheme(scheme, n_steps)
+        model = model.with_scheme(scheme, n_steps, **scheme_kwargs)
     return model
