@@ -18,11 +18,7 @@ def test_campaign_without_cuda_says_so_and_measures_nothing():
 
 
 def test_campaign_parts_point_at_existing_scripts():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import gpu_campaign
-    finally:
-        sys.path.pop(0)
+    gpu_campaign = _campaign()
     names = [p[0] for p in gpu_campaign.PARTS]
     assert names == ["training", "regulariser", "memory", "reversible_peers", "tests", "analysis", "analyze", "adaptive", "fashion_mnist", "study",
                      "tests_full"]
@@ -61,13 +57,19 @@ def test_dry_run_runs_every_part_on_the_cpu(tmp_path):
     assert after == before
 
 
-def _campaign():
+def _benchmark_module(name: str):
+    """A script of benchmarks/ imported as a module."""
+    import importlib
+
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
-        import gpu_campaign
+        return importlib.import_module(name)
     finally:
         sys.path.pop(0)
-    return gpu_campaign
+
+
+def _campaign():
+    return _benchmark_module("gpu_campaign")
 
 
 def test_a_misspelt_part_is_refused_before_anything_runs():
@@ -82,17 +84,8 @@ def test_a_misspelt_part_is_refused_before_anything_runs():
     assert r.returncode != 0 and "trainig: no such part" in r.stderr
 
 
-def _prepare():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import prepare_gpu_lease
-    finally:
-        sys.path.pop(0)
-    return prepare_gpu_lease
-
-
 def test_lease_preparation_finds_what_is_missing_and_writes_a_command_the_tool_takes(tmp_path):
-    prep = _prepare()
+    prep = _benchmark_module("prepare_gpu_lease")
     assert prep.missing_idx(str(tmp_path)) == list(prep.IDX_FILES)
     (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"x")
     assert "train-images-idx3-ubyte.gz" not in prep.missing_idx(str(tmp_path))
