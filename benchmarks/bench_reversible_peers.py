@@ -173,10 +173,10 @@ def main():
         configs = [(d, 16, 16, 4) for d in args.depths] + [(3, 32, 32, 16), (16, 32, 32, 16)]
     out = args.out or result_path(f"reversible_peers_{dev.type}.json")
     rows = []
+    deepest = {}  # the deepest block of each size, the one profiled
+    for depth, channels, size, batch in configs:
+        deepest[channels, size, batch] = max(depth, deepest.get((channels, size, batch), 0))
     for arch in ("hamiltonian", "second_order"):
-        deepest = {}
-        for depth, channels, size, batch in configs:
-            deepest[channels, size, batch] = max(depth, deepest.get((channels, size, batch), 0))
         for depth, channels, size, batch in configs:
             profiled = args.profile and depth == deepest[channels, size, batch]
             row = measure(arch, depth, channels, size, batch, dev, args.repeats, profiled)

@@ -331,7 +331,7 @@ def _require_accurate_rebuild(scheme: Scheme, n_rebuilt: int, dtype: torch.dtype
     step multiplies errors by g > 1 (``Scheme.inverse_growth``, 1/λ for the reversible Runge–Kutta
     wrapper) amplifies the final state's rounding by gⁿ over n rebuilt steps, and the gradient with
     it. Allowed while gⁿ·ε ≤ :data:`REBUILD_TOLERANCE` (ε of the state's dtype)."""
-    growth = float(getattr(scheme, "inverse_growth", 1.0))
+    growth = float(scheme.inverse_growth)
     if growth <= 1.0 or n_rebuilt == 0:
         return
     eps = torch.finfo(dtype).eps

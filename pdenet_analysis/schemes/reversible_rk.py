@@ -79,9 +79,13 @@ class ReversibleRungeKutta(Scheme):
             raise InvalidArgumentError(f"coupling λ of the reversible wrapper must be a number in (0, 1], got {coupling!r}; "
                                        "McCallum & Foster use 0.999")
         self.base, self.coupling = base, float(coupling)
-        self.inverse_growth = 1.0 / self.coupling  # y_n = (y_{n+1} − H(z_n))/λ
         self.name = f"reversible_{base.name}"
         self.order = base.order
+
+    @property
+    def inverse_growth(self) -> float:
+        """1/λ: the inverse step divides by λ (y_n = (y_{n+1} − H(z_n))/λ)."""
+        return 1.0 / self.coupling
 
     def options(self) -> dict:
         return {"coupling": self.coupling}
