@@ -55,3 +55,22 @@ def test_from_config_rebuilds_same_architecture():
     m2 = pa.networks.from_config(m.config)
     assert m2.n_parameters() == m.n_parameters()
     assert m2.blocks[0].scheme.name == "verlet" and m2.blocks[0].n_steps == 6
+
+
+def test_every_scheme_object_is_rebuilt_from_its_name_and_options():
+    """Registry-driven: a network given a scheme object records its name and ``options()``, and
+    its configuration rebuilds the same scheme (e.g. a dopri5 with rtol 1e-4, not the default
+    1e-6). Options given beside an object are refused, not dropped."""
+    from pdenet_analysis.networks import from_config
+
+    net = pa.build_preset("digits-parabolic")
+    for name in pa.available_schemes():
+        scheme = pa.get_scheme(name)
+        if not scheme.accepts("first_order"):
+            continue
+        if scheme.adaptive:
+            scheme = pa.get_scheme(name, rtol=1e-4, atol=1e-7)
+        rebuilt = from_config(net.with_scheme(scheme).config).blocks[0].scheme
+        assert repr(rebuilt) == repr(scheme) and rebuilt.options() == scheme.options(), name
+    with pytest.raises(pa.InvalidArgumentError, match="given with a scheme object"):
+        net.with_scheme(pa.get_scheme("dopri5"), rtol=1e-9)

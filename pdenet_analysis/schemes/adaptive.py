@@ -150,6 +150,9 @@ class TorchDiffEq(Scheme):
         self.max_steps = max_steps
         self._step_scheme = None
 
+    def options(self) -> dict:
+        return dict(rtol=self.rtol, atol=self.atol, max_steps=self.max_steps, backend=self.backend)
+
     @property
     def step_scheme(self):
         """One step of the propagated Runge–Kutta solution as a fixed-step scheme: what an accepted

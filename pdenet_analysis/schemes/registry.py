@@ -56,8 +56,15 @@ def available_schemes() -> list[str]:
 
 
 def get_scheme(scheme: str | Scheme, **kwargs) -> Scheme:
-    """A scheme from its name (keyword arguments go to adaptive solvers: rtol, atol, ...)."""
+    """A scheme from its name, its options as keywords (rtol, atol, ... for the adaptive solvers,
+    coupling for the reversible Runge–Kutta wrappers). A scheme object is returned as it is; it
+    already holds its options, so options given with it are refused rather than dropped."""
     if isinstance(scheme, Scheme):
+        if kwargs:
+            raise InvalidArgumentError(
+                f"options {', '.join(sorted(kwargs))} were given with a scheme object ({scheme!r}), which already holds "
+                f"its own ({scheme.options() or 'none'}); pass them with the scheme's name instead, e.g. "
+                f"get_scheme({scheme.name!r}, {', '.join(f'{k}=...' for k in sorted(kwargs))})")
         return scheme
     if not isinstance(scheme, str) or scheme not in _REGISTRY:
         raise UnknownNameError("scheme", str(scheme), _REGISTRY)
