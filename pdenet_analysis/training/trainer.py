@@ -209,8 +209,8 @@ def train(model, data, cfg: TrainConfig, log=print, on_epoch=None) -> dict:
         model.load_state_dict(ck["model_state"])
         opt.load_state_dict(ck["optimizer_state"])
         start, best, best_state, history = ck["epoch"], ck["best_val"], ck["best_state"], ck["metrics"]
-        gen.set_state(ck["rng"]["augment"])
-        torch.set_rng_state(ck["rng"]["torch"])
+        gen.set_state(ck["rng"]["augment"].cpu())  # map_location moved it
+        torch.set_rng_state(ck["rng"]["torch"].cpu())
         if metrics_path and rank == 0:  # the checkpoint's history is authoritative: drop rows of a lost epoch
             with open(metrics_path, "w") as f:
                 f.writelines(json.dumps(r) + "\n" for r in history)
