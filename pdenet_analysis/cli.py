@@ -342,7 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="symplectic Euler, Verlet, leapfrog and forward Euler on first-order blocks: count the step "
                         "map's unstable modes exactly from its reduced form through the active hidden units up to this "
                         "many rows (default 8192; dense eigenvalues, per counted example and step on 2 cores: about 2 s "
-                        "at 2000 rows, 8 s at 3000, 1 min at 6000)")
+                        "at 2000 rows, 8 s at 3000, 1 min at 6000); forward Euler's σ_min then also comes from "
+                        "exact inverse step maps (one LU of that size per example and step)")
     a.add_argument("--dataset", default=None, help="take the examples from this data set's test split "
                    "(default: digits for digits presets, otherwise standard-normal images)")
     a.add_argument("--data-dir", default=None)

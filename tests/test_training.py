@@ -78,8 +78,11 @@ def test_training_learns_and_checkpoint_rebuilds(tmp_path, digits):
         assert float(k.weight.abs().max()) <= 1.0  # box constraint
 
 
-def test_resume_continues_where_it_stopped(tmp_path, digits):
-    cfg = dict(augment=False, progress=False, out=str(tmp_path / "r"), lr=0.1, batch_size=32, lr_milestones=())
+def test_resume_continues_where_it_stopped(tmp_path, digits, device):
+    """On CUDA too: the checkpoint is loaded onto the training device, and its RNG states must go
+    back to the CPU before they are restored (a GPU lease's resume once failed there)."""
+    cfg = dict(augment=False, progress=False, out=str(tmp_path / "r"), lr=0.1, batch_size=32, lr_milestones=(),
+               device=str(device))
     torch.manual_seed(0)
     full = train(pa.build_preset("digits-parabolic").float(), digits, TrainConfig(epochs=3, **{**cfg, "out": str(tmp_path / "f")}))
     torch.manual_seed(0)

@@ -12,8 +12,14 @@ How each end of the spectrum is computed (never by squaring κ):
      (``Scheme.internal_from_state``; map "state"): σ_min(J_Φ) = 1/σ_max(J_Φ⁻¹), with J_Φ⁻¹ the
      Jacobian of the exact inverse map, products through the inverse steps. Exact and as cheap
      as σ_max.
-  3. ``"inverse-iteration"`` — otherwise: GKL on J_Φ⁻¹ = Φ_0'⁻¹ ··· Φ_{N−1}'⁻¹, each one-step
-     Jacobian inverted by GMRES with relative residual ``inner_tol``.
+  3. ``"reduced-inverse"`` — forward Euler on a first-order block whose layer has hidden units
+     (the parabolic network and the ResNet), with at most ``reduced_dense_max`` active units per
+     example and step: σ_min(J_Φ) = 1/σ_max(J_Φ⁻¹) with each S_j⁻¹ exact by the Woodbury identity
+     through the active units (:mod:`.reduced_inverse`). Exact, and it does not depend on S_j
+     being well conditioned, which at h = 1 on a trained network it is not.
+  4. ``"inverse-iteration"`` — otherwise: GKL on J_Φ⁻¹ = Φ_0'⁻¹ ··· Φ_{N−1}'⁻¹, each one-step
+     Jacobian inverted by GMRES with relative residual ``inner_tol`` (which stalls where a step
+     map is nearly singular: the result is then a bound, see below).
 
   Whatever the route, a value is reported "converged" only if the singular triplet passes a
   residual check with the *forward* operator: ‖J u − σ v‖ and ‖Jᵀ v − σ u‖ below ``tol``·σ, which
@@ -32,7 +38,10 @@ import torch
 from ..errors import IncompatibleSchemeError, InvalidArgumentError
 from ..schemes.base import Scheme
 from .krylov import InnerSolveFailed, InverseChain, golub_kahan
+from .linear import ChainOperator
+from .reduced_inverse import reduced_step_inverse
 from .report import Report, sweepable
+from .stepmap import REDUCED_DENSE_MAX
 from .steps import discretise, distribution, select_examples
 
 
@@ -46,10 +55,22 @@ def _forward_residual(J, sigma: np.ndarray, right: torch.Tensor, left: torch.Ten
     return (torch.maximum(a, b) / s.squeeze(-1).clamp_min(1e-300)).cpu().double().numpy()
 
 
-METHODS = ("auto", "dense", "inverse-map", "inverse-iteration", "golub-kahan")
+METHODS = ("auto", "dense", "inverse-map", "reduced-inverse", "inverse-iteration", "golub-kahan")
 
 
-def _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method="auto"):
+def _reduced_inverse_flow(disc, max_rows: int) -> ChainOperator | None:
+    """J_Φ⁻¹ = S_0⁻¹ ··· S_{N−1}⁻¹ with every S_j⁻¹ exact (:mod:`.reduced_inverse`), or None
+    where a step does not reduce."""
+    steps = []
+    for j in range(disc.n_steps):
+        inv = reduced_step_inverse(disc, j, max_rows)
+        if inv is None:
+            return None
+        steps.append(inv)
+    return ChainOperator(steps[::-1])  # S_{N−1}⁻¹ acts first
+
+
+def _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method="auto", reduced_dense_max=REDUCED_DENSE_MAX):
     """(values (batch, k) ascending, residuals, status per example, method, extra info)."""
     batch, n = J.batch, J.shape[1]
     if method == "dense" or method == "auto" and n <= dense_max:
@@ -64,22 +85,36 @@ def _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method="auto
         raise IncompatibleSchemeError(f"the inverse-map route needs a reversible scheme whose internal state the "
                                       f"first-order state determines, and map='state'; {sch.name!r} with map {map!r} "
                                       "does not qualify: use method='inverse-iteration' or 'golub-kahan'")
-    if method == "inverse-iteration" and (block_map or not plain):
-        raise IncompatibleSchemeError("inverse iteration inverts a product of one-step maps, which needs a scheme whose "
-                                      "internal state is the first-order state and map='state'")
+    if method in ("inverse-iteration", "reduced-inverse") and (block_map or not plain):
+        raise IncompatibleSchemeError(f"the {method} route inverts a product of one-step maps, which needs a scheme "
+                                      "whose internal state is the first-order state and map='state'")
     if method == "golub-kahan" or block_map or not (invertible or plain):
         # Y₀ ↦ Y_N of a second-order block is a corner of the state map, not a product of steps
         lo = golub_kahan(J, k=k, which="smallest", tol=tol, max_iter=max_iter)
         return lo.values, lo.residuals, ["converged" if s_ == "converged" else "bound" for s_ in lo.status], \
             f"golub-kahan ({lo.iterations} iterations)", {}
-    if invertible and map == "state" and method != "inverse-iteration":
+    info = {}
+    reduced = None
+    if method == "reduced-inverse" or method == "auto" and not invertible:
+        reduced = _reduced_inverse_flow(disc, reduced_dense_max)
+        if reduced is None and method == "reduced-inverse":
+            raise IncompatibleSchemeError(f"the reduced-inverse route needs forward Euler on a first-order block whose "
+                                          f"layer has hidden units, with at most reduced_dense_max={reduced_dense_max} "
+                                          f"active units per example and step; {sch.name!r} here does not qualify: use "
+                                          "method='inverse-iteration' or raise reduced_dense_max")
+    if reduced is not None:
+        rows = [r for S in reduced.factors for r in S.rows]
+        inv, method = reduced, f"reduced-inverse (S_j⁻¹ exact by Woodbury through {min(rows)}–{max(rows)} active units)"
+        info.update(reduced_rows_max=max(rows), reduced_products=sum(S.products for S in reduced.factors))
+    elif invertible and map == "state" and method != "inverse-iteration":
         inv, method = disc.inverse_flow_jacobian(), "inverse-map"
     else:
         factors = [disc.step_jacobian(j) for j in range(disc.n_steps)]
         inv, method = InverseChain(factors, tol=inner_tol), "inverse-iteration (GMRES per step)"
-    info = {}
     try:
-        r = golub_kahan(inv, k=k, which="largest", tol=tol, max_iter=max_iter, vectors=True)
+        # a relative residual e of J⁻¹'s triplet is at most e·κ_i of J's (σ_max(J)/σ_i): converge J⁻¹'s
+        # 100× tighter than asked, a few more iterations, so that the forward check below passes
+        r = golub_kahan(inv, k=k, which="largest", tol=max(tol * 1e-2, 1e-14), max_iter=max_iter, vectors=True)
         sigma = 1.0 / np.maximum(r.values, 1e-300)
         # J⁻¹v = s u, J⁻ᵀu = s v  ⇔  J u = (1/s) v, Jᵀ v = (1/s) u: u is J's right vector, v its left
         res = np.stack([_forward_residual(J, sigma[:, i], r.left[:, i], r.right[:, i]) for i in range(k)], 1)
@@ -105,14 +140,17 @@ def _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method="auto
 @sweepable("conditioning")
 def conditioning(operator, y0, scheme="euler", *, T=None, n_steps=None, k: int = 3, tol: float = 1e-8,
                  map: str = "state", dense_max: int = 2048, inner_tol: float | None = None, max_iter: int = 300,
-                 rtol: float = 1e-6, atol: float = 1e-8, examples=None, method: str = "auto") -> Report:
+                 rtol: float = 1e-6, atol: float = 1e-8, examples=None, method: str = "auto",
+                 reduced_dense_max: int = REDUCED_DENSE_MAX) -> Report:
     """σ_max, σ_min, κ and FTLEs of the flow map's Jacobian for every example of ``y0``
     (all at once: the Krylov solvers are batched over examples).
 
     ``map``: "state" (the first-order state (Y, V) or (Y, Z)) or "block" (what the network maps:
     Y₀ ↦ Y_N; differs from "state" only for second-order blocks). ``examples``: indices to use
     (default all). Adaptive schemes are linearised along their accepted steps. ``method`` forces a
-    route for σ_min (``METHODS``; "auto" picks as the module docstring says).
+    route for σ_min (``METHODS``; "auto" picks as the module docstring says);
+    ``reduced_dense_max``: the most active units per example and step for the "reduced-inverse"
+    route (an LU of that size per example and step).
     """
     if method not in METHODS:
         raise InvalidArgumentError(f"method must be one of {METHODS}, got {method!r}")
@@ -122,7 +160,8 @@ def conditioning(operator, y0, scheme="euler", *, T=None, n_steps=None, k: int =
     k = min(k, J.shape[1])
     inner_tol = inner_tol if inner_tol is not None else max(tol * 1e-2 / max(disc.n_steps, 1), 1e-14)
     top = golub_kahan(J, k=k, which="largest", tol=tol, max_iter=max_iter)
-    smin, res_min, status_min, method_min, info = _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method)
+    smin, res_min, status_min, method_min, info = _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method,
+                                                            reduced_dense_max)
     smax = top.values
     kappa = smax[:, 0] / np.maximum(smin[:, 0], 1e-300)
     Tf = disc.T

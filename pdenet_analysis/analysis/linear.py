@@ -203,6 +203,31 @@ class ProductOperator:
     as_scipy = JacobianOperator.as_scipy
 
 
+class ChainOperator:
+    """A_k ··· A_2 A_1 for operators of one shape and batch, given in the order they act:
+    ``ChainOperator([A_1, …, A_k])`` (the inverse flow map S_0⁻¹ ··· S_{N−1}⁻¹ is
+    ``ChainOperator([S_{N−1}⁻¹, …, S_0⁻¹])``)."""
+
+    def __init__(self, factors: list):
+        self.factors = list(factors)
+        f0 = self.factors[0]
+        self.shape = (self.factors[-1].shape[0], f0.shape[1])
+        self.dtype, self.device, self.batch, self.batched = f0.dtype, f0.device, f0.batch, f0.batched
+
+    def matvec(self, v):
+        for A in self.factors:
+            v = A.matvec(v)
+        return v
+
+    def rmatvec(self, w):
+        for A in reversed(self.factors):
+            w = A.rmatvec(w)
+        return w
+
+    def restrict(self, rows) -> "ChainOperator":
+        return ChainOperator([A.restrict(rows) for A in self.factors])
+
+
 def _one(x: torch.Tensor, index: int) -> torch.Tensor:
     return x[index : index + 1]
 

@@ -93,7 +93,8 @@ def analyze_block(block, x: torch.Tensor, out: str, k: int = 6, convergence_step
     count of unstable step-map modes (chosen by a certified lower bound, see
     :func:`~.stability.spectrum_along_trajectory`; None: all); ``reduced_dense_max``: up to this
     size of their reduced step form through the active hidden units, the two-level schemes and
-    forward Euler are counted exactly (:mod:`.stepmap`). ``order_estimate``:
+    forward Euler are counted exactly (:mod:`.stepmap`), and forward Euler's σ_min comes from exact
+    inverse step maps (:mod:`.reduced_inverse`). ``order_estimate``:
     how the observed order's errors are measured (:func:`~.convergence.convergence_study`): "successive" differences of the
     scheme's own solves (default: one extra solve), or "reference" (RK4 with ``reference_factor``×
     the finest step count: about 7× the cost at the paper's sizes)."""
@@ -110,7 +111,8 @@ def analyze_block(block, x: torch.Tensor, out: str, k: int = 6, convergence_step
                                                          progress=lambda where: tick(0, f"stability {where}"))
         tick(1, "stability")
     if "conditioning" in wanted:
-        reports["conditioning"] = conditioning(op, x, scheme, n_steps=n, dense_max=dense_max)
+        reports["conditioning"] = conditioning(op, x, scheme, n_steps=n, dense_max=dense_max,
+                                               reduced_dense_max=reduced_dense_max)
         tick(1, "conditioning")
     if "density" in wanted:
         reports["density"] = spectral_density(op, x[:1], scheme, n_steps=n)

@@ -79,13 +79,16 @@ def _dense_count(J_dense: np.ndarray, radius: float) -> dict:
 class ActiveUnits(NamedTuple):
     """What :func:`active_unit_form` returns: R = ∂phi/∂w at ``w0``, an r × r matrix (r = ``rows``),
     and where the units lie: ``positions`` (r, 3) = (channel, row, column) on a grid of ``grid`` =
-    (channels, rows, columns) for image-shaped hidden units (else None)."""
+    (channels, rows, columns) for image-shaped hidden units (else None). phi = select ∘ lift, and
+    M = P Q with P = ∂lift/∂w at ``w0`` (m × r) and Q = ∂select/∂v at v = 0 (r × m), so R = Q P."""
 
     phi: Callable
     w0: torch.Tensor
     rows: int
     positions: torch.Tensor | None = None
     grid: tuple | None = None
+    lift: Callable | None = None
+    select: Callable | None = None
 
 
 def active_unit_form(op, form) -> ActiveUnits | None:
@@ -118,19 +121,24 @@ def active_unit_form(op, form) -> ActiveUnits | None:
         return None
     zero = torch.zeros(z.numel(), dtype=z.dtype, device=z.device)
 
+    def lift(w):  # the increment of the part's output when the active units move by w (P = its Jacobian)
+        return form.post(q + readout(zero.index_copy(0, active, w).reshape(z.shape))) - base
+
+    def select(v):  # the active units at u + v (Q = its Jacobian at 0)
+        return hidden(u + v).reshape(-1)[active]
+
     def phi(w):
-        a = zero.index_copy(0, active, w).reshape(z.shape)
-        return hidden(u + form.post(q + readout(a)) - base).reshape(-1)[active]
+        return select(lift(w))
 
     positions = grid = None
     if z.dim() == 4 and z.shape[0] == 1:  # (1, channels, rows, columns)
         _, C, H, W = z.shape
         positions, grid = torch.stack([active // (H * W), (active // W) % H, active % W], 1), (C, H, W)
     return ActiveUnits(phi, torch.zeros(active.numel(), dtype=u.dtype, device=u.device), int(active.numel()),
-                       positions, grid)
+                       positions, grid, lift, select)
 
 
-def _reduced_matrix(active: ActiveUnits) -> tuple[torch.Tensor, int]:
+def reduced_matrix(active: ActiveUnits) -> tuple[torch.Tensor, int]:
     """R of :func:`active_unit_form` as a dense matrix, and the products it took: by grouped
     columns where the hidden units lie on an image grid (:func:`~.colouring.local_jacobian`:
     about 5× fewer products on CIFAR-10's first unit), else column by column."""
@@ -163,7 +171,7 @@ def reduced_count(scheme, op, point: tuple, t: float, h: float, radius: float, m
     elif rows == 0:  # every unit off: M = 0
         mu, products, method = np.zeros(m), 0, f"dense, {form.label}, 0 of {m} units active"
     else:
-        R, products = _reduced_matrix(active)
+        R, products = reduced_matrix(active)
         mu = np.concatenate([dense_eigvals(R), np.zeros(m - rows)])
         method = f"dense, {form.label}, {rows} of {m} units active"
     return dict(_exact_count(np.asarray(form.roots(mu)), radius, products, method), rows=rows)

@@ -52,7 +52,9 @@ class StepForm:
 
     * the two-level schemes (symplectic Euler, Verlet, leapfrog): M of half the size, both roots
       of ξ² − (2 + μ)ξ + 1 = 0 (``label`` "half size");
-    * forward Euler on a first-order operator: S = I + M with M = h ∂F/∂Y, ξ = 1 + μ.
+    * forward Euler on a first-order operator: S = I + M with M = h ∂F/∂Y, ξ = 1 + μ
+      (``identity_plus`` True: then S⁻¹ is exact through the hidden units too,
+      :mod:`~pdenet_analysis.analysis.reduced_inverse`).
 
     Knowing where the part enters lets M be reduced further through the part's hidden units
     (:func:`~pdenet_analysis.analysis.stepmap.active_unit_form`)."""
@@ -63,6 +65,7 @@ class StepForm:
     post: Callable
     roots: Callable
     label: str
+    identity_plus: bool = False  #: S = I + M on the state u itself
 
     def map(self, op) -> Callable:
         """fn: u ↦ post(P(s, u)), whose Jacobian at ``u`` is M."""

@@ -1,0 +1,97 @@
+"""The exact inverse of forward Euler's step maps through the active hidden units (Woodbury),
+and the conditioning route built on it: products against dense inverses, σ_min against a dense
+SVD where GMRES on the step maps fails."""
+
+import numpy as np
+import pytest
+import torch
+
+import pdenet_analysis as pa
+import pdenet_analysis.analysis as A
+from pdenet_analysis.analysis.reduced_inverse import reduced_step_inverse
+from pdenet_analysis.analysis.steps import discretise
+from pdenet_analysis.errors import IncompatibleSchemeError
+
+from .helpers import paper_operator
+
+
+def _relu_operator(arch, scale, seed=0, normalise=True, size=4):
+    op, y0 = paper_operator(arch, channels=3, size=size, seed=seed, activation="relu", normalise=normalise,
+                            interpolation="constant", n_pieces=3, T=3.0)
+    with torch.no_grad():
+        for layer in op.layers():
+            for w in layer.kernels():
+                w.mul_(scale)
+    return op, torch.cat([y0, -y0])  # 4 examples
+
+
+@pytest.mark.parametrize("arch,normalise", [("parabolic", True), ("parabolic", False), ("resnet", True)])
+@pytest.mark.parametrize("scale", [1.0, 4.0])
+def test_step_inverse_equals_the_dense_inverse_and_its_transpose(arch, normalise, scale):
+    op, y0 = _relu_operator(arch, scale, normalise=normalise)
+    disc = discretise(op, y0, "euler", n_steps=3)
+    for j in range(3):
+        S = disc.step_jacobian(j).dense()  # (batch, n, n)
+        inv = reduced_step_inverse(disc, j)
+        assert inv is not None and 0 < max(inv.rows) < S.shape[1]  # some units off: a real reduction
+        v = torch.randn(S.shape[0], S.shape[1])
+        x = inv.matvec(v)
+        assert torch.allclose(torch.einsum("bij,bj->bi", S, x), v, rtol=0, atol=1e-10 * float(v.abs().max()))
+        w = inv.rmatvec(v)
+        assert torch.allclose(torch.einsum("bji,bj->bi", S, w), v, rtol=0, atol=1e-10 * float(v.abs().max()))
+        sub = inv.restrict([2, 0])
+        assert torch.allclose(sub.matvec(v[[2, 0]]), x[[2, 0]], rtol=0, atol=1e-12)
+
+
+def test_conditioning_converges_where_gmres_on_the_step_maps_cannot():
+    """Large weights at h = 1: hλ spreads past −1, the step maps are nearly singular, inverse
+    iteration can only bound σ_min; the reduced-inverse route (chosen by "auto") gives the dense
+    SVD's σ_min and κ for every example."""
+    op, y0 = _relu_operator("parabolic", 4.0, size=8)  # 192 unknowns: GMRES's 150 products do not suffice
+    ref = A.conditioning(op, y0, "euler", n_steps=3, method="dense", k=1).data["examples"]
+    auto = A.conditioning(op, y0, "euler", n_steps=3, dense_max=0, k=1, tol=1e-10)
+    assert auto.data["method_min"].startswith("reduced-inverse") and auto.data["all_converged"]
+    for e, r in zip(auto.data["examples"], ref):
+        assert e["sigma_min"][0] == pytest.approx(r["sigma_min"][0], rel=1e-7)
+        assert e["condition"] == pytest.approx(r["condition"], rel=1e-7)
+    assert max(r["condition"] for r in ref) > 1e4
+    gmres = A.conditioning(op, y0, "euler", n_steps=3, dense_max=0, k=1, method="inverse-iteration")
+    assert not gmres.data["all_converged"]  # why the route exists
+
+
+def test_all_units_off_gives_the_identity_step():
+    """Every ReLU off (the normalisation's shift far below zero): M = 0, S = I, S⁻¹ = I, with no
+    factorisation."""
+    op, y0 = _relu_operator("parabolic", 1.0)
+    with torch.no_grad():
+        for layer in op.layers():
+            layer.shift.fill_(-1e6)
+    disc = discretise(op, y0, "euler", n_steps=3)
+    inv = reduced_step_inverse(disc, 0)
+    assert inv.rows == [0] * 4
+    v = torch.randn(4, inv.shape[1])
+    assert torch.equal(inv.matvec(v), v) and torch.equal(inv.rmatvec(v), v)
+
+
+@pytest.mark.parametrize("scheme", ["rk4", "heun"])
+def test_reduced_inverse_is_refused_where_the_step_map_is_not_identity_plus_a_reducible_part(scheme):
+    op, y0 = _relu_operator("parabolic", 1.0)
+    assert reduced_step_inverse(discretise(op, y0, scheme, n_steps=3), 0) is None
+    with pytest.raises(IncompatibleSchemeError, match="reduced-inverse"):
+        A.conditioning(op, y0, scheme, n_steps=3, dense_max=0, method="reduced-inverse")
+
+
+def test_reduced_inverse_is_refused_above_its_row_limit_and_auto_falls_back():
+    op, y0 = _relu_operator("parabolic", 1.0)
+    assert reduced_step_inverse(discretise(op, y0, "euler", n_steps=3), 0, max_rows=1) is None
+    rep = A.conditioning(op, y0[:1], "euler", n_steps=3, dense_max=0, k=1, reduced_dense_max=1)
+    assert rep.data["method_min"].startswith("inverse-iteration")
+    np.testing.assert_allclose(rep.data["examples"][0]["sigma_min"][0],
+                               A.conditioning(op, y0[:1], "euler", n_steps=3, method="dense", k=1)
+                               .data["examples"][0]["sigma_min"][0], rtol=1e-6)
+
+
+def test_identity_activation_does_not_reduce():
+    op = pa.parabolic(2, T=1.0, n_pieces=1, normalise=False, activation="identity")
+    x = torch.randn(1, 2, 6, 6)
+    assert reduced_step_inverse(discretise(op, x, "euler", n_steps=2), 0) is None
