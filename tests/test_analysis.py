@@ -111,6 +111,41 @@ def test_stability_report_places_points_and_serialises(tmp_path):
     assert open(paths["png"], "rb").read(4) == b"\x89PNG"
 
 
+# the dense count, and the count through the active units (at scale 1 with dense_max 0, ‖S_j‖₂
+# certifies every step stable with no spectrum: see the next test)
+@pytest.mark.parametrize("scale,dense_max", [(1.0, 2048), (8.0, 2048), (8.0, 0)])
+def test_euler_largest_stable_step_comes_from_the_whole_spectrum_of_every_example(scale, dense_max):
+    """S_j = I + hJ with J = −KᵀDK (no normalisation: real, ≤ 0): the largest stable h is
+    2/ρ(J) of the example with the largest ρ(J), which the few layer eigenvalues of the worst
+    step-map example need not see (at scale 1 every step is stable and that example is example 0)."""
+    from pdenet_analysis.schemes.base import stage_time
+
+    op, y0 = paper_operator("parabolic", activation="relu", normalise=False, interpolation="constant", n_pieces=3, T=3.0,
+                            scale=scale)
+    y0 = torch.cat([y0, 3 * y0])  # four examples with different active sets
+    rep = A.spectrum_along_trajectory(op, y0, "euler", k=3, dense_max=dense_max)
+    disc = A.steps.discretise(op, y0, "euler", n_steps=3)
+    for j, (t, h, (y,)) in enumerate(disc.steps):
+        rho = [float(torch.linalg.eigvalsh(A.operator_jacobian(op, (y,), stage_time(t, 0.0, h), b)[0].dense()).abs().max())
+               for b in range(4)]
+        step = rep.data["steps"][j]
+        assert step["largest_stable_h_complete"] == pytest.approx(2 / max(rho), rel=1e-6)
+        assert rep.rows[j][8] == step["largest_stable_h_complete"]  # what the table shows
+    assert any("whole spectrum" in n for n in rep.notes)
+
+
+@pytest.mark.parametrize("scheme,dense_max", [("rk4", 2048), ("euler", 0)])
+def test_largest_stable_step_from_the_layer_estimate_where_no_complete_spectrum_exists(scheme, dense_max):
+    """RK4's step map is not I + hJ; forward Euler's steps certified stable by ‖S_j‖₂ have no
+    computed spectrum. The table then shows the layer estimate and says so."""
+    op, y0 = paper_operator("parabolic", activation="relu", normalise=False, interpolation="constant", n_pieces=3, T=3.0,
+                            scale=1.0)
+    rep = A.spectrum_along_trajectory(op, y0, scheme, k=3, dense_max=dense_max)
+    assert all(s["largest_stable_h_complete"] is None for s in rep.data["steps"])
+    assert [r[8] for r in rep.rows] == [s["largest_stable_h"] for s in rep.data["steps"]]
+    assert any("few layer eigenvalues of the worst example" in n for n in rep.notes)
+
+
 def test_non_converged_solver_reports_status():
     op, y0 = paper_operator("resnet", channels=4, size=6)
     J, _ = A.operator_jacobian(op, op.to_state(y0))
