@@ -112,26 +112,46 @@ def test_stability_report_places_points_and_serialises(tmp_path):
 
 
 # the dense count, and the count through the active units (at scale 1 with dense_max 0, ‖S_j‖₂
-# certifies every step stable with no spectrum: see the next test)
+# certifies every step stable with no spectrum: see the next test); forward Euler (h ≤ 2/ρ) and
+# leapfrog (h²ρ ≤ 4, M = h²∂F/∂Y at Y_j)
+@pytest.mark.parametrize("arch,scheme,limit", [("parabolic", "euler", lambda rho: 2 / rho),
+                                               ("second_order", "leapfrog", lambda rho: 2 / rho ** 0.5)])
 @pytest.mark.parametrize("scale,dense_max", [(1.0, 2048), (8.0, 2048), (8.0, 0)])
-def test_euler_largest_stable_step_comes_from_the_whole_spectrum_of_every_example(scale, dense_max):
-    """S_j = I + hJ with J = −KᵀDK (no normalisation: real, ≤ 0): the largest stable h is
-    2/ρ(J) of the example with the largest ρ(J), which the few layer eigenvalues of the worst
-    step-map example need not see (at scale 1 every step is stable and that example is example 0)."""
+def test_largest_stable_step_comes_from_the_whole_spectrum_of_every_example(arch, scheme, limit, scale, dense_max):
+    """J = −KᵀDK (no normalisation: real, ≤ 0): the largest stable h is that of the example with
+    the largest ρ(J), which the few layer eigenvalues of the worst step-map example need not see
+    (where every step is stable, that example is example 0)."""
     from pdenet_analysis.schemes.base import stage_time
 
-    op, y0 = paper_operator("parabolic", activation="relu", normalise=False, interpolation="constant", n_pieces=3, T=3.0,
+    op, y0 = paper_operator(arch, activation="relu", normalise=False, interpolation="constant", n_pieces=3, T=3.0,
                             scale=scale)
-    y0 = torch.cat([y0, 3 * y0])  # four examples with different active sets
-    rep = A.spectrum_along_trajectory(op, y0, "euler", k=3, dense_max=dense_max)
-    disc = A.steps.discretise(op, y0, "euler", n_steps=3)
-    for j, (t, h, (y,)) in enumerate(disc.steps):
-        rho = [float(torch.linalg.eigvalsh(A.operator_jacobian(op, (y,), stage_time(t, 0.0, h), b)[0].dense()).abs().max())
+    y0 = torch.cat([y0, -y0])  # four examples with different active sets (3·y0 would repeat them: ReLU is homogeneous)
+    rep = A.spectrum_along_trajectory(op, y0, scheme, k=3, dense_max=dense_max)
+    disc = A.steps.discretise(op, y0, scheme, n_steps=3)
+    for j, (t, h, point) in enumerate(disc.steps):
+        field = (lambda y: op.vector_field(stage_time(t, 0.0, h), (y,))[0]) if arch == "parabolic" else \
+            (lambda y: op.acceleration(stage_time(t, 0.0, h), y))
+        rho = [float(torch.linalg.eigvalsh(A.JacobianOperator(field, point[0][b : b + 1]).dense()).abs().max())
                for b in range(4)]
         step = rep.data["steps"][j]
-        assert step["largest_stable_h_complete"] == pytest.approx(2 / max(rho), rel=1e-6)
+        assert step["largest_stable_h_complete"] == pytest.approx(limit(max(rho)), rel=1e-6)
         assert rep.rows[j][8] == step["largest_stable_h_complete"]  # what the table shows
     assert any("whole spectrum" in n for n in rep.notes)
+
+
+def test_largest_stable_step_is_zero_for_a_two_level_scheme_on_complex_modes():
+    """Symplectic Euler on the TV-normalised Hamiltonian block: the modes outside at h = 1 are
+    complex μ = h²λ (the region is the real interval [−4, 0]), so no step is stable; the whole
+    spectrum says 0 wherever a mode is outside."""
+    op, y0 = paper_operator("hamiltonian", activation="relu", normalise=True, interpolation="constant", n_pieces=3,
+                            T=3.0, scale=2.0)
+    rep = A.spectrum_along_trajectory(op, y0, "symplectic_euler", k=3)
+    steps = rep.data["steps"]
+    assert any(s["n_outside_max"] > 0 for s in steps)
+    for s in steps:
+        assert s["largest_stable_h_complete"] is not None
+        if s["n_outside_max"] > 0 and any(abs(e.imag) > 1e-6 for x in s["examples"] for e in x["eigenvalues_outside"]):
+            assert s["largest_stable_h_complete"] == 0.0
 
 
 @pytest.mark.parametrize("scheme,dense_max", [("rk4", 2048), ("euler", 0)])

@@ -66,23 +66,35 @@ def largest_stable_step(mu: np.ndarray, how: str, scheme, h_max: float = 1e6, z_
 
 def complete_largest_stable_step(step_scheme, operator, point: tuple, t: float, h: float, spectra: list[dict],
                                  delta: float) -> float | None:
-    """The largest stable h of forward Euler on a first-order block from the *whole* spectrum:
-    S_j = I + hJ, so every eigenvalue of J is λ = (ξ − 1)/h over the n eigenvalues ξ of S_j that
-    an exact count computed (dense, or through the active units), and the answer is the smallest
-    over the examples of :func:`largest_stable_step` on all of them. Eigenvalues with
-    |ξ − 1| ≤ ``delta`` are taken as neutral, as the count takes |ξ| ≤ 1 + δ: ReLU-switched-off
-    units give λ = 0, which the dense eigenvalues return with errors up to about √ε, and an
-    error of 10⁻⁸ off the real axis would otherwise read as "unstable at every h".
-    None unless the scheme's step map is I + hJ (``StepForm.identity_plus``) and every example's
-    spectrum is complete: the few layer eigenvalues are then the only estimate (and an
-    unconverged Ritz value with Re λ ≈ 10⁻⁶ makes it 0 where the whole spectrum says otherwise)."""
+    """The largest stable h from the *whole* spectrum of the step map, where the scheme has a
+    reduced form M = h^p·L (``StepForm.h_power``, ``mu_from_roots``): forward Euler on a
+    first-order block (S_j = I + hJ: μ = ξ − 1, λ = μ/h) and the two-level schemes (ξ² − (2 + μ)ξ
+    + 1 = 0: μ = ξ + 1/ξ − 2 = h²λ, stable only for real μ in [−4, 0]). Every eigenvalue ξ of
+    S_j that an exact count computed (dense, or through the active units) gives a λ, and the
+    answer is the smallest over the examples of :func:`largest_stable_step` on all of them, for L
+    frozen at this step's point. Eigenvalues with |μ| ≤ ``delta`` are taken as neutral, as the
+    count takes |ξ| ≤ 1 + δ: ReLU-switched-off units give μ = 0, which the dense eigenvalues
+    return with errors up to about √ε, and an error of 10⁻⁸ off the real axis would otherwise read
+    as "unstable at every h"; likewise imaginary parts |Im μ| ≤ δ are taken as round-off (the
+    two-level region is the real segment [−4, 0], and near its end the amplification is so
+    sensitive to Im z that an imaginary part of 10⁻¹⁴ moved the step by 2·10⁻⁵). None unless the scheme has such a form and every example's
+    spectrum is complete: the few layer eigenvalues are then the only estimate. They can be far
+    off: an unconverged Ritz value with Re λ ≈ 10⁻⁶ gives 0 where the whole spectrum says
+    otherwise, and complex modes they miss make a two-level scheme unstable at every h where
+    they report a positive step (both seen on trained Fashion-MNIST networks)."""
     form = step_scheme.reduced_step_form(operator, tuple(c[:1] for c in point), t, h)
-    if form is None or not form.identity_plus:
+    if form is None or form.mu_from_roots is None:
         return None
     if not all(sm["exact"] and len(sm["computed"]) == sm["unknowns"] for sm in spectra):
         return None
-    shifts = [np.asarray(sm["computed"]) - 1.0 for sm in spectra]
-    return min(largest_stable_step(d[np.abs(d) > delta] / h, "J", step_scheme) for d in shifts)
+    how = "J" if form.h_power == 1 else "BA"  # z = hλ, or z = h²λ for the two-level schemes
+    best = float("inf")
+    for sm in spectra:
+        mu = form.mu_from_roots(np.asarray(sm["computed"], dtype=complex))
+        mu = mu[np.abs(mu) > delta]
+        mu = np.where(np.abs(mu.imag) <= delta, mu.real + 0j, mu)  # round-off off the real axis
+        best = min(best, largest_stable_step(mu / h ** form.h_power, how, step_scheme))
+    return best
 
 
 def symmetry_defect(J, n_probe: int = 3, seed: int = 0) -> float:
@@ -290,10 +302,12 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
              "'R(z) max' is the amplification they predict — a few eigenvalues, kept for comparison only"]
     complete = [s_["largest_stable_h_complete"] is not None for s_ in steps]
     if any(complete):
+        relation = "S_j = I + hJ, λ = (ξ − 1)/h" if step_scheme.stability_variable != "h^2*lambda" else \
+            "ξ² − (2 + h²λ)ξ + 1 = 0, h²λ = ξ + 1/ξ − 2"
         notes.append("largest stable h" + ("" if all(complete) else f" at steps {[s_['step'] for s_ in steps if s_['largest_stable_h_complete'] is not None]}")
-                     + ": from the whole spectrum of S_j = I + hJ (λ = (ξ − 1)/h for every eigenvalue ξ of the exact "
-                     "count), the smallest over the examples; the few layer eigenvalues' value is kept in the data "
-                     "as 'largest_stable_h'")
+                     + f": from the whole spectrum of the step map ({relation} for every eigenvalue ξ of the exact "
+                     "count, the layer frozen at the step's point), the smallest over the examples; the few layer "
+                     "eigenvalues' value is kept in the data as 'largest_stable_h'")
     if not all(complete):
         notes.append("largest stable h" + ("" if not any(complete) else " at the other steps")
                      + ": from the few layer eigenvalues of the worst example (an estimate: a complex or small mode they "

@@ -66,6 +66,12 @@ class StepForm:
     roots: Callable
     label: str
     identity_plus: bool = False  #: S = I + M on the state u itself
+    #: M = h^p·(the Jacobian of the stability analysis): 1 for forward Euler (M = h ∂F/∂Y), 2 for the
+    #: two-level schemes (z = h²λ)
+    h_power: int = 1
+    #: the inverse of ``roots``: μ from an eigenvalue ξ of S (ξ − 1; ξ + 1/ξ − 2 for both roots of
+    #: ξ² − (2 + μ)ξ + 1 = 0)
+    mu_from_roots: Callable | None = None
 
     def map(self, op) -> Callable:
         """fn: u ↦ post(P(s, u)), whose Jacobian at ``u`` is M."""

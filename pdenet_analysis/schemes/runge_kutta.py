@@ -71,7 +71,7 @@ class ForwardEuler(ExplicitRungeKutta):
         if op.kind != "first_order":
             return None
         return StepForm(state[0], "field", stage_time(t, 0.0, h), lambda v: h * v, lambda mu: 1.0 + np.asarray(mu),
-                        "S = I + hM", identity_plus=True)
+                        "S = I + hM", identity_plus=True, h_power=1, mu_from_roots=lambda xi: np.asarray(xi) - 1.0)
 
 
 class Heun(ExplicitRungeKutta):

@@ -39,6 +39,12 @@ def _both_roots(z) -> np.ndarray:
     return np.concatenate(two_step_roots(z))
 
 
+def _mu_of_roots(xi) -> np.ndarray:
+    """μ = ξ + 1/ξ − 2 for a root ξ of ξ² − (2 + μ)ξ + 1 = 0 (both roots give the same μ)."""
+    xi = np.asarray(xi)
+    return xi + 1.0 / xi - 2.0
+
+
 def two_step_amplification(z) -> np.ndarray:
     """max |ξ| over the roots of ξ² − (2 + z)ξ + 1 = 0."""
     return np.abs(two_step_roots(z)[0])
@@ -85,7 +91,8 @@ class SymplecticEuler(_PartitionedScheme):
         u ↦ h·g(A_j + h f(u)), the increment of B as a function of B_j through A_{j+1}."""
         a, _ = state
         s = stage_time(t, 0.0, h)
-        return StepForm(state[1], "f", s, lambda v: h * op.part_g(s, torch.add(a, v, alpha=h)), _both_roots, "half size")
+        return StepForm(state[1], "f", s, lambda v: h * op.part_g(s, torch.add(a, v, alpha=h)), _both_roots, "half size",
+                        h_power=2, mu_from_roots=_mu_of_roots)
 
     def inverse_step(self, op, state, t, h):
         a, b = state
@@ -137,7 +144,8 @@ class StormerVerlet(_PartitionedScheme):
             a_next = torch.add(a, v, alpha=h)
             return 0.5 * h * (op.part_g(t0, a_next - shift) + op.part_g(t1, a_next))
 
-        return StepForm(b_half, "f", tm, post, _both_roots, "half size")
+        return StepForm(b_half, "f", tm, post, _both_roots, "half size",
+                        h_power=2, mu_from_roots=_mu_of_roots)
 
     def inverse_step(self, op, state, t, h):
         a, b = state
@@ -198,7 +206,8 @@ class Leapfrog(Scheme):
     def reduced_step_form(self, op, state, t, h):
         """S = [[2I + h²J, −I], [I, 0]] with J = ∂F/∂Y at Y_j, so det(S − ξI) = det(ξ²I −
         ξ(2I + h²J) + I) and M = h²J: the Jacobian at u = Y_j of u ↦ h²F(t_j, u)."""
-        return StepForm(state[0], "g", stage_time(t, 0.0, h), lambda v: h * h * v, _both_roots, "half size")  # F is part_g
+        return StepForm(state[0], "g", stage_time(t, 0.0, h), lambda v: h * h * v, _both_roots, "half size",
+                        h_power=2, mu_from_roots=_mu_of_roots)  # F is part_g
 
     def inverse_step(self, op, state, t, h):
         y_next, y = state
