@@ -11,7 +11,9 @@ Measured:
   linearisation (``linearize``, what ``JacobianOperator`` uses), and a VJP;
 * stability (step-map radius, complete count of modes outside, norm, layer eigenvalues) of the
   parabolic block with forward Euler and of the Hamiltonian block with symplectic Euler;
-* conditioning: σ_max by Golub–Kahan, σ_min by the exact inverse map (Hamiltonian);
+* conditioning: σ_max by Golub–Kahan, σ_min by the exact inverse map (Hamiltonian) and, for the
+  parabolic block with forward Euler, by exact inverse step maps through the active units (the
+  "reduced-inverse" route, sparse LU at these sizes) and by per-step GMRES, side by side;
 * the SLQ spectral density (8 probes × 60 Lanczos steps);
 * dense: forming the step-map Jacobian and its eigenvalues / SVD at small sizes, extrapolated with
   O(n) columns and O(n³) factorisation to the benchmark size.
@@ -159,13 +161,15 @@ def main():
                                           arnoldi_converged=rep.data["arnoldi"]["n_converged"])
         print(ds, "density", entry["density_parabolic"], flush=True)
         save(out, res)  # kept if the run is stopped
-        rep, t = timed(lambda: A.conditioning(block.operator, x, "euler", k=1, dense_max=0, max_iter=150), dev)
-        e = rep.data["examples"][0]
-        entry["conditioning_parabolic_euler"] = dict(seconds=t, method_min=rep.data["method_min"], sigma_max=e["sigma_max"][0],
-                                                     sigma_max_status=e["sigma_max_status"], sigma_min=e["sigma_min"][0],
-                                                     sigma_min_status=e["sigma_min_status"], condition=e["condition"])
-        print(ds, "conditioning parabolic", entry["conditioning_parabolic_euler"], flush=True)
-        save(out, res)  # kept if the run is stopped
+        for key, method in (("conditioning_parabolic_euler", "auto"), ("conditioning_parabolic_euler_gmres", "inverse-iteration")):
+            rep, t = timed(lambda: A.conditioning(block.operator, x, "euler", k=1, dense_max=0, max_iter=150, method=method),
+                           dev)
+            e = rep.data["examples"][0]
+            entry[key] = dict(seconds=t, method_min=rep.data["method_min"], sigma_max=e["sigma_max"][0],
+                              sigma_max_status=e["sigma_max_status"], sigma_min=e["sigma_min"][0],
+                              sigma_min_status=e["sigma_min_status"], condition=e["condition"])
+            print(ds, key, entry[key], flush=True)
+            save(out, res)  # kept if the run is stopped
         rep, t = timed(lambda: A.conditioning(hblock.operator, hx, hblock.scheme, k=1, dense_max=0), dev)
         e = rep.data["examples"][0]
         entry["conditioning_hamiltonian_symplectic_euler"] = dict(

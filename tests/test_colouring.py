@@ -66,6 +66,9 @@ def test_grouped_columns_equal_the_dense_jacobian_of_every_local_map(C, H, W, si
         assert products < active.numel() + 10
         dense = JacobianOperator(fn, w0).dense()
         torch.testing.assert_close(R, dense, rtol=0, atol=1e-13 * float(dense.abs().max()))
+        sparse, sparse_products = local_jacobian(JacobianOperator(fn, w0), pos, (C, H, W), sparse=True)
+        assert sparse_products == products and sparse.nnz <= int((R != 0).sum())  # only the nonzeros are stored
+        torch.testing.assert_close(torch.as_tensor(sparse.toarray()), R, rtol=0, atol=0)
 
 
 def test_grouped_columns_use_few_products_on_a_wide_grid():

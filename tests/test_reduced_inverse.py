@@ -59,6 +59,24 @@ def test_conditioning_converges_where_gmres_on_the_step_maps_cannot():
     assert not gmres.data["all_converged"]  # why the route exists
 
 
+@pytest.mark.parametrize("arch", ["parabolic", "resnet"])
+def test_sparse_factorisation_gives_the_dense_one(arch):
+    """Above ``max_rows`` the r × r matrix is assembled sparse from grouped columns and factorised
+    by SuperLU: the same products with S⁻¹ and S⁻ᵀ to round-off, and the same σ_min."""
+    op, y0 = _relu_operator(arch, 4.0, size=8)
+    disc = discretise(op, y0, "euler", n_steps=3)
+    v = torch.randn(4, 3 * 8 * 8)
+    for j in range(3):
+        dense, sparse = reduced_step_inverse(disc, j), reduced_step_inverse(disc, j, max_rows=1)
+        for a, b in ((dense.matvec(v), sparse.matvec(v)), (dense.rmatvec(v), sparse.rmatvec(v))):
+            assert float((a - b).norm() / a.norm()) < 1e-10
+    d = A.conditioning(op, y0, "euler", n_steps=3, dense_max=0, k=1, tol=1e-10)
+    s = A.conditioning(op, y0, "euler", n_steps=3, dense_max=0, k=1, tol=1e-10, reduced_dense_max=1)
+    assert "sparse LU" in s.data["method_min"] and "dense LU" in d.data["method_min"] and s.data["all_converged"]
+    for a, b in zip(d.data["examples"], s.data["examples"]):
+        assert a["sigma_min"][0] == pytest.approx(b["sigma_min"][0], rel=1e-8)
+
+
 def test_all_units_off_gives_the_identity_step():
     """Every ReLU off (the normalisation's shift far below zero): M = 0, S = I, S⁻¹ = I, with no
     factorisation."""
@@ -83,8 +101,8 @@ def test_reduced_inverse_is_refused_where_the_step_map_is_not_identity_plus_a_re
 
 def test_reduced_inverse_is_refused_above_its_row_limit_and_auto_falls_back():
     op, y0 = _relu_operator("parabolic", 1.0)
-    assert reduced_step_inverse(discretise(op, y0, "euler", n_steps=3), 0, max_rows=1) is None
-    rep = A.conditioning(op, y0[:1], "euler", n_steps=3, dense_max=0, k=1, reduced_dense_max=1)
+    assert reduced_step_inverse(discretise(op, y0, "euler", n_steps=3), 0, max_rows=1, sparse_max_rows=1) is None
+    rep = A.conditioning(op, y0[:1], "euler", n_steps=3, dense_max=0, k=1, reduced_dense_max=1, reduced_sparse_max=1)
     assert rep.data["method_min"].startswith("inverse-iteration")
     np.testing.assert_allclose(rep.data["examples"][0]["sigma_min"][0],
                                A.conditioning(op, y0[:1], "euler", n_steps=3, method="dense", k=1)

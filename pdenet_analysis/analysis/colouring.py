@@ -31,13 +31,14 @@ def _spatial_distance(pos: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
 
 
 def local_jacobian(J: JacobianOperator, positions: torch.Tensor, grid: tuple[int, int, int], chunk: int = 64,
-                   probes: int = 8, max_fraction: float = 0.7, seed: int = 0) -> tuple[torch.Tensor, int] | None:
+                   probes: int = 8, max_fraction: float = 0.7, seed: int = 0, sparse: bool = False):
     """The dense r × r Jacobian of the (unbatched) operator ``J``, whose inputs and outputs are
     the same r units at ``positions`` (r, 3) = (channel, row, column) on a grid of ``grid`` =
     (channels, rows, columns), by grouped columns. Returns (matrix, products used), or None when
     grouping would need more than ``max_fraction``·r products (nothing gained) or the assembled
     matrix fails the check against J on random vectors (the map is not local within the measured
-    reach)."""
+    reach). With ``sparse`` the matrix is a ``scipy.sparse.csr_matrix`` (float64, on the host) of
+    its nonzero entries: O(r·C·P²) memory instead of r², for the sizes where r² does not fit."""
     r = J.shape[1]
     if J.shape[0] != r or positions.shape != (r, 3) or r < 2:
         return None
@@ -61,7 +62,8 @@ def local_jacobian(J: JacobianOperator, positions: torch.Tensor, grid: tuple[int
     where = torch.full((C * H * W,), -1, dtype=torch.long, device=J.device)
     where[(pos[:, 0] * H + pos[:, 1]) * W + pos[:, 2]] = torch.arange(r, device=J.device)
     g_chan, g_row, g_col = groups // (P * P), (groups // P) % P, groups % P
-    R = torch.zeros(r, r, dtype=J.dtype, device=J.device)
+    R = None if sparse else torch.zeros(r, r, dtype=J.dtype, device=J.device)
+    triplets = []  # (rows, columns, values) of the nonzero entries, with sparse
     rows = torch.arange(r, device=J.device)
     for s in range(0, n_groups, chunk):
         ids = torch.arange(s, min(s + chunk, n_groups), device=J.device)
@@ -74,9 +76,21 @@ def local_jacobian(J: JacobianOperator, positions: torch.Tensor, grid: tuple[int
         flat = (g_chan[ids, None] * H + yy.clamp(0, H - 1)) * W + xx.clamp(0, W - 1)
         col = torch.where(inside, where[flat], torch.full_like(flat, -1))
         hit = col >= 0
-        R[rows.expand_as(col)[hit], col[hit]] = Y[hit]
+        if sparse:
+            hit &= Y != 0
+            triplets.append((rows.expand_as(col)[hit].cpu(), col[hit].cpu(), Y[hit].double().cpu()))
+        else:
+            R[rows.expand_as(col)[hit], col[hit]] = Y[hit]
     x = torch.randn(2, r, generator=g, dtype=torch.float64).to(J.device, J.dtype)
     Jx = J.apply_columns(x)[:, 0]
-    if float((x @ R.T - Jx).norm()) > CHECK_TOL * float(Jx.norm()):
+    if sparse:
+        from scipy.sparse import csr_matrix
+
+        i, j, v = (torch.cat(parts).numpy() for parts in zip(*triplets))
+        R = csr_matrix((v, (i, j)), shape=(r, r))
+        Rx = torch.as_tensor(R @ x.double().cpu().numpy().T).T.to(Jx.device, Jx.dtype)
+    else:
+        Rx = x @ R.T
+    if float((Rx - Jx).norm()) > CHECK_TOL * float(Jx.norm()):
         return None
     return R, n_groups + len(picked) + 2

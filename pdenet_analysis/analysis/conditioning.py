@@ -13,8 +13,8 @@ How each end of the spectrum is computed (never by squaring κ):
      Jacobian of the exact inverse map, products through the inverse steps. Exact and as cheap
      as σ_max.
   3. ``"reduced-inverse"`` — forward Euler on a first-order block whose layer has hidden units
-     (the parabolic network and the ResNet), with at most ``reduced_dense_max`` active units per
-     example and step: σ_min(J_Φ) = 1/σ_max(J_Φ⁻¹) with each S_j⁻¹ exact by the Woodbury identity
+     (the parabolic network and the ResNet), with at most ``reduced_sparse_max`` active units per
+     example and step (a dense LU up to ``reduced_dense_max``, SuperLU above): σ_min(J_Φ) = 1/σ_max(J_Φ⁻¹) with each S_j⁻¹ exact by the Woodbury identity
      through the active units (:mod:`.reduced_inverse`). Exact, and it does not depend on S_j
      being well conditioned, which at h = 1 on a trained network it is not.
   4. ``"inverse-iteration"`` — otherwise: GKL on J_Φ⁻¹ = Φ_0'⁻¹ ··· Φ_{N−1}'⁻¹, each one-step
@@ -39,7 +39,7 @@ from ..errors import IncompatibleSchemeError, InvalidArgumentError
 from ..schemes.base import Scheme
 from .krylov import InnerSolveFailed, InverseChain, golub_kahan
 from .linear import ChainOperator
-from .reduced_inverse import reduced_step_inverse
+from .reduced_inverse import REDUCED_SPARSE_MAX, reduced_step_inverse
 from .report import Report, sweepable
 from .stepmap import REDUCED_DENSE_MAX
 from .steps import discretise, distribution, select_examples
@@ -58,19 +58,20 @@ def _forward_residual(J, sigma: np.ndarray, right: torch.Tensor, left: torch.Ten
 METHODS = ("auto", "dense", "inverse-map", "reduced-inverse", "inverse-iteration", "golub-kahan")
 
 
-def _reduced_inverse_flow(disc, max_rows: int) -> ChainOperator | None:
+def _reduced_inverse_flow(disc, max_rows: int, sparse_max_rows: int) -> ChainOperator | None:
     """J_Φ⁻¹ = S_0⁻¹ ··· S_{N−1}⁻¹ with every S_j⁻¹ exact (:mod:`.reduced_inverse`), or None
     where a step does not reduce."""
     steps = []
     for j in range(disc.n_steps):
-        inv = reduced_step_inverse(disc, j, max_rows)
+        inv = reduced_step_inverse(disc, j, max_rows, sparse_max_rows)
         if inv is None:
             return None
         steps.append(inv)
     return ChainOperator(steps[::-1])  # S_{N−1}⁻¹ acts first
 
 
-def _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method="auto", reduced_dense_max=REDUCED_DENSE_MAX):
+def _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method="auto", reduced_dense_max=REDUCED_DENSE_MAX,
+              reduced_sparse_max=REDUCED_SPARSE_MAX):
     """(values (batch, k) ascending, residuals, status per example, method, extra info)."""
     batch, n = J.batch, J.shape[1]
     if method == "dense" or method == "auto" and n <= dense_max:
@@ -96,15 +97,19 @@ def _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method="auto
     info = {}
     reduced = None
     if method == "reduced-inverse" or method == "auto" and not invertible:
-        reduced = _reduced_inverse_flow(disc, reduced_dense_max)
+        reduced = _reduced_inverse_flow(disc, reduced_dense_max, reduced_sparse_max)
         if reduced is None and method == "reduced-inverse":
             raise IncompatibleSchemeError(f"the reduced-inverse route needs forward Euler on a first-order block whose "
-                                          f"layer has hidden units, with at most reduced_dense_max={reduced_dense_max} "
-                                          f"active units per example and step; {sch.name!r} here does not qualify: use "
-                                          "method='inverse-iteration' or raise reduced_dense_max")
+                                          f"layer has hidden units, with at most "
+                                          f"{max(reduced_dense_max, reduced_sparse_max)} active units per example and "
+                                          f"step; {sch.name!r} here does not qualify: use method='inverse-iteration' "
+                                          "or raise reduced_sparse_max")
     if reduced is not None:
         rows = [r for S in reduced.factors for r in S.rows]
-        inv, method = reduced, f"reduced-inverse (S_j⁻¹ exact by Woodbury through {min(rows)}–{max(rows)} active units)"
+        lu = "dense LU" if max(rows) <= reduced_dense_max else \
+            ("sparse LU" if min(rows) > reduced_dense_max else "dense and sparse LU")
+        inv, method = reduced, (f"reduced-inverse (S_j⁻¹ exact by Woodbury through {min(rows)}–{max(rows)} active "
+                                f"units, {lu})")
         info.update(reduced_rows_max=max(rows), reduced_products=sum(S.products for S in reduced.factors))
     elif invertible and map == "state" and method != "inverse-iteration":
         inv, method = disc.inverse_flow_jacobian(), "inverse-map"
@@ -141,7 +146,7 @@ def _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method="auto
 def conditioning(operator, y0, scheme="euler", *, T=None, n_steps=None, k: int = 3, tol: float = 1e-8,
                  map: str = "state", dense_max: int = 2048, inner_tol: float | None = None, max_iter: int = 300,
                  rtol: float = 1e-6, atol: float = 1e-8, examples=None, method: str = "auto",
-                 reduced_dense_max: int = REDUCED_DENSE_MAX) -> Report:
+                 reduced_dense_max: int = REDUCED_DENSE_MAX, reduced_sparse_max: int = REDUCED_SPARSE_MAX) -> Report:
     """σ_max, σ_min, κ and FTLEs of the flow map's Jacobian for every example of ``y0``
     (all at once: the Krylov solvers are batched over examples).
 
@@ -149,8 +154,9 @@ def conditioning(operator, y0, scheme="euler", *, T=None, n_steps=None, k: int =
     Y₀ ↦ Y_N; differs from "state" only for second-order blocks). ``examples``: indices to use
     (default all). Adaptive schemes are linearised along their accepted steps. ``method`` forces a
     route for σ_min (``METHODS``; "auto" picks as the module docstring says);
-    ``reduced_dense_max``: the most active units per example and step for the "reduced-inverse"
-    route (an LU of that size per example and step).
+    ``reduced_dense_max``: up to this many active units per example and step the "reduced-inverse"
+    route factorises I + R dense (an LU of that size per example and step), and up to
+    ``reduced_sparse_max`` sparse (SuperLU on the host, the matrix from grouped columns).
     """
     if method not in METHODS:
         raise InvalidArgumentError(f"method must be one of {METHODS}, got {method!r}")
@@ -161,7 +167,7 @@ def conditioning(operator, y0, scheme="euler", *, T=None, n_steps=None, k: int =
     inner_tol = inner_tol if inner_tol is not None else max(tol * 1e-2 / max(disc.n_steps, 1), 1e-14)
     top = golub_kahan(J, k=k, which="largest", tol=tol, max_iter=max_iter)
     smin, res_min, status_min, method_min, info = _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method,
-                                                            reduced_dense_max)
+                                                            reduced_dense_max, reduced_sparse_max)
     smax = top.values
     kappa = smax[:, 0] / np.maximum(smin[:, 0], 1e-300)
     Tf = disc.T

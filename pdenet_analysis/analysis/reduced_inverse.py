@@ -24,28 +24,59 @@ from __future__ import annotations
 
 import torch
 
+from .colouring import local_jacobian
 from .linear import JacobianOperator
 from .stepmap import REDUCED_DENSE_MAX, active_unit_form, reduced_matrix
 
 
+#: above ``reduced_dense_max`` active units, up to this many the r × r matrix is assembled sparse
+#: from grouped columns and factorised by SuperLU (``scipy.sparse.linalg.splu``): r² dense entries
+#: no longer fit, the nonzeros (C·(2ρ + 1)² per row at most) do
+REDUCED_SPARSE_MAX = 65536
+
+
+def _dense_solver(R: torch.Tensor):
+    """(I + R)⁻¹ and (I + R)⁻ᵀ by one dense LU with partial pivoting; None if I + R is singular."""
+    lu, pivots, info = torch.linalg.lu_factor_ex(torch.eye(R.shape[0], dtype=R.dtype, device=R.device) + R)
+    if int(info) != 0:
+        return None
+    return lambda x, adjoint: torch.linalg.lu_solve(lu, pivots, x.unsqueeze(-1), adjoint=adjoint).squeeze(-1)
+
+
+def _sparse_solver(R):
+    """The same by SuperLU on the host for a ``scipy.sparse`` R (COLAMD ordering, partial pivoting);
+    None if I + R is singular."""
+    from scipy.sparse import identity
+    from scipy.sparse.linalg import splu
+
+    try:
+        lu = splu((identity(R.shape[0], format="csr") + R).tocsc())
+    except RuntimeError:  # "Factor is exactly singular"
+        return None
+
+    def solve(x, adjoint):
+        out = lu.solve(x.detach().double().cpu().numpy(), trans="T" if adjoint else "N")
+        return torch.as_tensor(out).to(device=x.device, dtype=x.dtype)
+
+    return solve
+
+
 class _ExampleInverse:
-    """S⁻¹ of one example: P, Q as Jacobian operators and the LU factors of I + R (None: S = I)."""
+    """S⁻¹ of one example: P, Q as Jacobian operators and ``solve(x, adjoint)`` with I + R
+    (P None: S = I)."""
 
-    def __init__(self, P: JacobianOperator | None, Q: JacobianOperator | None, lu=None, pivots=None):
-        self.P, self.Q, self.lu, self.pivots = P, Q, lu, pivots
-
-    def _solve(self, x: torch.Tensor, adjoint: bool) -> torch.Tensor:
-        return torch.linalg.lu_solve(self.lu, self.pivots, x.unsqueeze(-1), adjoint=adjoint).squeeze(-1)
+    def __init__(self, P: JacobianOperator | None, Q: JacobianOperator | None, solve=None):
+        self.P, self.Q, self.solve = P, Q, solve
 
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
         if self.P is None:
             return v
-        return v - self.P.matvec(self._solve(self.Q.matvec(v), adjoint=False))
+        return v - self.P.matvec(self.solve(self.Q.matvec(v), False))
 
     def rmatvec(self, w: torch.Tensor) -> torch.Tensor:
         if self.P is None:
             return w
-        return w - self.Q.rmatvec(self._solve(self.P.rmatvec(w), adjoint=True))
+        return w - self.Q.rmatvec(self.solve(self.P.rmatvec(w), True))
 
 
 class ReducedStepInverse:
@@ -77,12 +108,15 @@ class ReducedStepInverse:
                                   [self.rows[r] for r in rows], 0)
 
 
-def reduced_step_inverse(disc, j: int, max_rows: int = REDUCED_DENSE_MAX) -> ReducedStepInverse | None:
+def reduced_step_inverse(disc, j: int, max_rows: int = REDUCED_DENSE_MAX,
+                         sparse_max_rows: int = REDUCED_SPARSE_MAX) -> ReducedStepInverse | None:
     """S_j⁻¹ of step ``j`` of the discretisation ``disc`` (:class:`~.steps.Discretisation`) for
     every example, or None where this route does not apply: a scheme whose step map is not
     S = I + M on the state (``StepForm.identity_plus``), a layer without hidden units to reduce
-    through, an example with more than ``max_rows`` active units, or I + R exactly singular (then
-    S is, and σ_min = 0 is left to the other routes to bound)."""
+    through, an example with more than ``sparse_max_rows`` active units (or more than
+    ``max_rows`` on a map that is not local on an image grid), or I + R exactly singular (then
+    S is, and σ_min = 0 is left to the other routes to bound). Up to ``max_rows`` active units
+    I + R is factorised dense on the operator's device, above that sparse on the host."""
     t, h, point = disc.steps[j]
     scheme, op = disc.step_scheme, disc.operator
     examples, rows, products = [], [], 0
@@ -91,20 +125,27 @@ def reduced_step_inverse(disc, j: int, max_rows: int = REDUCED_DENSE_MAX) -> Red
         if form is None or not form.identity_plus:
             return None
         active = active_unit_form(op, form)
-        if active is None or active.rows > max_rows:
+        if active is None or active.rows > max(max_rows, sparse_max_rows):
             return None
         rows.append(active.rows)
         if active.rows == 0:  # every unit off: M = 0, S = I
             examples.append(_ExampleInverse(None, None))
             continue
-        R, used = reduced_matrix(active)
+        if active.rows <= max_rows:
+            R, used = reduced_matrix(active)
+            solve = _dense_solver(R)
+        else:
+            local = None if active.positions is None else \
+                local_jacobian(JacobianOperator(active.phi, active.w0), active.positions, active.grid, sparse=True)
+            if local is None:
+                return None
+            R, used = local
+            solve = _sparse_solver(R)
         products += used
-        eye = torch.eye(active.rows, dtype=R.dtype, device=R.device)
-        lu, pivots, info = torch.linalg.lu_factor_ex(eye + R)
-        if int(info) != 0:
+        if solve is None:
             return None
         P = JacobianOperator(active.lift, active.w0)
         Q = JacobianOperator(active.select, torch.zeros_like(form.u))
-        examples.append(_ExampleInverse(P, Q, lu, pivots))
+        examples.append(_ExampleInverse(P, Q, solve))
     u = point[0]
     return ReducedStepInverse(examples, u[0].numel(), u.dtype, u.device, rows, products)
