@@ -110,8 +110,10 @@ def _check_common(args) -> None:
             raise PDENetError(f"--{name} must be a positive integer, got {v}")
     if getattr(args, "count_examples", None) is not None and args.count_examples < 0:
         raise PDENetError(f"--count-examples must be 0 (count every example) or a positive integer, got {args.count_examples}")
-    if getattr(args, "reduced_dense_max", None) is not None and args.reduced_dense_max < 0:
-        raise PDENetError(f"--reduced-dense-max must be 0 (never) or a positive number of rows, got {args.reduced_dense_max}")
+    for flag in ("reduced_dense_max", "reduced_sparse_max"):
+        if getattr(args, flag, None) is not None and getattr(args, flag) < 0:
+            raise PDENetError(f"--{flag.replace('_', '-')} must be 0 (never) or a positive number of rows, "
+                              f"got {getattr(args, flag)}")
     if getattr(args, "lr", None) is not None and not (args.lr > 0 and args.lr < float("inf")):
         raise PDENetError(f"--lr must be a positive finite number, got {args.lr}")
     out = getattr(args, "out", None)
@@ -185,7 +187,8 @@ def _cmd_analyze(args) -> int:
     if not args.quiet:
         print(f"analyze: {args.model}, {source}", file=sys.stderr)
     blocks = None if args.all_blocks else [0]
-    given = {} if args.reduced_dense_max is None else dict(reduced_dense_max=args.reduced_dense_max)  # else the library's
+    given = {k: getattr(args, k) for k in ("reduced_dense_max", "reduced_sparse_max")
+             if getattr(args, k) is not None}  # else the library's defaults
     res = analyze_model(model, x, args.out, blocks=blocks, with_conditioning=not args.no_conditioning, quiet=args.quiet,
                         count_examples=args.count_examples or None, **given)
     for i, r in res.items():
@@ -344,6 +347,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "many rows (default 8192; dense eigenvalues, per counted example and step on 2 cores: about 2 s "
                         "at 2000 rows, 8 s at 3000, 1 min at 6000); forward Euler's σ_min then also comes from "
                         "exact inverse step maps (one LU of that size per example and step)")
+    a.add_argument("--reduced-sparse-max", type=int, default=None,
+                   help="forward Euler's σ_min: above --reduced-dense-max and up to this many active units per example "
+                        "and step, the exact inverse step maps use a sparse LU (default 131072; at STL-10's first unit "
+                        "about 1-2 min and 3-4 GB per example and step on 2 cores); 0: no sparse LU (per-step GMRES instead, "
+                        "which may give only a bound)")
     a.add_argument("--dataset", default=None, help="take the examples from this data set's test split "
                    "(default: digits for digits presets, otherwise standard-normal images)")
     a.add_argument("--data-dir", default=None)

@@ -23,6 +23,8 @@ CASES = {
     "zero examples": (["analyze", "digits-parabolic", "--examples", "0"], "--examples must be"),
     "negative count examples": (["analyze", "digits-parabolic", "--count-examples", "-1"], "--count-examples must be"),
     "negative reduced dense max": (["analyze", "digits-parabolic", "--reduced-dense-max", "-5"], "--reduced-dense-max must be"),
+    "negative reduced sparse max": (["analyze", "digits-parabolic", "--reduced-sparse-max", "-1"],
+                                    "--reduced-sparse-max must be"),
     "preset does not fit the data": (["train", "--dataset", "digits", "--model", "cifar10-hamiltonian"], "takes 3-channel"),
     "analyze data that does not fit": (["analyze", "cifar10-hamiltonian", "--dataset", "digits"], "takes 3-channel"),
     "unknown preset": (["analyze", "nope-model"], "valid presets"),

@@ -113,3 +113,10 @@ def test_identity_activation_does_not_reduce():
     op = pa.parabolic(2, T=1.0, n_pieces=1, normalise=False, activation="identity")
     x = torch.randn(1, 2, 6, 6)
     assert reduced_step_inverse(discretise(op, x, "euler", n_steps=2), 0) is None
+
+
+def test_conditioning_reports_progress_after_each_factorisation():
+    op, y0 = _relu_operator("parabolic", 1.0)
+    seen = []
+    A.conditioning(op, y0, "euler", n_steps=3, dense_max=0, k=1, progress=seen.append)
+    assert len(seen) == 3 * 4 and seen[0].startswith("step 1/3, example 1/4 (") and "active units factorised" in seen[-1]

@@ -29,6 +29,7 @@ from .flow import energy, reversibility
 from .network import features_conditioning
 from .report import Report
 from .stability import spectrum_along_trajectory
+from .reduced_inverse import REDUCED_SPARSE_MAX
 from .stepmap import REDUCED_DENSE_MAX
 
 ANALYSES = ("stability", "conditioning", "density", "reversibility", "convergence", "energy")
@@ -85,8 +86,8 @@ def planned_analyses(block, analyses=ANALYSES, with_conditioning: bool = True) -
 
 def analyze_block(block, x: torch.Tensor, out: str, k: int = 6, convergence_steps=None, backend: str = "auto",
                   with_conditioning: bool = True, analyses=ANALYSES, dense_max: int = 2048, count_examples: int | None = 1,
-                  reduced_dense_max: int = REDUCED_DENSE_MAX, order_estimate: str = "successive", reference_factor: int = 8,
-                  progress=None) -> dict:
+                  reduced_dense_max: int = REDUCED_DENSE_MAX, reduced_sparse_max: int = REDUCED_SPARSE_MAX,
+                  order_estimate: str = "successive", reference_factor: int = 8, progress=None) -> dict:
     """Run the ``analyses`` on one block for the examples ``x``; save the reports in ``out``.
 
     ``count_examples``: above ``dense_max`` unknowns, how many examples per step get the complete
@@ -94,7 +95,8 @@ def analyze_block(block, x: torch.Tensor, out: str, k: int = 6, convergence_step
     :func:`~.stability.spectrum_along_trajectory`; None: all); ``reduced_dense_max``: up to this
     size of their reduced step form through the active hidden units, the two-level schemes and
     forward Euler are counted exactly (:mod:`.stepmap`), and forward Euler's σ_min comes from exact
-    inverse step maps (:mod:`.reduced_inverse`). ``order_estimate``:
+    inverse step maps (:mod:`.reduced_inverse`), factorised sparse up to ``reduced_sparse_max``
+    active units. ``order_estimate``:
     how the observed order's errors are measured (:func:`~.convergence.convergence_study`): "successive" differences of the
     scheme's own solves (default: one extra solve), or "reference" (RK4 with ``reference_factor``×
     the finest step count: about 7× the cost at the paper's sizes)."""
@@ -112,7 +114,8 @@ def analyze_block(block, x: torch.Tensor, out: str, k: int = 6, convergence_step
         tick(1, "stability")
     if "conditioning" in wanted:
         reports["conditioning"] = conditioning(op, x, scheme, n_steps=n, dense_max=dense_max,
-                                               reduced_dense_max=reduced_dense_max)
+                                               reduced_dense_max=reduced_dense_max, reduced_sparse_max=reduced_sparse_max,
+                                               progress=lambda where: tick(0, f"conditioning {where}"))
         tick(1, "conditioning")
     if "density" in wanted:
         reports["density"] = spectral_density(op, x[:1], scheme, n_steps=n)
