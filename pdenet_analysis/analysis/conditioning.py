@@ -161,9 +161,12 @@ def _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method="auto
                 sigma[b], res[b] = lo.values[b], lo.residuals[b]
                 if rayleigh[b] < sigma[b, 0]:
                     sigma[b, 0], res[b, 0] = rayleigh[b], inverse_res
-        method += "; uncertified examples: the smaller upper bound of golub-kahan's Ritz value and ‖J u‖/‖u‖ at the " \
-                  "inverse's vector"
-        info["rayleigh_upper_bound"] = rayleigh.tolist()
+        if candidate is None:
+            method += "; uncertified examples: golub-kahan upper bound"
+        else:
+            method += "; uncertified examples: the smaller upper bound of golub-kahan's Ritz value and ‖J u‖/‖u‖ at " \
+                      "the inverse's vector"
+            info["rayleigh_upper_bound"] = rayleigh.tolist()
     return sigma, res, status, method, info
 
 
