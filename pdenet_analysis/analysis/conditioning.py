@@ -14,9 +14,10 @@ How each end of the spectrum is computed (never by squaring κ):
      as σ_max.
   3. ``"reduced-inverse"`` — forward Euler on a first-order block whose layer has hidden units
      (the parabolic network and the ResNet), with at most ``reduced_sparse_max`` active units per
-     example and step (a dense LU up to ``reduced_dense_max``, SuperLU above): σ_min(J_Φ) = 1/σ_max(J_Φ⁻¹) with each S_j⁻¹ exact by the Woodbury identity
-     through the active units (:mod:`.reduced_inverse`). Exact, and it does not depend on S_j
-     being well conditioned, which at h = 1 on a trained network it is not.
+     example and step (a dense LU up to ``reduced_dense_max``, SuperLU above):
+     σ_min(J_Φ) = 1/σ_max(J_Φ⁻¹) with each S_j⁻¹ exact by the Woodbury identity through the
+     active units (:mod:`.reduced_inverse`). Exact, and it does not depend on S_j being well
+     conditioned, which at h = 1 on a trained network it is not.
   4. ``"inverse-iteration"`` — otherwise: GKL on J_Φ⁻¹ = Φ_0'⁻¹ ··· Φ_{N−1}'⁻¹, each one-step
      Jacobian inverted by GMRES with relative residual ``inner_tol`` (which stalls where a step
      map is nearly singular: the result is then a bound, see below).
@@ -24,7 +25,8 @@ How each end of the spectrum is computed (never by squaring κ):
   Whatever the route, a value is reported "converged" only if the singular triplet passes a
   residual check with the *forward* operator: ‖J u − σ v‖ and ‖Jᵀ v − σ u‖ below ``tol``·σ, which
   certifies that a singular value of J_Φ lies within that distance, independently of the inner
-  solves (accepted at max(10·tol, 1e-6) relative: below about ε·κ no product can go). Otherwise the smallest of the certified upper bounds is reported with status "bound":
+  solves (accepted at max(10·tol, 1e-6) relative: below about ε·κ no product can go).
+  Otherwise the smallest of the certified upper bounds is reported with status "bound":
   σ_min ≤ value, κ ≥ value. Those bounds are a Ritz value of J_Φ from GKL (Ritz values
   interlace) and, where an inverse route produced a candidate vector u, ‖J_Φ u‖/‖u‖: where κ
   exceeds about 10¹⁰ no residual can certify a value, but this product still pins σ_min from

@@ -77,8 +77,9 @@ def complete_largest_stable_step(step_scheme, operator, point: tuple, t: float, 
     return with errors up to about √ε, and an error of 10⁻⁸ off the real axis would otherwise read
     as "unstable at every h"; likewise imaginary parts |Im μ| ≤ δ are taken as round-off (the
     two-level region is the real segment [−4, 0], and near its end the amplification is so
-    sensitive to Im z that an imaginary part of 10⁻¹⁴ moved the step by 2·10⁻⁵). None unless the scheme has such a form and every example's
-    spectrum is complete: the few layer eigenvalues are then the only estimate. They can be far
+    sensitive to Im z that an imaginary part of 10⁻¹⁴ moved the step by 2·10⁻⁵). None unless
+    the scheme has such a form and every example's spectrum is complete: the few layer
+    eigenvalues are then the only estimate. They can be far
     off: an unconverged Ritz value with Re λ ≈ 10⁻⁶ gives 0 where the whole spectrum says
     otherwise, and complex modes they miss make a two-level scheme unstable at every h where
     they report a positive step (both seen on trained Fashion-MNIST networks)."""
@@ -304,7 +305,8 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
     if any(complete):
         relation = "S_j = I + hJ, λ = (ξ − 1)/h" if step_scheme.stability_variable != "h^2*lambda" else \
             "ξ² − (2 + h²λ)ξ + 1 = 0, h²λ = ξ + 1/ξ − 2"
-        notes.append("largest stable h" + ("" if all(complete) else f" at steps {[s_['step'] for s_ in steps if s_['largest_stable_h_complete'] is not None]}")
+        where = "" if all(complete) else f" at steps {[s_['step'] for s_, c in zip(steps, complete) if c]}"
+        notes.append("largest stable h" + where
                      + f": from the whole spectrum of the step map ({relation} for every eigenvalue ξ of the exact "
                      "count, the layer frozen at the step's point), the smallest over the examples; the few layer "
                      "eigenvalues' value is kept in the data as 'largest_stable_h'")
