@@ -48,7 +48,7 @@ def run_quickstart(out: str = "reports/quickstart", epochs: int = 15, seed: int 
                    max_modes_outside=max(s["n_outside_max"] for s in st), unknowns=st[0]["examples"][0]["unknowns"],
                    max_amplification=max(s["max_amplification"] for s in st),
                    predicted_amplification=max(s["predicted_amplification"] for s in st),
-                   min_largest_stable_h=min(s["largest_stable_h"] for s in st), h=res["stability"].data["h"],
+                   min_largest_stable_h=min(s["largest_stable_h_reported"] for s in st), h=res["stability"].data["h"],
                    reversibility_float32=None if rev is None else max(
                        d["relative_error"] for d in rev.data["results"] if d["dtype"] == "float32"),
                    observed_order=None if conv is None else conv.data["observed_order"],

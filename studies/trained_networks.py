@@ -45,8 +45,8 @@ def block_summary(reports: dict) -> dict:
     out = dict(scheme=st["scheme"], unknowns=st["steps"][0]["examples"][0]["unknowns"],
                steps=[dict(step=s["step"], radius=s["max_amplification"], outside=s["n_outside_max"],
                            exact=s["count_exact"], fraction_outside=s["fraction_outside"],
-                           largest_stable_h=s["largest_stable_h_complete"] if s["largest_stable_h_complete"] is not None
-                           else s["largest_stable_h"], largest_stable_h_complete=s["largest_stable_h_complete"] is not None,
+                           largest_stable_h=s["largest_stable_h_reported"],
+                           largest_stable_h_complete=s["largest_stable_h_complete"] is not None,
                            layer_radius=s["spectral_radius"], status=s["status"]) for s in st["steps"]],
                growth_bound=st["growth_bound"]["max"])
     if "conditioning" in reports:

@@ -218,7 +218,9 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
                           step_map_radius=distribution(radius), n_outside_max=n_out_max, n_outside=distribution(n_out),
                           count_exact=exact, fraction_outside=n_out_max / worst["unknowns"],
                           step_norm=distribution([e["step_norm"] for e in per_ex]), layer_example=worst["example"],
-                          largest_stable_h_complete=complete_h, status=status))
+                          largest_stable_h_complete=complete_h,
+                          largest_stable_h_reported=layer["largest_stable_h"] if complete_h is None else complete_h,
+                          status=status))
         bound = worst["step_map_method"] == "norm bound"  # every radius certified ≤ 1 + δ by ‖S_j‖₂
         open_ = [e for e in per_ex if e["step_map_status"] != "converged"]
         if bound:
@@ -233,7 +235,7 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
         rows.append([j, round(float(t0), 6), float(h), shown,
                      ("" if exact else "≥ ") + str(n_out_max),
                      float(max(e["step_norm"] for e in per_ex)), layer["predicted_amplification"],
-                     layer["spectral_radius"], layer["largest_stable_h"] if complete_h is None else complete_h,
+                     layer["spectral_radius"], steps[-1]["largest_stable_h_reported"],
                      f"{len(sure)} of {batch} counted" if counted_ok else status])
     h_used = disc.steps[0][1] if not scheme.adaptive else None
     growth_bound = distribution(norm_product)
