@@ -15,14 +15,14 @@ from pdenet_analysis.errors import IncompatibleSchemeError
 from .helpers import paper_operator
 
 
-def _relu_operator(arch, scale, seed=0, normalise=True, size=4):
+def _relu_operator(arch, scale, seed=0, normalise=True, size=4, device="cpu"):
     op, y0 = paper_operator(arch, channels=3, size=size, seed=seed, activation="relu", normalise=normalise,
                             interpolation="constant", n_pieces=3, T=3.0)
     with torch.no_grad():
         for layer in op.layers():
             for w in layer.kernels():
                 w.mul_(scale)
-    return op, torch.cat([y0, -y0])  # 4 examples
+    return op.to(device), torch.cat([y0, -y0]).to(device)  # 4 examples
 
 
 @pytest.mark.parametrize("arch,normalise", [("parabolic", True), ("parabolic", False), ("resnet", True)])
@@ -43,11 +43,11 @@ def test_step_inverse_equals_the_dense_inverse_and_its_transpose(arch, normalise
         assert torch.allclose(sub.matvec(v[[2, 0]]), x[[2, 0]], rtol=0, atol=1e-12)
 
 
-def test_conditioning_converges_where_gmres_on_the_step_maps_cannot():
+def test_conditioning_converges_where_gmres_on_the_step_maps_cannot(device):
     """Large weights at h = 1: hλ spreads past −1, the step maps are nearly singular, inverse
     iteration can only bound σ_min; the reduced-inverse route (chosen by "auto") gives the dense
-    SVD's σ_min and κ for every example."""
-    op, y0 = _relu_operator("parabolic", 4.0, size=8)  # 192 unknowns: GMRES's 150 products do not suffice
+    SVD's σ_min and κ for every example, on every device."""
+    op, y0 = _relu_operator("parabolic", 4.0, size=8, device=device)  # 192 unknowns: GMRES's 150 products do not suffice
     ref = A.conditioning(op, y0, "euler", n_steps=3, method="dense", k=1).data["examples"]
     auto = A.conditioning(op, y0, "euler", n_steps=3, dense_max=0, k=1, tol=1e-10)
     assert auto.data["method_min"].startswith("reduced-inverse") and auto.data["all_converged"]
@@ -60,12 +60,13 @@ def test_conditioning_converges_where_gmres_on_the_step_maps_cannot():
 
 
 @pytest.mark.parametrize("arch", ["parabolic", "resnet"])
-def test_sparse_factorisation_gives_the_dense_one(arch):
+def test_sparse_factorisation_gives_the_dense_one(arch, device):
     """Above ``max_rows`` the r × r matrix is assembled sparse from grouped columns and factorised
-    by SuperLU: the same products with S⁻¹ and S⁻ᵀ to round-off, and the same σ_min."""
-    op, y0 = _relu_operator(arch, 4.0, size=8)
+    by SuperLU (on the host for every device): the same products with S⁻¹ and S⁻ᵀ to round-off,
+    and the same σ_min."""
+    op, y0 = _relu_operator(arch, 4.0, size=8, device=device)
     disc = discretise(op, y0, "euler", n_steps=3)
-    v = torch.randn(4, 3 * 8 * 8)
+    v = torch.randn(4, 3 * 8 * 8, device=device)
     for j in range(3):
         dense, sparse = reduced_step_inverse(disc, j), reduced_step_inverse(disc, j, max_rows=1)
         for a, b in ((dense.matvec(v), sparse.matvec(v)), (dense.rmatvec(v), sparse.rmatvec(v))):
