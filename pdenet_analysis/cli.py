@@ -2,7 +2,7 @@
 
     pdenet-analysis quickstart            train the four networks on the embedded digits, analyse them, write a report
     pdenet-analysis train --dataset D --model PRESET [--scheme S [--coupling λ]] [--epochs E] [--device D] [--out DIR] [--resume]
-                          [--amp] [--dtype float32|float64] [--channels-last] [--compile] [--cuda-graph]
+                          [--amp] [--dtype float32|float64] [--channels-last] [--compile] [--cuda-graph] [--deterministic]
     pdenet-analysis analyze MODEL [--scheme NAME [--coupling λ]] [--steps N] [--examples N] [--all-blocks] [--device D] [--out DIR]
     pdenet-analysis study NAME [--quick] [--jobs N] [--device D] [--out DIR] [--executor E]   run a study
     pdenet-analysis study --list          list the studies and the question each answers
@@ -227,7 +227,8 @@ def _cmd_train(args) -> int:
     _check_fits(model, data.x_train[:1], f"the {args.dataset} data set")
     cfg = TrainConfig(epochs=args.epochs, device=args.device, out=args.out, resume=args.resume, seed=args.seed, dataset=args.dataset,
                       augment=not args.no_augment, lr=args.lr, progress=not args.quiet, amp=args.amp,
-                      channels_last=args.channels_last, compile=args.compile, cuda_graph=args.cuda_graph)
+                      channels_last=args.channels_last, compile=args.compile, cuda_graph=args.cuda_graph,
+                      deterministic=args.deterministic)
     from .training import distributed
 
     summary = train(model, data, cfg)
@@ -325,6 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="record the whole training step as a CUDA graph and replay it (CUDA, fixed-step schemes, "
                         "one process): the paper's small networks are bound by kernel launches")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--deterministic", action="store_true",
+                   help="deterministic kernels: a CUDA run repeats to the bit (slower; CPU runs repeat anyway)")
     t.set_defaults(func=_cmd_train)
     a = sub.add_parser("analyze", help="spectra, stability, conditioning, reversibility, convergence, energy")
     a.add_argument("model", help="a preset name (random weights) or a checkpoint file")
