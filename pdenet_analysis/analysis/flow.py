@@ -13,48 +13,40 @@ import copy
 
 import torch
 
-from ..errors import UnknownNameError
 from ..integrate import integrate, reverse
 from ..operators import functional as F
 from ..operators.layers import SymmetricLayer
 from ..schemes import get_scheme
+from .precision import UNIT_ROUNDOFF, dtype_named, float32_products
 from .report import Report, sweepable
-
-
-DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16,
-          "float16": torch.float16}
-
-
-def dtype_named(name) -> tuple[str, torch.dtype]:
-    """(name, dtype) for a floating dtype given by name (``"float32"``) or as a ``torch.dtype``."""
-    if isinstance(name, torch.dtype):
-        for k, v in DTYPES.items():
-            if v == name:
-                return k, v
-    elif name in DTYPES:
-        return name, DTYPES[name]
-    raise UnknownNameError("dtype", str(name), DTYPES)
 
 
 @sweepable("reversibility")
 def reversibility(operator, y0, scheme, *, T=None, n_steps_list=(1, 2, 4, 8, 16, 32, 64),
-                  dtypes=("float64", "float32", "bfloat16"), step_sizes=None) -> Report:
+                  dtypes=None, step_sizes=None) -> Report:
     """Relative reconstruction error ‖Y₀ − R(Φ(Y₀))‖/‖Y₀‖ after n forward and n inverse steps.
 
     With ``step_sizes`` (a list of h), T = n·h for each n (depth grows at fixed h); otherwise T is
     fixed and h = T/n. Raises :class:`IncompatibleSchemeError` for a scheme without an inverse.
+    ``dtypes`` (names of :data:`.precision.DTYPES`): by default float64, float32 and bfloat16, and
+    on CUDA also "tensorfloat32", the precision of float32 convolutions there unless switched off;
+    "float32" is IEEE float32 on every device (:mod:`.precision`).
     """
     scheme = get_scheme(scheme)
     scheme.require_inverse()
     T = operator.T if T is None else T
+    if dtypes is None:
+        on_cuda = (y0[0] if isinstance(y0, (tuple, list)) else y0).device.type == "cuda"
+        dtypes = ("float64", "float32", *(("tensorfloat32",) if on_cuda else ()), "bfloat16")
+    named = [dtype_named(d) for d in dtypes]
     rows, data = [], []
-    for dname, dt in [dtype_named(d) for d in dtypes]:
+    for dname, dt in named:
         op = _cast(operator, dt)
         x0 = tuple(t.to(dt) for t in y0) if isinstance(y0, (tuple, list)) else y0.to(dt)
         for h in (step_sizes or [None]):
             for n in n_steps_list:
                 TT = T if h is None else min(n * h, op.T or n * h)
-                with torch.no_grad():
+                with torch.no_grad(), float32_products(tf32=dname == "tensorfloat32"):
                     sol = integrate(op, x0, scheme, T=TT, n_steps=n, check_finite=False)
                     back = reverse(op, sol, check_finite=False)
                 ref = op.to_state(x0)
@@ -77,7 +69,9 @@ def reversibility(operator, y0, scheme, *, T=None, n_steps_list=(1, 2, 4, 8, 16,
 
     return Report("reversibility", f"Reversibility of {scheme.name}", ["dtype", "steps", "h", "relative error"],
                   rows, dict(scheme=scheme.name, results=data), plot,
-                  [f"unit round-off: float64 {2**-53:.1e}, float32 {2**-24:.1e}, bfloat16 {2**-8:.1e}"])
+                  ["unit round-off: " + ", ".join(f"{d} {UNIT_ROUNDOFF[d]:.1e}" for d in dict.fromkeys(n for n, _ in named))
+                   + ("; tensorfloat32 is float32 storage with TF32 products (the same as float32 off CUDA)"
+                      if any(n == "tensorfloat32" for n, _ in named) else "")])
 
 
 def _cast(operator, dtype):

@@ -27,6 +27,7 @@ from .convergence import convergence_study
 from .density import spectral_density
 from .flow import energy, reversibility
 from .network import features_conditioning
+from .precision import ieee_float32
 from .report import Report
 from .stability import spectrum_along_trajectory
 from .reduced_inverse import REDUCED_SPARSE_MAX
@@ -84,6 +85,7 @@ def planned_analyses(block, analyses=ANALYSES, with_conditioning: bool = True) -
     return [a for a in analyses if a not in skip]
 
 
+@ieee_float32()
 def analyze_block(block, x: torch.Tensor, out: str, k: int = 6, convergence_steps=None, backend: str = "auto",
                   with_conditioning: bool = True, analyses=ANALYSES, dense_max: int = 2048, count_examples: int | None = 1,
                   reduced_dense_max: int = REDUCED_DENSE_MAX, reduced_sparse_max: int = REDUCED_SPARSE_MAX,
@@ -136,6 +138,7 @@ def analyze_block(block, x: torch.Tensor, out: str, k: int = 6, convergence_step
     return dict(reports=reports, paths=paths)
 
 
+@ieee_float32()
 def analyze_model(model, x: torch.Tensor, out: str, blocks=None, quiet: bool = False, with_features: bool = True,
                   **kw) -> dict:
     """Analyse the PDE blocks (all, or the indices in ``blocks``) of ``model`` on images ``x``
@@ -143,7 +146,8 @@ def analyze_model(model, x: torch.Tensor, out: str, blocks=None, quiet: bool = F
 
     Results are keyed by block index; with ``with_features`` (fixed-step networks), the key
     ``"features"`` holds the conditioning of the whole feature map (:mod:`.network`), saved in
-    ``out/network``."""
+    ``out/network``. Float32 computations run in IEEE float32 on every device, TensorFloat-32
+    switched off (:func:`.precision.ieee_float32`), so that a GPU's report equals the CPU's."""
     inputs = block_inputs(model, x)
     chosen = [i for i in range(len(model.blocks)) if blocks is None or i in blocks]
     with_features = with_features and not any(b.scheme.adaptive for b in model.blocks)
