@@ -13,7 +13,8 @@ Measured:
   parabolic block with forward Euler and of the Hamiltonian block with symplectic Euler;
 * conditioning: σ_max by Golub–Kahan, σ_min by the exact inverse map (Hamiltonian) and, for the
   parabolic block with forward Euler, by exact inverse step maps through the active units (the
-  "reduced-inverse" route, sparse LU at these sizes) and by per-step GMRES, side by side;
+  "reduced-inverse" route, sparse LU on the host at these sizes; on CUDA, at CIFAR-10's size, also
+  with dense LU on the GPU, ``reduced_dense_max`` raised) and by per-step GMRES, side by side;
 * the SLQ spectral density (8 probes × 60 Lanczos steps);
 * dense: forming the step-map Jacobian and its eigenvalues / SVD at small sizes, extrapolated with
   O(n) columns and O(n³) factorisation to the benchmark size.
@@ -161,9 +162,14 @@ def main():
                                           arnoldi_converged=rep.data["arnoldi"]["n_converged"])
         print(ds, "density", entry["density_parabolic"], flush=True)
         save(out, res)  # kept if the run is stopped
-        for key, method in (("conditioning_parabolic_euler", "auto"), ("conditioning_parabolic_euler_gmres", "inverse-iteration")):
-            rep, t = timed(lambda: A.conditioning(block.operator, x, "euler", k=1, dense_max=0, max_iter=150, method=method),
-                           dev)
+        variants = [("conditioning_parabolic_euler", "auto", {}),
+                    ("conditioning_parabolic_euler_gmres", "inverse-iteration", {})]
+        if dev.type == "cuda" and ds == "cifar10":  # I + R factorised dense on the GPU (14,334 rows: 1.6 GB);
+            # STL-10's 75,000 would take 45 GB per example
+            variants.append(("conditioning_parabolic_euler_device_lu", "auto", dict(reduced_dense_max=1 << 15)))
+        for key, method, extra in variants:
+            rep, t = timed(lambda: A.conditioning(block.operator, x, "euler", k=1, dense_max=0, max_iter=150, method=method,
+                                                  **extra), dev)
             e = rep.data["examples"][0]
             entry[key] = dict(seconds=t, method_min=rep.data["method_min"], sigma_max=e["sigma_max"][0],
                               sigma_max_status=e["sigma_max_status"], sigma_min=e["sigma_min"][0],
