@@ -376,5 +376,5 @@ def test_regulariser_sums_accurately_in_float32():
     torch.manual_seed(0)
     model = pa.build_preset("cifar10-parabolic")
     cfg = TrainConfig()
-    exact = float(_regulariser_per_parameter(model.double(), cfg))
+    exact = float(_regulariser_per_parameter(model.double(), cfg).detach())
     assert float(regulariser(model.float(), cfg).detach()) == pytest.approx(exact, rel=2e-6)

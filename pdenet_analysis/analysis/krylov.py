@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidArgumentError
+from .linear import ChainOperator
 from .threads import with_serial_blas
 
 
@@ -397,20 +398,47 @@ class InnerSolveFailed(RuntimeError):
     """A GMRES solve of :class:`InverseChain` missed its tolerance by more than 100×."""
 
 
-class InverseChain:
+class GmresInverse:
+    """S⁻¹ of one factor S by GMRES to relative residual ``tol`` (the transpose solves with Sᵀ);
+    what the solves achieved goes into the ``stats`` dict it shares with its chain. A solve that
+    misses ``tol`` by more than 100× within ``max_iter`` products raises :class:`InnerSolveFailed`."""
+
+    def __init__(self, S, tol: float, max_iter: int, stats: dict):
+        self.S, self.tol, self.max_iter, self.stats = S, tol, max_iter, stats
+        self.shape = (S.shape[1], S.shape[0])
+        self.dtype, self.device, self.batch, self.batched = S.dtype, S.device, S.batch, S.batched
+
+    def _solve(self, apply, v):
+        x, info = gmres(apply, v, tol=self.tol, max_iter=self.max_iter)
+        self.stats["max_residual"] = max(self.stats["max_residual"], float(info.residuals.max()))
+        self.stats["inner_iterations"] += info.iterations
+        if self.stats["max_residual"] > 100 * self.tol:
+            raise InnerSolveFailed(f"GMRES reached relative residual {self.stats['max_residual']:.2e} > 100 × "
+                                   f"{self.tol:.1e} in {self.max_iter} products")
+        return x
+
+    def matvec(self, v):
+        return self._solve(self.S.matvec, v)
+
+    def rmatvec(self, w):
+        return self._solve(self.S.rmatvec, w)
+
+    def restrict(self, rows) -> "GmresInverse":
+        return GmresInverse(self.S.restrict(rows), self.tol, self.max_iter, self.stats)
+
+
+class InverseChain(ChainOperator):
     """(S_{N−1} ··· S_1 S_0)⁻¹ = S_0⁻¹ S_1⁻¹ ··· S_{N−1}⁻¹, matrix-free: each factor (a one-step map,
-    close to the identity when h is small) is inverted by GMRES to relative residual ``tol``; the
-    transpose solves with S_jᵀ. ``max_residual`` and ``inner_iterations`` record what the solves
-    achieved. A solve that misses ``tol`` by more than 100× within ``max_iter`` products raises
-    :class:`InnerSolveFailed` at once (a nearly singular factor, as forward Euler at h = 1 on a
-    mode with hλ ≈ −1 makes): the caller then reports a bound instead of spending the budget."""
+    close to the identity when h is small) is inverted by GMRES (:class:`GmresInverse`) to relative
+    residual ``tol``. ``max_residual`` and ``inner_iterations`` record what the solves achieved. A
+    solve that misses ``tol`` by more than 100× raises :class:`InnerSolveFailed` at once (a nearly
+    singular factor, as forward Euler at h = 1 on a mode with hλ ≈ −1 makes): the caller then
+    reports a bound instead of spending the budget."""
 
     def __init__(self, factors: list, tol: float = 1e-12, max_iter: int = 150, _stats: dict | None = None):
-        self.factors, self.tol, self.max_iter = list(factors), tol, max_iter
-        f0 = self.factors[0]
-        self.shape = (f0.shape[1], f0.shape[0])
-        self.dtype, self.device, self.batch, self.batched = f0.dtype, f0.device, f0.batch, f0.batched
+        self.step_maps, self.tol, self.max_iter = list(factors), tol, max_iter
         self._stats = {"max_residual": 0.0, "inner_iterations": 0} if _stats is None else _stats
+        super().__init__([GmresInverse(S, tol, max_iter, self._stats) for S in reversed(self.step_maps)])
 
     @property
     def max_residual(self) -> float:
@@ -422,23 +450,4 @@ class InverseChain:
 
     def restrict(self, rows) -> "InverseChain":
         """The chain of the examples ``rows`` only; its solves count in this chain's statistics."""
-        return InverseChain([f.restrict(rows) for f in self.factors], self.tol, self.max_iter, _stats=self._stats)
-
-    def _solve(self, apply, v):
-        x, info = gmres(apply, v, tol=self.tol, max_iter=self.max_iter)
-        self._stats["max_residual"] = max(self.max_residual, float(info.residuals.max()))
-        self._stats["inner_iterations"] += info.iterations
-        if self.max_residual > 100 * self.tol:
-            raise InnerSolveFailed(f"GMRES reached relative residual {self.max_residual:.2e} > 100 × {self.tol:.1e} "
-                                   f"in {self.max_iter} products")
-        return x
-
-    def matvec(self, v):
-        for S in reversed(self.factors):
-            v = self._solve(S.matvec, v)
-        return v
-
-    def rmatvec(self, w):
-        for S in self.factors:
-            w = self._solve(S.rmatvec, w)
-        return w
+        return InverseChain([S.restrict(rows) for S in self.step_maps], self.tol, self.max_iter, _stats=self._stats)

@@ -200,6 +200,8 @@ def _evaluate_at_tensor(grid: TimeGrid, values, t: torch.Tensor) -> list[torch.T
     and a host read there stalls a GPU's queue once per evaluation. The arithmetic is that of
     :meth:`TimeGrid.coefficients` (in float64, as its Python floats), so both give the same θ.
     A piecewise-linear θ stays differentiable in t (:func:`evaluate`)."""
+    if grid.interpolation == "constant" and grid.n_pieces == 1:  # θ does not depend on t
+        return [v[0] for v in values]
     dev = values[0].device
     u = t.reshape(()).to(device=dev, dtype=torch.float64) / grid.spacing
     if grid.interpolation == "constant":

@@ -86,25 +86,32 @@ class _Field(nn.Module):
         self.op = op  # a counting proxy; parameters are reached through ``module``
         self.module = op.operator
         self.counter = counter
-        self.first_bad = None  # deferred check: the first non-finite evaluation's t (NaN: none), on the device
+        # deferred check: {"t": the first non-finite evaluation's t (NaN: none), on the device}. A
+        # plain dict, so that the update at every evaluation does not pass through Module.__setattr__
+        self.deferred = None
 
     def defer_checks(self, like: torch.Tensor) -> None:
         """From now on note non-finite evaluations on the device; :meth:`raise_if_nonfinite` reads them."""
-        self.first_bad = torch.full((), math.nan, dtype=torch.float64, device=like.device)
+        self.deferred = {"t": torch.full((), math.nan, dtype=torch.float64, device=like.device)}
 
     def raise_if_nonfinite(self) -> None:
         """One host read: raise for the first non-finite evaluation since :meth:`defer_checks`, and go
         back to checking each evaluation on the host."""
-        first, self.first_bad = self.first_bad, None
-        if first is not None and not bool(torch.isnan(first)):
-            raise _nonfinite_error(float(first))
+        deferred, self.deferred = self.deferred, None
+        if deferred is not None and not bool(torch.isnan(deferred["t"])):
+            raise _nonfinite_error(float(deferred["t"]))
 
     def forward(self, t, state):
         out = self.op.vector_field(t, state)
-        if self.first_bad is not None:
-            bad = torch.stack([~torch.isfinite(x).all() for x in out]).any()
-            when = torch.as_tensor(t, dtype=torch.float64, device=self.first_bad.device).reshape(())
-            self.first_bad = torch.where(bad & torch.isnan(self.first_bad), when, self.first_bad)
+        deferred = self.deferred
+        if deferred is not None:  # a few small device operations, no host read
+            finite = torch.isfinite(out[0]).all()
+            for x in out[1:]:
+                finite = finite & torch.isfinite(x).all()
+            first = deferred["t"]
+            when = t if isinstance(t, torch.Tensor) and t.dtype == first.dtype and t.device == first.device \
+                else torch.as_tensor(t, dtype=first.dtype, device=first.device)
+            deferred["t"] = torch.where(finite | ~torch.isnan(first), first, when.reshape(()))
         elif not all_finite(out):
             raise _nonfinite_error(float(t))
         return out
