@@ -48,7 +48,8 @@ finished.
 ``--dry-run`` runs every part's script on the CPU at its smallest sizes (the table ``DRY``: the
 same scripts with ``--quick``, ``--limit`` or tiny ``--depths``/``--batch``, the test parts only
 collected), writing into ``--scratch`` and never into ``benchmarks/results``. It needs no GPU, takes
-about a minute on 2 cores, and runs in the test suite, so that a part broken by a change is
+about a minute on 2 cores (``--jobs 2``: two parts at a time, as the test suite runs it), and runs
+in the test suite, so that a part broken by a change is
 found before lent GPU time is spent on it.
 
 The package runs from this tree (``PYTHONPATH``), installed there or not; set ``PDENET_COMMIT``
@@ -181,6 +182,9 @@ def main():
                     help="run every part's script on the CPU at the smallest sizes, into --scratch (no GPU needed, "
                          "nothing under benchmarks/results is written): a broken part is found before GPU time is spent")
     ap.add_argument("--scratch", default=None, help="the dry run's folder (default: a new temporary one)")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="the dry run's parts run this many at a time (each is one process; the summary keeps "
+                         "the parts' order)")
     args = ap.parse_args()
     caps = parse_caps(args.cap)
     check_parts(args.only)
@@ -226,7 +230,7 @@ def dry_run(args) -> int:
     os.makedirs(args.scratch, exist_ok=True)
     out = dict(provenance=provenance(device="cpu"), dry_run=True, parts=[])
     summary_path = os.path.join(args.scratch, "gpu_campaign.json")
-    failed = []
+    entries = []
     for name, *_ in PARTS:
         if args.only and name not in args.only:
             continue
@@ -237,22 +241,43 @@ def dry_run(args) -> int:
         elif name == "fashion_mnist" and not os.path.isdir(args.data_dir):
             entry.update(status="skipped", why=f"no Fashion-MNIST files in {args.data_dir}")
         else:
-            entry["command"] = " ".join(dry)
-            run_part(entry, dry, os.path.join(args.scratch, f"{name}.log"), 600)
-            if entry["status"] != "ok":
-                failed.append(name)
-        out["parts"].append(entry)
-        _write(out, summary_path)
-        print(f"gpu_campaign --dry-run: {name}: {entry['status']}", flush=True)
+            entry["command"] = dry
+        entries.append(entry)
+
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    lock = threading.Lock()
+
+    def run(entry):
+        if "command" in entry:
+            argv = entry["command"]
+            entry["command"] = " ".join(argv)
+            run_part(entry, argv, os.path.join(args.scratch, f"{entry['part']}.log"), 600,
+                     threads=max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None)
+        with lock:  # the summary holds every finished part, kept if the dry run is stopped
+            out["parts"].append(entry)
+            _write(out, summary_path)
+            print(f"gpu_campaign --dry-run: {entry['part']}: {entry['status']}", flush=True)
+        return entry
+
+    with ThreadPoolExecutor(max(1, args.jobs)) as pool:  # threads that wait on child processes
+        out["parts"] = list(pool.map(run, entries))
+    _write(out, summary_path)
+    failed = [e["part"] for e in out["parts"] if "command" in e and e["status"] != "ok"]
     print(f"gpu_campaign --dry-run: {'failed: ' + ', '.join(failed) if failed else 'every part ran'}; "
           f"summary in {summary_path}", flush=True)
     return 1 if failed else 0
 
 
-def run_part(entry: dict, argv: list[str], log: str, seconds: float) -> None:
-    """Run one part's command with its output in ``log``, at most ``seconds``; record how it ended."""
+def run_part(entry: dict, argv: list[str], log: str, seconds: float, threads: int | None = None) -> None:
+    """Run one part's command with its output in ``log``, at most ``seconds``; record how it ended.
+    ``threads``: the part's CPU threads (parts run side by side must not oversubscribe the cores:
+    OpenMP's waiting threads then spin, and two parts took 3× as long as one after the other)."""
     # the package runs from this tree whether or not it is installed there
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
+    if threads is not None:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     os.makedirs(os.path.dirname(log), exist_ok=True)
     t0 = time.monotonic()
     print(f"gpu_campaign: {entry['part']} (up to {seconds / 60:.1f} min): {' '.join(argv)}", flush=True)

@@ -136,7 +136,7 @@ def main() -> int:
                         "measured at")
 
     if args.dry_run:
-        dry = [sys.executable, os.path.join("benchmarks", "gpu_campaign.py"), "--dry-run"]
+        dry = [sys.executable, os.path.join("benchmarks", "gpu_campaign.py"), "--dry-run", "--jobs", "2"]
         dry += ["--only", *args.only] if args.only else []
         if subprocess.run(dry).returncode != 0:
             problems.append("gpu_campaign.py --dry-run failed for a part: mend it before spending device time")

@@ -42,8 +42,8 @@ def test_dry_run_runs_every_part_on_the_cpu(tmp_path):
     results = ROOT / "benchmarks" / "results"
     before = {p: p.stat().st_mtime_ns for p in results.rglob("*") if p.is_file()}
     scratch = tmp_path / "dry"
-    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_campaign.py"), "--dry-run", "--scratch",
-                        str(scratch)], capture_output=True, text=True, timeout=900)
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_campaign.py"), "--dry-run", "--jobs", "2",
+                        "--scratch", str(scratch)], capture_output=True, text=True, timeout=900)
     summary = json.loads((scratch / "gpu_campaign.json").read_text())
     status = {p["part"]: p["status"] for p in summary["parts"]}
     assert r.returncode == 0, (status, r.stdout[-3000:])
