@@ -6,7 +6,9 @@ per-step GMRES ("inverse-iteration"), side by side, at the paper's sizes.
 
 Random weights of the Table 1 presets, one standard-normal image carried to the first block (as
 ``bench_analysis.py``). Records per route: seconds, σ_max, σ_min and their status, κ, and, where
-σ_min is not certified, the upper bound ‖J u‖/‖u‖ at the inverse route's vector.
+σ_min is not certified, the upper bound ‖J u‖/‖u‖ at the inverse route's vector and, on the
+reduced-inverse route, each step's certified σ_min(S_j) and ‖S_j‖ and the bracket they give
+(σ_min ≥ Π_j σ_min(S_j) and σ_max ≤ Π_j ‖S_j‖, so κ ≤ Π_j ‖S_j‖ / Π_j σ_min(S_j)).
 """
 
 import argparse
@@ -42,7 +44,9 @@ def main():
                                  sigma_max_status=e["sigma_max_status"], sigma_min=e["sigma_min"][0],
                                  sigma_min_status=e["sigma_min_status"], sigma_min_residual=e["sigma_min_residual"][0],
                                  condition=e["condition"], rayleigh_upper_bound=d.get("rayleigh_upper_bound"),
-                                 reduced_rows_max=d.get("reduced_rows_max"))
+                                 reduced_rows_max=d.get("reduced_rows_max"), sigma_min_lower=e.get("sigma_min_lower"),
+                                 sigma_max_upper=e.get("sigma_max_upper"), condition_upper=e.get("condition_upper"),
+                                 stepwise=(d.get("stepwise") or [None])[0])
             print(preset, method, entry[method], flush=True)
             save(out, res)  # kept if the run is stopped
 

@@ -141,3 +141,52 @@ def test_an_uncertifiable_sigma_min_keeps_the_tightest_upper_bound(monkeypatch):
         assert e["sigma_min"][0] >= r["sigma_min"][0] * (1 - 1e-9)  # an upper bound on σ_min ...
         assert e["sigma_min"][0] == pytest.approx(r["sigma_min"][0], rel=1e-6)  # ... and a tight one
         assert e["sigma_min"][0] == ray
+
+
+def test_each_steps_sigma_min_is_the_dense_one_and_their_product_bounds_the_flows_from_below():
+    """σ_min(S_j) by Golub–Kahan on the exact S_j⁻¹ equals the dense SVD's, certified by its
+    forward residual, and Π_j σ_min(S_j) ≤ σ_min(S_2 S_1 S_0) and ‖S_2 S_1 S_0‖ ≤ Π_j ‖S_j‖ (the theorems
+    σ_min(AB) ≥ σ_min(A) σ_min(B) and ‖AB‖ ≤ ‖A‖‖B‖, checked on the dense flow map)."""
+    from pdenet_analysis.analysis.conditioning import _reduced_inverse_flow, stepwise_bounds
+
+    op, y0 = _relu_operator("parabolic", 4.0, size=8)
+    disc = discretise(op, y0, "euler", n_steps=3)
+    chain = _reduced_inverse_flow(disc, 8192, 0)
+    got = stepwise_bounds(chain, disc, [0, 2, 3], tol=1e-10)
+    dense_steps = [torch.linalg.svdvals(disc.step_jacobian(j).dense()) for j in range(3)]
+    flow = torch.linalg.svdvals(disc.flow_jacobian().dense())
+    for i, b in enumerate([0, 2, 3]):
+        for j in range(3):
+            assert got["sigma_min"][i, j] == pytest.approx(float(dense_steps[j][b, -1]), rel=1e-8)
+            assert got["sigma_max"][i, j] == pytest.approx(float(dense_steps[j][b, 0]), rel=1e-8)
+            assert got["residual_min"][i, j] < 1e-8
+        assert got["lower"][i] == pytest.approx(float(np.prod(got["sigma_min"][i] * (1 - got["residual_min"][i]))),
+                                                rel=1e-12)
+        assert 0 < got["lower"][i] <= float(flow[b, -1]) and float(flow[b, 0]) <= got["upper"][i] < np.inf
+
+
+def test_an_uncertifiable_flow_gets_kappa_from_above_where_every_step_is_certified(monkeypatch):
+    """Where the flow's σ_min fails its check (simulated) but every step's passes, the report
+    brackets κ: the value shown (a lower bound) ≤ the dense κ ≤ σ_max/Π_j σ_min(S_j); where the
+    steps fail too, it claims no upper bound and says so."""
+    import importlib
+
+    C = importlib.import_module("pdenet_analysis.analysis.conditioning")
+    check = C._forward_residual
+    op, y0 = _relu_operator("parabolic", 4.0, size=8)
+    ref = A.conditioning(op, y0, "euler", n_steps=3, method="dense", k=1).data["examples"]
+
+    def flow_fails(J, sigma, right, left):
+        return np.full(len(sigma), 1.0) if getattr(J.fn, "__name__", "") == "flow" else check(J, sigma, right, left)
+
+    monkeypatch.setattr(C, "_forward_residual", flow_fails)
+    rep = A.conditioning(op, y0, "euler", n_steps=3, dense_max=0, k=1, tol=1e-10)
+    assert not rep.data["all_converged"] and any("≤ κ ≤" in n for n in rep.notes)
+    for e, r in zip(rep.data["examples"], ref):
+        assert e["condition"] <= r["condition"] * (1 + 1e-9) <= e["condition_upper"] * (1 + 2e-9)
+        assert 0 < e["sigma_min_lower"] <= r["sigma_min"][0] * (1 + 1e-9)
+    assert all(s is not None and len(s["sigma_min"]) == 3 for s in rep.data["stepwise"])
+    monkeypatch.setattr(C, "_forward_residual", lambda J, sigma, right, left: np.full(len(sigma), 1.0))
+    rep = A.conditioning(op, y0, "euler", n_steps=3, dense_max=0, k=1, tol=1e-10, max_iter=20)
+    assert all(e["sigma_min_lower"] == 0 and e["condition_upper"] is None for e in rep.data["examples"])
+    assert any("no bound on κ" in n for n in rep.notes)
