@@ -30,7 +30,10 @@ How each end of the spectrum is computed (never by squaring κ):
   σ_min ≤ value, κ ≥ value. Those bounds are a Ritz value of J_Φ from GKL (Ritz values
   interlace) and, where an inverse route produced a candidate vector u, ‖J_Φ u‖/‖u‖: where κ
   exceeds about 10¹⁰ no residual can certify a value, but this product still pins σ_min from
-  above.
+  above. On the reduced-inverse route κ is then bounded from above as well
+  (:func:`stepwise_bounds`): each step's σ_min(S_j) and ‖S_j‖, certified on their own, give
+  σ_min(J_Φ) ≥ Π_j σ_min(S_j) and σ_max(J_Φ) ≤ Π_j ‖S_j‖ (``sigma_min_lower``,
+  ``sigma_max_upper``, ``condition_upper`` per example).
 """
 
 from __future__ import annotations
