@@ -69,3 +69,16 @@ def test_reversibility_reports_tensorfloat32_where_asked_and_by_default_on_cuda(
         if device.type == "cpu":  # no TF32 on the CPU: the same computation
             assert err["tensorfloat32", n] == err["float32", n]
     assert "tensorfloat32 4.9e-04" in rep.notes[0] and "TF32 products" in rep.notes[0]
+
+
+def test_every_report_function_runs_in_ieee_float32():
+    """The decorator every report analysis carries (stability, conditioning, density,
+    reversibility, energy) switches TensorFloat-32 off for its body."""
+    from pdenet_analysis.analysis.report import sweepable
+
+    before = _flags()
+    probe = sweepable("probe")(_flags)
+    ieee = ("ieee", "ieee") if hasattr(torch.backends.cudnn, "conv") else (False, False)
+    with float32_products(tf32=True):
+        assert probe() == ieee
+    assert _flags() == before
