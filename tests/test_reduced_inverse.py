@@ -190,3 +190,23 @@ def test_an_uncertifiable_flow_gets_kappa_from_above_where_every_step_is_certifi
     rep = A.conditioning(op, y0, "euler", n_steps=3, dense_max=0, k=1, tol=1e-10, max_iter=20)
     assert all(e["sigma_min_lower"] == 0 and e["condition_upper"] is None for e in rep.data["examples"])
     assert any("no bound on κ" in n for n in rep.notes)
+
+
+def test_a_candidates_residual_bounds_sigma_min_from_below():
+    """σ(1 − e − 10·d) ≤ σ_min ≤ σ for the inverse route's candidate (σ, u, v) with forward
+    residual e, against the dense SVD; tight when e is small, 0 when e is not below 1."""
+    from pdenet_analysis.analysis.conditioning import _forward_residual, _reduced_inverse_flow, residual_lower_bound
+    from pdenet_analysis.analysis.krylov import golub_kahan
+
+    op, y0 = _relu_operator("parabolic", 4.0, size=8)
+    disc = discretise(op, y0, "euler", n_steps=3)
+    J = disc.flow_jacobian()
+    r = golub_kahan(_reduced_inverse_flow(disc, 8192, 0), k=1, which="largest", tol=1e-12, vectors=True)
+    sigma = 1.0 / r.values[:, 0]
+    e = _forward_residual(J, sigma, r.left[:, 0], r.right[:, 0])
+    dense = torch.linalg.svdvals(J.dense())[:, -1].numpy()
+    low = residual_lower_bound(J, sigma, r.left[:, 0], r.right[:, 0], e)
+    assert np.all(low <= dense * (1 + 1e-12)) and np.all(low >= dense * (1 - 1e-6))
+    loose = residual_lower_bound(J, sigma, r.left[:, 0], r.right[:, 0], np.full(4, 0.3))
+    assert np.all(loose <= 0.7 * sigma) and np.all(loose >= 0.69 * sigma)
+    assert np.all(residual_lower_bound(J, sigma, r.left[:, 0], r.right[:, 0], np.full(4, 1.0)) == 0)
