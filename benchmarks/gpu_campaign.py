@@ -247,7 +247,7 @@ def dry_run(args) -> int:
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    lock = threading.Lock()
+    lock, done = threading.Lock(), set()
 
     def run(entry):
         if "command" in entry:
@@ -255,15 +255,14 @@ def dry_run(args) -> int:
             entry["command"] = " ".join(argv)
             run_part(entry, argv, os.path.join(args.scratch, f"{entry['part']}.log"), 600,
                      threads=max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None)
-        with lock:  # the summary holds every finished part, kept if the dry run is stopped
-            out["parts"].append(entry)
+        with lock:  # the summary holds the finished parts in the campaign's order, kept if the dry run is stopped
+            done.add(entry["part"])
+            out["parts"] = [e for e in entries if e["part"] in done]
             _write(out, summary_path)
             print(f"gpu_campaign --dry-run: {entry['part']}: {entry['status']}", flush=True)
-        return entry
 
     with ThreadPoolExecutor(max(1, args.jobs)) as pool:  # threads that wait on child processes
-        out["parts"] = list(pool.map(run, entries))
-    _write(out, summary_path)
+        list(pool.map(run, entries))
     failed = [e["part"] for e in out["parts"] if "command" in e and e["status"] != "ok"]
     print(f"gpu_campaign --dry-run: {'failed: ' + ', '.join(failed) if failed else 'every part ran'}; "
           f"summary in {summary_path}", flush=True)

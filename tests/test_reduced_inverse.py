@@ -192,6 +192,30 @@ def test_an_uncertifiable_flow_gets_kappa_from_above_where_every_step_is_certifi
     assert any("no bound on κ" in n for n in rep.notes)
 
 
+def test_the_steps_are_skipped_where_the_candidates_residual_already_pins_sigma_min(monkeypatch):
+    """A flow residual of 10⁻⁴ (simulated) is too large to call σ_min converged but pins it to
+    about 10⁻⁴ with σ_max converged: the report brackets κ without the steps' bounds (the dense κ
+    inside a bracket under 1 % wide) and lists the examples whose steps it skipped."""
+    import importlib
+
+    C = importlib.import_module("pdenet_analysis.analysis.conditioning")
+    check = C._forward_residual
+    op, y0 = _relu_operator("parabolic", 4.0, size=8)
+    ref = A.conditioning(op, y0, "euler", n_steps=3, method="dense", k=1).data["examples"]
+    called = []
+    monkeypatch.setattr(C, "stepwise_bounds", lambda *a, **kw: called.append(a) or pytest.fail("steps computed"))
+    monkeypatch.setattr(C, "_forward_residual", lambda J, sigma, right, left: np.maximum(
+        check(J, sigma, right, left), 1e-4 if getattr(J.fn, "__name__", "") == "flow" else 0.0))
+    rep = A.conditioning(op, y0, "euler", n_steps=3, dense_max=0, k=1, tol=1e-10)
+    assert not called and rep.data["stepwise_skipped"] == list(range(len(ref)))
+    assert rep.data["stepwise"] == [None] * len(ref)
+    for e, r in zip(rep.data["examples"], ref):
+        assert e["sigma_min_status"] == "bound"
+        assert e["sigma_min_lower"] <= r["sigma_min"][0] * (1 + 1e-9) <= e["sigma_min"][0] * (1 + 2e-9)
+        assert e["condition"] <= r["condition"] * (1 + 1e-9) <= e["condition_upper"] * (1 + 2e-9)
+        assert e["condition_upper"] < 1.001 * e["condition"]
+
+
 def test_a_candidates_residual_bounds_sigma_min_from_below():
     """σ(1 − e − 10·d) ≤ σ_min ≤ σ for the inverse route's candidate (σ, u, v) with forward
     residual e, against the dense SVD; tight when e is small, 0 when e is not below 1."""

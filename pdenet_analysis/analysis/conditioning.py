@@ -35,7 +35,9 @@ How each end of the spectrum is computed (never by squaring κ):
   ``condition_upper`` per example): the candidate's own residual, σ(1 − e − 10·d) with d the
   rounding of a product (:func:`residual_lower_bound`: a residual too large to call the value
   converged can still pin it to a few digits), and, on the reduced-inverse route, the steps one
-  by one (:func:`stepwise_bounds`): σ_min(J_Φ) ≥ Π_j σ_min(S_j) and σ_max(J_Φ) ≤ Π_j ‖S_j‖.
+  by one (:func:`stepwise_bounds`): σ_min(J_Φ) ≥ Π_j σ_min(S_j) and σ_max(J_Φ) ≤ Π_j ‖S_j‖ (not
+  computed for an example whose σ_max is converged and whose σ_min the candidate's residual
+  already pins to 1 %: listed in ``stepwise_skipped``).
 """
 
 from __future__ import annotations
@@ -146,8 +148,11 @@ def residual_lower_bound(J, sigma: np.ndarray, right: torch.Tensor, left: torch.
 
 
 def _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method="auto", reduced_dense_max=REDUCED_DENSE_MAX,
-              reduced_sparse_max=REDUCED_SPARSE_MAX, progress=None):
-    """(values (batch, k) ascending, residuals, status per example, method, extra info)."""
+              reduced_sparse_max=REDUCED_SPARSE_MAX, progress=None, top_certified=None):
+    """(values (batch, k) ascending, residuals, status per example, method, extra info).
+    ``top_certified``: per example, whether σ_max is converged; where it is and the candidate's
+    residual already pins an uncertified σ_min to 1 %, the steps' bounds (:func:`stepwise_bounds`)
+    could tighten nothing that matters and are not computed (``stepwise_skipped``)."""
     batch, n = J.batch, J.shape[1]
     if method == "dense" or method == "auto" and n <= dense_max:
         D = J.dense()
@@ -233,12 +238,17 @@ def _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method="auto
             method += "; uncertified examples: the smaller upper bound of golub-kahan's Ritz value and ‖J u‖/‖u‖ at " \
                       "the inverse's vector"
             info["rayleigh_upper_bound"] = rayleigh.tolist()
-        if reduced is not None:  # a lower bound too, from the steps one by one
-            open_ = [b for b in range(batch) if status[b] != "converged"]
-            steps = stepwise_bounds(reduced, disc, open_, tol, max_iter)
+        if reduced is not None:  # a lower bound too, from the steps one by one (and Π_j ‖S_j‖ ≥ σ_max)
+            low = info.get("residual_lower")
+            pinned = [top_certified is not None and top_certified[b] and low is not None and low[b] >= 0.99 * sigma[b, 0]
+                      for b in range(batch)]
+            open_ = [b for b in range(batch) if status[b] != "converged" and not pinned[b]]
             info["stepwise"] = [None] * batch
-            for i, b in enumerate(open_):
-                info["stepwise"][b] = {key: v[i].tolist() for key, v in steps.items()}
+            info["stepwise_skipped"] = [b for b in range(batch) if status[b] != "converged" and pinned[b]]
+            if open_:
+                steps = stepwise_bounds(reduced, disc, open_, tol, max_iter)
+                for i, b in enumerate(open_):
+                    info["stepwise"][b] = {key: v[i].tolist() for key, v in steps.items()}
     return sigma, res, status, method, info
 
 
@@ -270,7 +280,8 @@ def conditioning(operator, y0, scheme="euler", *, T=None, n_steps=None, k: int =
     inner_tol = inner_tol if inner_tol is not None else max(tol * 1e-2 / max(disc.n_steps, 1), 1e-14)
     top = golub_kahan(J, k=k, which="largest", tol=tol, max_iter=max_iter)
     smin, res_min, status_min, method_min, info = _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method,
-                                                            reduced_dense_max, reduced_sparse_max, progress)
+                                                            reduced_dense_max, reduced_sparse_max, progress,
+                                                            [s_ == "converged" for s_ in top.status])
     smax = top.values
     kappa = smax[:, 0] / np.maximum(smin[:, 0], 1e-300)
     Tf = disc.T
@@ -328,7 +339,8 @@ def conditioning(operator, y0, scheme="euler", *, T=None, n_steps=None, k: int =
         b, e = max(bracketed, key=lambda be: be[1]["condition_upper"])
         notes.append(f"κ from above for {len(bracketed)} 'bound' example(s): σ_min ≥ the larger of σ(1 − e − 10·d) at the "
                      f"candidate (e its forward residual, d the rounding of a product) and Π_j σ_min(S_j) (each step "
-                     f"certified on its own), σ_max ≤ min(its converged value, Π_j ‖S_j‖); the widest: example {b}, "
+                     f"certified on its own; not computed where the first pins σ_min to 1 % and σ_max is converged), "
+                     f"σ_max ≤ min(its converged value, Π_j ‖S_j‖); the widest: example {b}, "
                      f"{e['condition']:.4g} ≤ κ ≤ {e['condition_upper']:.4g} (per example: sigma_min_lower, "
                      f"sigma_max_upper; each step's values: stepwise)")
     elif any("sigma_min_lower" in e for e in per_example):
