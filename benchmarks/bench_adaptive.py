@@ -17,7 +17,9 @@ solver gets the same rtol = atol and is measured for
 * host reads of tensor values per solve (:class:`pdenet_analysis.testing.HostReads`), counted with
   the finiteness checks deferred and θ(t) looked up on the device, as on a GPU: each is a
   synchronisation that stalls a GPU's queue,
-  and the count is the same on every device, so the CPU run shows what a GPU run would wait for.
+  and the count is the same on every device, so the CPU run shows what a GPU run would wait for;
+* kernel launches per evaluation, counted in the same run (:class:`pdenet_analysis.testing.Launches`):
+  what a GPU solve of a small field is bound by (the evaluation's own launches included).
 
 Solvers: raw ``torchdiffeq.odeint`` (dopri5), ``pa.integrate`` with ``dopri5`` on both engines
 (torchdiffeq, the default, and ``backend="torchode"``; both force steps to end at θ's jumps), and,
@@ -41,7 +43,7 @@ import torchdiffeq
 import pdenet_analysis as pa
 from pdenet_analysis.operators import timegrid
 from pdenet_analysis.schemes import adaptive
-from pdenet_analysis.testing import HostReads
+from pdenet_analysis.testing import HostReads, Launches
 
 from _provenance import interleaved_medians, provenance, result_path, save
 
@@ -139,12 +141,12 @@ def case(n_pieces, tol, dev, repeats, shape=(8, 16, 32, 32)):
             saved = adaptive.HOST_CHECK_EVERY_EVALUATION, timegrid.LOOKUP_ON_DEVICE
             adaptive.HOST_CHECK_EVERY_EVALUATION, timegrid.LOOKUP_ON_DEVICE = False, True
             try:
-                with HostReads() as reads:
+                with HostReads() as reads, Launches() as launches:
                     y = run()
             finally:
                 adaptive.HOST_CHECK_EVERY_EVALUATION, timegrid.LOOKUP_ON_DEVICE = saved
             err = ((y - ref).flatten(1).norm(dim=1) / ref.flatten(1).norm(dim=1)).max().item()
-            row = dict(solver=name, seconds=sec, error=err, host_reads=reads.count)
+            row = dict(solver=name, seconds=sec, error=err, host_reads=reads.count, launches=launches.count)
             if name.startswith("pa.integrate"):  # it counts its own evaluations and steps
                 s = stats()
                 row.update(evals=int(s.n_evals), accepted=int(s.n_accepted), rejected=int(s.n_rejected))
@@ -158,8 +160,10 @@ def case(n_pieces, tol, dev, repeats, shape=(8, 16, 32, 32)):
     for r in rows:
         r["time_vs_torchdiffeq"] = r["seconds"] / base["seconds"]
         r["evals_vs_torchdiffeq"] = r["evals"] / base["evals"]
+        r["launches_per_eval"] = r["launches"] / r["evals"]
         print(f"  {r['solver']:38s} {r['seconds']*1e3:9.1f} ms  ×{r['time_vs_torchdiffeq']:.2f}  evals {r['evals']:4d}"
-              f"  host reads {r['host_reads']:4d}  error {r['error']:.2e}", flush=True)
+              f"  host reads {r['host_reads']:4d}  launches/eval {r['launches_per_eval']:5.1f}  error {r['error']:.2e}",
+              flush=True)
     return dict(field=f"parabolic c={shape[1]} batch={shape[0]} {shape[2]}x{shape[3]} float64, T=3, {n_pieces} piece(s) of θ",
                 rtol=tol, atol=tol, rows=rows)
 

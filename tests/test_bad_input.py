@@ -312,3 +312,36 @@ def test_network_names_its_input(preset):
     with pytest.raises(TypeError, match="takes a torch.Tensor"):
         net(np.zeros((2, c, m, m)))
     assert net(torch.randn(2, c, m, m, dtype=w)).shape == (2, net.config["n_classes"])  # the smallest size runs
+
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_adaptive_finiteness_checks_are_exact_for_float32_fields(dtype):
+    """Both checks of an adaptive solve's right-hand side (on the host per evaluation; deferred:
+    one float64 sum per evaluation, read once) pass a field of entries 3·10³⁸, finite although the
+    sum of its entries in its own precision is not, and name the first evaluation with a NaN or an
+    Inf among finite ones."""
+    import types
+
+    from pdenet_analysis.schemes.adaptive import _Field
+
+    y = torch.zeros(4, 64, dtype=dtype)
+    huge = torch.full_like(y, 3e38)
+    assert torch.isfinite(huge).all() and not torch.isfinite(huge.sum())
+    values = {0.1: huge, 0.2: huge.clone().index_fill_(1, torch.tensor([5]), float("nan")), 0.3: -huge,
+              0.4: huge.clone().index_fill_(1, torch.tensor([7]), float("inf"))}
+    op = types.SimpleNamespace(operator=torch.nn.Identity(), vector_field=lambda t, state: (values[round(float(t), 6)],))
+    field = _Field(op, None)
+    field(torch.tensor(0.1), (y,))
+    with pytest.raises(pa.NonFiniteError, match=r"t = 0\.2"):
+        field(torch.tensor(0.2), (y,))
+    for first_bad in (0.2, 0.4):
+        field.defer_checks(y)
+        for t in (0.1, 0.3, first_bad, 0.3, 0.2):
+            field(torch.tensor(t, dtype=torch.float64), (y,))
+        with pytest.raises(pa.NonFiniteError, match=rf"t = {first_bad}"):
+            field.raise_if_nonfinite()
+    field.defer_checks(y)
+    field(torch.tensor(0.1), (y,))
+    field(torch.tensor(0.3), (y,))
+    field.raise_if_nonfinite()  # all finite: nothing raised

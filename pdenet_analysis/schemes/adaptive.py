@@ -15,8 +15,6 @@ torchdiffeq.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
@@ -63,7 +61,8 @@ def _torchdiffeq_tableau(method: str):
 
 
 #: check every evaluation of the right-hand side for NaN/Inf on the host as it happens (True), or
-#: note the first non-finite one on the device and check once when the solve ends (False). None:
+#: keep each evaluation's sum on the device (one reduction, no read) and check them all once when
+#: the solve ends (False). None:
 #: on the host for CPU states, deferred for GPU ones, where a host read per evaluation stalls the
 #: device's queue. Either way the solve stops with :class:`NonFiniteError` naming the first such t.
 HOST_CHECK_EVERY_EVALUATION: bool | None = None
@@ -86,32 +85,38 @@ class _Field(nn.Module):
         self.op = op  # a counting proxy; parameters are reached through ``module``
         self.module = op.operator
         self.counter = counter
-        # deferred check: {"t": the first non-finite evaluation's t (NaN: none), on the device}. A
+        # deferred check: {"sums": each evaluation's float64 sum, on the device; "times": its t}. A
         # plain dict, so that the update at every evaluation does not pass through Module.__setattr__
         self.deferred = None
 
     def defer_checks(self, like: torch.Tensor) -> None:
-        """From now on note non-finite evaluations on the device; :meth:`raise_if_nonfinite` reads them."""
-        self.deferred = {"t": torch.full((), math.nan, dtype=torch.float64, device=like.device)}
+        """From now on keep each evaluation's sum on the device instead of reading it;
+        :meth:`raise_if_nonfinite` reads them all at once."""
+        self.deferred = {"sums": [], "times": []}
 
     def raise_if_nonfinite(self) -> None:
         """One host read: raise for the first non-finite evaluation since :meth:`defer_checks`, and go
         back to checking each evaluation on the host."""
         deferred, self.deferred = self.deferred, None
-        if deferred is not None and not bool(torch.isnan(deferred["t"])):
-            raise _nonfinite_error(float(deferred["t"]))
+        if deferred is None or not deferred["sums"]:
+            return
+        bad = ~torch.isfinite(torch.stack(deferred["sums"]))
+        if bool(bad.any()):
+            raise _nonfinite_error(float(deferred["times"][int(bad.nonzero()[0, 0])]))
 
     def forward(self, t, state):
         out = self.op.vector_field(t, state)
         deferred = self.deferred
-        if deferred is not None:  # a few small device operations, no host read
-            finite = torch.isfinite(out[0]).all()
+        if deferred is not None:
+            # one reduction per evaluation, no host read: the float64 sum of a float32 (or narrower) field is
+            # finite iff every entry is (it cannot overflow: 3.4e38 · numel < 1.8e308); a float64 field's sum
+            # also overflows where its entries exceed 1.8e308/numel, which counts as blowing up. The solvers
+            # build each t afresh, so keeping the tensor itself (no copy) keeps its value
+            s = out[0].sum(dtype=torch.float64)
             for x in out[1:]:
-                finite = finite & torch.isfinite(x).all()
-            first = deferred["t"]
-            when = t if isinstance(t, torch.Tensor) and t.dtype == first.dtype and t.device == first.device \
-                else torch.as_tensor(t, dtype=first.dtype, device=first.device)
-            deferred["t"] = torch.where(finite | ~torch.isnan(first), first, when.reshape(()))
+                s = s + x.sum(dtype=torch.float64)
+            deferred["sums"].append(s)
+            deferred["times"].append(t)
         elif not all_finite(out):
             raise _nonfinite_error(float(t))
         return out
@@ -215,7 +220,8 @@ class TorchDiffEq(Scheme):
             from . import torchode_backend
 
             bounds = sorted({t0, t1, *step_t, *jump_t})  # the same step ends as torchdiffeq's options
-            return torchode_backend.solve(field, state0, times, bounds, self.rtol, self.atol, self.max_steps, counter)
+            return torchode_backend.solve(field, state0, times, bounds, self.rtol, self.atol, self.max_steps, counter,
+                                          jumps=jump_t)
         kw = dict(rtol=self.rtol, atol=self.atol, method=self.method, options=options)
         if adjoint:
             params = tuple(p for p in op.operator.parameters() if p.requires_grad)

@@ -50,11 +50,18 @@ def _batch_rms(y: torch.Tensor) -> torch.Tensor:
     return (torch.linalg.vector_norm(y) / math.sqrt(y.numel())).expand(y.shape[0])
 
 
-def solve(field, state0: tuple, times: torch.Tensor, bounds, rtol: float, atol: float, max_steps, counter) -> tuple:
+def solve(field, state0: tuple, times: torch.Tensor, bounds, rtol: float, atol: float, max_steps, counter,
+          jumps=()) -> tuple:
     """States at ``times`` (a tuple of tensors with a leading time dimension), as
     :meth:`~.adaptive.TorchDiffEq.solve` returns them. ``field(t, state)`` is the counted,
     finiteness-checked right-hand side; ``bounds`` are the increasing times where a step must
-    end (the output times and θ's jumps between the first and the last)."""
+    end (the output times and θ's jumps between the first and the last), ``jumps`` those of them
+    where θ jumps.
+
+    What this adds to torchode's loop is kept off the evaluations where it is not needed (each
+    operation is a kernel launch on a GPU, where these solves are launch-bound): the left limit
+    of θ only on segments that end at a jump, the step size carried to the next segment only on
+    segments that have one (``tests/test_torchode_backend.py`` counts the launches)."""
     to = require_torchode()
     if getattr(counter, "step_log", None) is not None:
         raise IncompatibleSchemeError("record_steps (the analyses' accepted steps) needs backend='torchdiffeq': "
@@ -77,16 +84,19 @@ def solve(field, state0: tuple, times: torch.Tensor, bounds, rtol: float, atol: 
     def f(t, y):
         # θ(t) on [a, b) with its left limit at b (torchdiffeq's perturbation at jump_t): a stage at
         # the end of a step that ends on a jump must not read the next piece's weights
-        t = torch.minimum(t[0], seg["last"]) if seg["last"] is not None else t[0]
-        return flat(field(t, unflat(y)))
+        last = seg["last"]
+        return flat(field(t[0] if last is None else torch.minimum(t[0], last), unflat(y)))
 
     class Controller(to.IntegralController):
         """The integral controller, remembering the step size it proposed after the last accepted
         step that was not shortened to end at the segment's end (``self.end``). The choice is
-        made on the device (``torch.where``): a host read per step would stall a GPU's queue."""
+        made on the device (``torch.where``): a host read per step would stall a GPU's queue. On the
+        last segment (``self.end`` None) there is nothing to carry."""
 
         def adapt_step_size(self, t0, dt, y0, step_result, state, stats):
             accept, dt_next, state, status = super().adapt_step_size(t0, dt, y0, step_result, state, stats)
+            if self.end is None:
+                return accept, dt_next, state, status
             keep = accept & ((t0 + dt).detach() < self.end - 1e-12 * max(1.0, abs(self.end)))
             self.proposed = torch.where(keep, dt_next.detach(), self.proposed)
             return accept, dt_next, state, status
@@ -99,10 +109,11 @@ def solve(field, state0: tuple, times: torch.Tensor, bounds, rtol: float, atol: 
     t_out = [float(t) for t in times]
     y = flat(state0)
     out = [y]
+    jumps = set(jumps)
     for a, b in zip(bounds[:-1], bounds[1:]):
         span = torch.tensor([a, b], dtype=y.dtype, device=y.device).expand(batch, 2)
-        controller.end = b
-        seg["last"] = torch.tensor(math.nextafter(b, a), dtype=y.dtype, device=y.device)
+        controller.end = b if b != bounds[-1] else None
+        seg["last"] = torch.tensor(math.nextafter(b, a), dtype=y.dtype, device=y.device) if b in jumps else None
         # one host read per segment (not per step): has a step size been proposed yet?
         dt0 = None if bool(torch.isnan(controller.proposed[0])) else controller.proposed.clamp(max=b - a)
         sol = solver.solve(to.InitialValueProblem(y, span[:, 0], span[:, 1], span), dt0=dt0)
