@@ -22,7 +22,10 @@ solver gets the same rtol = atol and is measured for
   what a GPU solve of a small field is bound by (the evaluation's own launches included).
 
 Solvers: raw ``torchdiffeq.odeint`` (dopri5), ``pa.integrate`` with ``dopri5`` on both engines
-(torchdiffeq, the default, and ``backend="torchode"``; both force steps to end at θ's jumps), and,
+(torchdiffeq, the default, and ``backend="torchode"``; both force steps to end at θ's jumps; the
+torchode engine also timed with a GPU's settings, ``GPU_SETTINGS``: the finiteness check deferred
+to one reduction per evaluation and θ looked up on the device, where on the CPU the check reads
+each evaluation's sum on the host and the lookup reads t), and,
 when torchode is installed, torchode's own dopri5 and tsit5 with its integral controller (the
 same controller as torchdiffeq) and with its default PID coefficients, restarted at each jump of
 θ (torchode has no jump times; the benchmark reads θ at the piece's midpoint, a Python float, so
@@ -35,6 +38,7 @@ paper's small networks on a GPU, where a solve is bound by launches, measured on
 """
 
 import argparse
+import contextlib
 import time
 
 import torch
@@ -65,6 +69,21 @@ class Counted(torch.nn.Module):
         return self.op.vector_field(self.t_piece, (y.view(self.shape),))[0].reshape(y.shape[0], -1)
 
 
+GPU_SETTINGS = "pa.integrate dopri5, backend=torchode, GPU settings"
+
+
+@contextlib.contextmanager
+def gpu_settings():
+    """A GPU run's defaults on any device: the finiteness checks deferred to the end of the solve,
+    θ(t) looked up on the device."""
+    saved = adaptive.HOST_CHECK_EVERY_EVALUATION, timegrid.LOOKUP_ON_DEVICE
+    adaptive.HOST_CHECK_EVERY_EVALUATION, timegrid.LOOKUP_ON_DEVICE = False, True
+    try:
+        yield
+    finally:
+        adaptive.HOST_CHECK_EVERY_EVALUATION, timegrid.LOOKUP_ON_DEVICE = saved
+
+
 def solvers(op, x, T, tol, jumps):
     """name -> (run() returning y(T) as a tensor of the batch's shape, its Counted field, stats())."""
     out = {}
@@ -91,6 +110,12 @@ def solvers(op, x, T, tol, jumps):
         return sol.y
 
     out["pa.integrate dopri5, backend=torchode"] = (ours_torchode, Counted(op), lambda: last["stats_to"])
+
+    def ours_torchode_gpu_settings():
+        with gpu_settings():
+            return ours_torchode()
+
+    out[GPU_SETTINGS] = (ours_torchode_gpu_settings, Counted(op), lambda: last["stats_to"])
     # torchode has no jump times: it is restarted at each jump of θ (what torchdiffeq's jump_t does)
     bounds = [0.0, *jumps, T]
     for method in ("dopri5", "tsit5"):
@@ -137,14 +162,8 @@ def case(n_pieces, tol, dev, repeats, shape=(8, 16, 32, 32)):
         times = interleaved_medians([r for r, _, _ in runs.values()], repeats, dev, warmup=1)
         for (name, (run, counted, stats)), sec in zip(runs.items(), times):
             counted.calls = 0
-            # the reads a GPU run makes: finiteness checked once per solve, θ(t) looked up on the device
-            saved = adaptive.HOST_CHECK_EVERY_EVALUATION, timegrid.LOOKUP_ON_DEVICE
-            adaptive.HOST_CHECK_EVERY_EVALUATION, timegrid.LOOKUP_ON_DEVICE = False, True
-            try:
-                with HostReads() as reads, Launches() as launches:
-                    y = run()
-            finally:
-                adaptive.HOST_CHECK_EVERY_EVALUATION, timegrid.LOOKUP_ON_DEVICE = saved
+            with gpu_settings(), HostReads() as reads, Launches() as launches:  # the reads a GPU run makes
+                y = run()
             err = ((y - ref).flatten(1).norm(dim=1) / ref.flatten(1).norm(dim=1)).max().item()
             row = dict(solver=name, seconds=sec, error=err, host_reads=reads.count, launches=launches.count)
             if name.startswith("pa.integrate"):  # it counts its own evaluations and steps
