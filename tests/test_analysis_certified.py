@@ -128,6 +128,40 @@ def test_golub_kahan_sets_converged_examples_aside_with_the_same_values(which, v
             assert float(res.max()) <= 1e-6 * float(deflated.values[b].max())
 
 
+class DiagonalOperator:
+    """diag(d) for a batch of independent examples (the same d): for the solvers alone."""
+
+    def __init__(self, d, batch):
+        self.d, self.batch, self.shape = d, batch, (len(d), len(d))
+        self.dtype, self.device, self.batched = d.dtype, d.device, True
+
+    def matvec(self, v):
+        return v * self.d
+
+    rmatvec = matvec
+
+
+def test_kuczynski_wozniakowski_bound_holds_where_lanczos_has_not_converged():
+    """The probable upper bound on σ_max (Kuczyński & Woźniakowski 1992, Theorem 4.1) holds for each
+    of 128 independent random starts on a spectrum that Lanczos resolves slowly (σ_1 = 1 above 1,999
+    values spread over [0, 0.999]), at 30 steps, where the Ritz value is still visibly below σ_1,
+    and at 120; the bound shrinks like 1/j² and is 0 relative slack where the space is full."""
+    from pdenet_analysis.analysis.krylov import kw_relative_error, probable_upper_bound
+
+    n = 2000
+    d = torch.cat([torch.ones(1), torch.linspace(0.0, 0.999, n - 1)]).double()
+    for j, slack in ((30, 0.03), (120, 0.002)):
+        r = A.golub_kahan(DiagonalOperator(d, 128), k=1, which="largest", tol=1e-300, max_iter=j, deflate=False)
+        assert set(r.example_iterations) == {j}  # j Ritz values: the Krylov space span{v, …, (AᵀA)^{j−1} v}
+        upper = probable_upper_bound(r.values[:, 0], r.example_iterations, n, 1e-3, 2.0**-53)
+        assert np.all(r.values[:, 0] <= 1.0 + 1e-12) and np.all(upper >= 1.0)
+        assert np.all(upper <= r.values[:, 0] * (1 + slack))
+        if j == 30:
+            assert r.values[:, 0].min() < 1 - 1e-4  # not converged: the bound, not the residual, carries it
+    eps = kw_relative_error([10, 50, 200, 2000], n, 1e-6)
+    assert eps[0] > 1 and eps[1] / eps[2] == pytest.approx((397 / 97) ** 2) and eps[3] == 0
+
+
 def test_gmres_solves_to_tolerance():
     M = _matrices(50, 1e3) + 2 * torch.eye(50)
     b = torch.randn(2, 50)
@@ -181,6 +215,15 @@ def test_sigma_min_and_condition_equal_dense(arch, scheme, method, n_steps, scal
     assert e["condition"] == pytest.approx(s[0] / s[-1], rel=1e-6)
     if scale == 2.0:
         assert s[0] / s[-1] > 1e5  # the ill-conditioned case is really ill-conditioned
+    # the probable bracket (Kuczyński & Woźniakowski) holds; σ_min has one only on the exact inverse routes, and
+    # only where the inverse's iteration took enough steps (ε < 1: about 10 here) before its residuals converged
+    assert s[0] * (1 - 1e-9) <= e["sigma_max_upper_probable"] < 2 * s[0]
+    lo = e["sigma_min_lower_probable"]
+    if method == "inverse-iteration":
+        assert lo is None and e["condition_upper_probable"] is None
+    elif lo is not None or method == "inverse-map":
+        assert 0.5 * s[-1] < lo <= s[-1] * (1 + 1e-9)
+        assert e["condition"] <= s[0] / s[-1] * (1 + 1e-9) <= e["condition_upper_probable"] * (1 + 2e-9)
 
 
 def test_inverse_map_route_equals_inverse_iteration_route():
@@ -216,6 +259,7 @@ def test_dense_route_is_exact_and_used_for_small_states():
     s = _dense_state_flow(op, y0, "euler", 3)
     assert rep.data["method_min"] == "dense"
     assert rep.data["examples"][0]["condition"] == pytest.approx(s[0] / s[-1], rel=1e-9)
+    assert rep.data["examples"][0]["condition_upper_probable"] == pytest.approx(s[0] / s[-1], rel=1e-9)  # all known
     assert rep.data["condition"]["n"] == 2  # a distribution over both examples
 
 

@@ -2,6 +2,8 @@
 and the conditioning route built on it: products against dense inverses, σ_min against a dense
 SVD where GMRES on the step maps fails."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -234,3 +236,23 @@ def test_a_candidates_residual_bounds_sigma_min_from_below():
     loose = residual_lower_bound(J, sigma, r.left[:, 0], r.right[:, 0], np.full(4, 0.3))
     assert np.all(loose <= 0.7 * sigma) and np.all(loose >= 0.69 * sigma)
     assert np.all(residual_lower_bound(J, sigma, r.left[:, 0], r.right[:, 0], np.full(4, 1.0)) == 0)
+
+
+def test_float32_bounds_hold_where_no_float32_value_can_be_certified():
+    """In float32 (u = 6·10⁻⁸) a flow with κ ≈ 5·10⁵ is beyond any certificate (u·κ ≈ 0.03), so
+    every σ_min is reported as a bound; each must still be one, against the float64 SVD of the
+    same weights and inputs: the σ_min shown ≥ the true one (before the Ritz values' rounding was
+    added to them, a float32 Ritz value of 3·10⁻¹⁵ was reported where σ_min is 7·10⁻⁵, and κ ≥
+    1.6·10¹⁶ where κ is 6.5·10⁵), and sigma_min_lower ≤ σ_min, κ inside its bracket (open above where nothing bounds σ_min
+    from below in float32)."""
+    op, y0 = _relu_operator("parabolic", 4.0, size=8)
+    op32, y32 = op.float(), y0.float()
+    ref = A.conditioning(copy.deepcopy(op32).double(), y32.double(), "euler", n_steps=3, method="dense", k=1)
+    rep = A.conditioning(op32, y32, "euler", n_steps=3, dense_max=0, k=1, tol=1e-10)
+    assert rep.data["method_min"].startswith("reduced-inverse")
+    for e, r in zip(rep.data["examples"], ref.data["examples"]):
+        assert e["sigma_min_status"] == "bound"
+        # an upper bound, within a few times float32's resolution u·‖J‖ (about 3·10⁻⁶ here) of σ_min
+        assert r["sigma_min"][0] <= e["sigma_min"][0] <= r["sigma_min"][0] + 20 * 2.0**-24 * r["sigma_max"][0]
+        assert e["sigma_min_lower"] <= r["sigma_min"][0]  # 0 where float32 cannot bound it from below
+        assert e["condition"] <= r["condition"] <= (e["condition_upper"] or np.inf)

@@ -49,8 +49,9 @@ import torch
 
 from ..errors import IncompatibleSchemeError, InvalidArgumentError
 from ..schemes.base import Scheme
-from .krylov import InnerSolveFailed, InverseChain, golub_kahan
+from .krylov import InnerSolveFailed, InverseChain, golub_kahan, probable_upper_bound, ritz_rounding
 from .linear import ChainOperator
+from .precision import UNIT_ROUNDOFF, dtype_named
 from .reduced_inverse import REDUCED_SPARSE_MAX, active_forms, reduced_step_inverse
 from .report import Report, sweepable
 from .stepmap import REDUCED_DENSE_MAX
@@ -127,37 +128,44 @@ def stepwise_bounds(reduced: ChainOperator, disc, rows: list[int], tol: float = 
     return out
 
 
+def product_rounding(J, right: torch.Tensor, left: torch.Tensor) -> np.ndarray:
+    """An estimate of the absolute rounding of one product with J at unit vectors along ``right``
+    (J r) and ``left`` (Jᵀ l), per example: the larger change of J r and Jᵀ l when r and l are
+    scaled by 1/3 (the same vectors in exact arithmetic, another rounding)."""
+    r = right / right.norm(dim=-1, keepdim=True)
+    l_ = left / left.norm(dim=-1, keepdim=True)
+    a = (J.matvec(r) - 3.0 * J.matvec(r / 3.0)).norm(dim=-1)
+    b = (J.rmatvec(l_) - 3.0 * J.rmatvec(l_ / 3.0)).norm(dim=-1)
+    return torch.maximum(a, b).cpu().double().numpy()
+
+
 def residual_lower_bound(J, sigma: np.ndarray, right: torch.Tensor, left: torch.Tensor, residual: np.ndarray,
                          safety: float = 10.0) -> np.ndarray:
     """σ (1 − e − safety·d), or 0 where that is not positive: a lower bound on σ_min for a
     candidate (σ, right, left) whose forward residual e (:func:`_forward_residual`) is too large
     to call the value converged but far smaller than 1. A singular value of J lies within e σ of
     σ when e is exact; the computed e is off by the rounding of one product, which d estimates:
-    the relative change of J r and Jᵀ l when r and l are scaled by 1/3 (the same vectors in exact
-    arithmetic, another rounding). That the value found is the smallest is the Krylov iteration's
-    claim, as for every σ_min here. At STL-10's first unit at initialisation: e = 1.4·10⁻⁴ at
-    σ = 3.7·10⁻¹¹ (κ ≈ 2.9·10¹⁰, beyond the acceptance), and σ_min is pinned between
-    3.6741·10⁻¹¹ and 3.6750·10⁻¹¹."""
-    s = torch.as_tensor(sigma, dtype=right.dtype, device=right.device).unsqueeze(-1)
-    r = right / right.norm(dim=-1, keepdim=True)
-    l_ = left / left.norm(dim=-1, keepdim=True)
-    a = (J.matvec(r) - 3.0 * J.matvec(r / 3.0)).norm(dim=-1)
-    b = (J.rmatvec(l_) - 3.0 * J.rmatvec(l_ / 3.0)).norm(dim=-1)
-    d = (torch.maximum(a, b) / s.squeeze(-1).clamp_min(1e-300)).cpu().double().numpy()
+    the relative change of J r and Jᵀ l when r and l are scaled by 1/3 (:func:`product_rounding`
+    over σ). That the value found is the smallest is the Krylov iteration's claim, as for every
+    σ_min here (the probable bracket, :func:`_probable_bracket`, does without it). At STL-10's first
+    unit at initialisation: e = 1.4·10⁻⁴ at σ = 3.7·10⁻¹¹ (κ ≈ 2.9·10¹⁰, beyond the acceptance),
+    and σ_min is pinned between 3.6741·10⁻¹¹ and 3.6750·10⁻¹¹."""
+    d = product_rounding(J, right, left) / np.maximum(sigma, 1e-300)
     return np.where(np.isfinite(sigma), np.maximum(sigma * (1.0 - residual - safety * d), 0.0), 0.0)
 
 
 def _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method="auto", reduced_dense_max=REDUCED_DENSE_MAX,
-              reduced_sparse_max=REDUCED_SPARSE_MAX, progress=None, top_certified=None):
+              reduced_sparse_max=REDUCED_SPARSE_MAX, progress=None, top_certified=None, top_norm=None):
     """(values (batch, k) ascending, residuals, status per example, method, extra info).
-    ``top_certified``: per example, whether σ_max is converged; where it is and the candidate's
+    ``top_norm``: per example an estimate of ‖J‖ (σ_max's Ritz value), which scales the rounding
+    added to an upper bound on σ_min. ``top_certified``: per example, whether σ_max is converged; where it is and the candidate's
     residual already pins an uncertified σ_min to 1 %, the steps' bounds (:func:`stepwise_bounds`)
     could tighten nothing that matters and are not computed (``stepwise_skipped``)."""
     batch, n = J.batch, J.shape[1]
     if method == "dense" or method == "auto" and n <= dense_max:
         D = J.dense()
         s = torch.linalg.svdvals(D).cpu().double().numpy()  # descending
-        return s[:, ::-1][:, :k].copy(), np.zeros((batch, k)), ["converged"] * batch, "dense", {}
+        return s[:, ::-1][:, :k].copy(), np.zeros((batch, k)), ["converged"] * batch, "dense", {"dense_sigma_max": s[:, 0]}
     sch = disc.step_scheme
     plain = type(sch).init is Scheme.init and type(sch).to_state is Scheme.to_state
     block_map = map == "block" and disc.operator.kind == "second_order"
@@ -172,8 +180,11 @@ def _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method="auto
     if method == "golub-kahan" or block_map or not (invertible or plain):
         # Y₀ ↦ Y_N of a second-order block is a corner of the state map, not a product of steps
         lo = golub_kahan(J, k=k, which="smallest", tol=tol, max_iter=max_iter)
-        return lo.values, lo.residuals, ["converged" if s_ == "converged" else "bound" for s_ in lo.status], \
-            f"golub-kahan ({lo.iterations} iterations)", {}
+        status = ["converged" if s_ == "converged" else "bound" for s_ in lo.status]
+        if top_norm is not None:  # a bound is a bound only with its rounding (see below)
+            pad = ritz_rounding(lo.example_iterations, UNIT_ROUNDOFF[dtype_named(J.dtype)[0]]) * top_norm
+            lo.values = np.where(np.array(status)[:, None] == "bound", lo.values + pad[:, None], lo.values)
+        return lo.values, lo.residuals, status, f"golub-kahan ({lo.iterations} iterations)", {}
     info = {}
     reduced = None
     if method == "reduced-inverse" or method == "auto" and not invertible:
@@ -207,6 +218,8 @@ def _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method="auto
         # ε·κ (a backward-stable product), so accept 10·tol or 1e-6 relative, whichever is larger
         status = ["converged" if np.all(res[b] < max(10 * tol, 1e-6)) else "bound" for b in range(batch)]
         info["inverse_iterations"] = r.iterations
+        if not isinstance(inv, InverseChain):  # an exact inverse (up to rounding): a linear operator for the KW bound
+            info["inverse_ritz"], info["inverse_steps"] = r.values[:, 0].copy(), r.example_iterations.copy()
         candidate = r.left[:, 0]  # J's right vector for σ_min, certified or not
         partner = r.right[:, 0]  # and its left vector
     except InnerSolveFailed as exc:
@@ -217,14 +230,19 @@ def _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method="auto
         info.update(inner_max_residual=inv.max_residual, inner_iterations=inv.inner_iterations, inner_tol=inner_tol)
     if any(s_ != "converged" for s_ in status):
         # keep only what is certain: GKL's smallest Ritz values of J are upper bounds on σ_min, and so is
-        # ‖J u‖/‖u‖ for any u (up to the rounding of one product, about ε‖J‖): at the inverse's vector,
-        # where κ is too large for any forward residual to certify (ε·κ above the acceptance), that bound
-        # is far tighter (STL-10's first unit at initialisation: 3.7e-11 against GKL's 4.4e-3)
+        # ‖J u‖/‖u‖ for any u, each up to rounding (the Ritz values' ritz_rounding, about 10·j·u·‖J‖, one
+        # product's for ‖J u‖), which is added: a float32 Ritz value fell to 3e-15 where σ_min was 7e-5. At the
+        # inverse's vector, where κ is too large for any forward residual to certify (ε·κ above the acceptance),
+        # ‖J u‖ is far tighter (STL-10's first unit at initialisation: 3.7e-11 against GKL's 4.4e-3)
         lo = golub_kahan(J, k=k, which="smallest", tol=tol, max_iter=max_iter)
+        u_round = UNIT_ROUNDOFF[dtype_named(J.dtype)[0]]
+        norm = top_norm if top_norm is not None else np.full(batch, np.inf)
+        lo.values = lo.values + (ritz_rounding(lo.example_iterations, u_round) * norm)[:, None]
         rayleigh = np.full(batch, np.inf)
         if candidate is not None:
             u = candidate / candidate.norm(dim=-1, keepdim=True)
-            rayleigh = J.matvec(u).norm(dim=-1).cpu().double().numpy()
+            rayleigh = J.matvec(u).norm(dim=-1).cpu().double().numpy() + \
+                10.0 * np.maximum(product_rounding(J, candidate, partner), u_round * norm)
             info["residual_lower"] = residual_lower_bound(J, sigma[:, 0], candidate, partner, res[:, 0]).tolist()
         for b in range(batch):
             if status[b] != "converged":
@@ -252,10 +270,32 @@ def _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method="auto
     return sigma, res, status, method, info
 
 
+def _probable_bracket(J, top, smin, info: dict, failure_probability: float):
+    """(upper bounds on σ_max, lower bounds on σ_min) per example, each failing with probability at
+    most ``failure_probability`` over the Krylov start vectors, whatever the spectrum
+    (:func:`~.krylov.probable_upper_bound`): σ_max from its Golub–Kahan run, σ_min from that of the
+    exact inverse (routes "inverse-map" and "reduced-inverse": σ_min(J) = 1/σ_max(J⁻¹); the bound
+    is on the inverse as computed, whose rounding the forward residual measures); on the dense
+    route both are the SVD's (exact up to rounding). 0 where no lower bound is available (GMRES inverses are not linear operators to
+    the bound's precision; Golub–Kahan's smallest Ritz values bound σ_min from above only)."""
+    u = UNIT_ROUNDOFF[dtype_named(J.dtype)[0]]
+    n = J.shape[1]
+    if "dense_sigma_max" in info:  # the whole spectrum is known
+        return info.pop("dense_sigma_max"), smin[:, 0].copy()
+    smax_hi = probable_upper_bound(top.values[:, 0], top.example_iterations, n, failure_probability, u)
+    if "inverse_ritz" in info:
+        inv_hi = probable_upper_bound(info.pop("inverse_ritz"), info.pop("inverse_steps"), n, failure_probability, u)
+        smin_lo = np.where(np.isfinite(inv_hi), 1.0 / np.maximum(inv_hi, 1e-300), 0.0)
+    else:
+        smin_lo = np.zeros(J.batch)
+    return smax_hi, smin_lo
+
+
 @sweepable("conditioning")
 def conditioning(operator, y0, scheme="euler", *, T=None, n_steps=None, k: int = 3, tol: float = 1e-8,
                  map: str = "state", dense_max: int = 2048, inner_tol: float | None = None, max_iter: int = 300,
                  rtol: float = 1e-6, atol: float = 1e-8, examples=None, method: str = "auto",
+                 failure_probability: float = 1e-6,
                  reduced_dense_max: int = REDUCED_DENSE_MAX, reduced_sparse_max: int = REDUCED_SPARSE_MAX,
                  progress=None) -> Report:
     """σ_max, σ_min, κ and FTLEs of the flow map's Jacobian for every example of ``y0``
@@ -273,6 +313,9 @@ def conditioning(operator, y0, scheme="euler", *, T=None, n_steps=None, k: int =
     """
     if method not in METHODS:
         raise InvalidArgumentError(f"method must be one of {METHODS}, got {method!r}")
+    if not 0.0 < failure_probability < 1.0:
+        raise InvalidArgumentError(f"failure_probability is the chance that a probable bound fails, strictly between 0 "
+                                   f"and 1 (default 1e-6), got {failure_probability!r}")
     y0 = select_examples(y0, examples)
     disc = discretise(operator, y0, scheme, T=T, n_steps=n_steps, rtol=rtol, atol=atol)
     J = disc.flow_jacobian(map)
@@ -281,9 +324,10 @@ def conditioning(operator, y0, scheme="euler", *, T=None, n_steps=None, k: int =
     top = golub_kahan(J, k=k, which="largest", tol=tol, max_iter=max_iter)
     smin, res_min, status_min, method_min, info = _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method,
                                                             reduced_dense_max, reduced_sparse_max, progress,
-                                                            [s_ == "converged" for s_ in top.status])
+                                                            [s_ == "converged" for s_ in top.status], top.values[:, 0])
     smax = top.values
     kappa = smax[:, 0] / np.maximum(smin[:, 0], 1e-300)
+    smax_hi, smin_lo = _probable_bracket(J, top, smin, info, failure_probability)
     Tf = disc.T
     per_example = []
     stepwise, residual_lower = info.get("stepwise"), info.get("residual_lower")
@@ -292,7 +336,11 @@ def conditioning(operator, y0, scheme="euler", *, T=None, n_steps=None, k: int =
             sigma_max=smax[b].tolist(), sigma_max_residual=top.residuals[b].tolist(), sigma_max_status=top.status[b],
             sigma_min=smin[b].tolist(), sigma_min_residual=res_min[b].tolist(), sigma_min_status=status_min[b],
             condition=float(kappa[b]), condition_status="converged" if top.status[b] == status_min[b] == "converged" else "bound",
-            ftle_top=[math.log(s) / Tf for s in smax[b]], ftle_bottom=[math.log(max(s, 1e-300)) / Tf for s in smin[b]]))
+            ftle_top=[math.log(s) / Tf for s in smax[b]], ftle_bottom=[math.log(max(s, 1e-300)) / Tf for s in smin[b]],
+            sigma_max_upper_probable=float(smax_hi[b]) if math.isfinite(smax_hi[b]) else None,
+            sigma_min_lower_probable=float(smin_lo[b]) if smin_lo[b] > 0 else None,
+            condition_upper_probable=float(smax_hi[b] / smin_lo[b]) if math.isfinite(smax_hi[b]) and smin_lo[b] > 0
+            else None))
         lows = ([stepwise[b]["lower"]] if stepwise and stepwise[b] is not None else []) + \
             ([residual_lower[b]] if residual_lower is not None else [])
         if status_min[b] != "converged" and lows:
@@ -305,6 +353,7 @@ def conditioning(operator, y0, scheme="euler", *, T=None, n_steps=None, k: int =
                                    condition_upper=high / low if low > 0 and math.isfinite(high) else None)
     scheme_name = disc.scheme.name
     data = dict(scheme=scheme_name, map=map, n_steps=disc.n_steps, T=Tf, unknowns=J.shape[1], k=k, tol=tol,
+                failure_probability=failure_probability,
                 method_max=f"golub-kahan ({top.iterations} iterations)", method_min=method_min, **info,
                 examples=per_example,
                 condition=distribution(kappa), sigma_max=distribution(smax[:, 0]), sigma_min=distribution(smin[:, 0]),
@@ -334,6 +383,14 @@ def conditioning(operator, y0, scheme="euler", *, T=None, n_steps=None, k: int =
     if not data["all_converged"]:
         notes.append("status 'bound': σ_min did not pass the forward residual check; the value shown is an upper bound on "
                      "σ_min (Ritz values interlace) and κ a lower bound")
+    probable = [(b, e) for b, e in enumerate(per_example) if e["condition_upper_probable"] is not None]
+    if probable:
+        b, e = max(probable, key=lambda be: be[1]["condition_upper_probable"] / be[1]["condition"])
+        notes.append(f"probable bracket for {len(probable)} of {len(per_example)} example(s): κ ≤ condition_upper_probable, "
+                     f"with σ_max ≤ σ̂_max/√(1 − ε) and σ_min ≥ √(1 − ε)·σ̂_min for Ritz values after j steps from a random "
+                     f"start, ε = (ln(1.648·√n/δ)/(2j − 3))² (Kuczyński & Woźniakowski 1992): each fails with probability "
+                     f"at most δ = {failure_probability:g}, whatever the spectrum; the widest: example {b}, "
+                     f"{e['condition']:.6g} ≤ κ ≤ {e['condition_upper_probable']:.6g}")
     bracketed = [(b, e) for b, e in enumerate(per_example) if e.get("condition_upper")]
     if bracketed:
         b, e = max(bracketed, key=lambda be: be[1]["condition_upper"])

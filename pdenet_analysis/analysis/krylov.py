@@ -15,6 +15,7 @@ estimates of bidiagonalisation.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -230,6 +231,65 @@ def golub_kahan(op, k: int = 1, which: str = "largest", tol: float = 1e-8, max_i
             right[b], left[b] = r_, l_
     result.values, result.residuals, result.status, result.right, result.left = values, residuals, status, right, left
     return result
+
+
+#: the constant of Kuczyński & Woźniakowski's bound on Lanczos with a random start (Theorem 4.1 of
+#: "Estimating the largest eigenvalue by the power and Lanczos algorithms with a random start",
+#: SIAM J. Matrix Anal. Appl. 13(4), 1992)
+KW_CONSTANT = 1.648
+
+
+def kw_relative_error(iterations, n: int, failure_probability: float) -> np.ndarray:
+    """ε such that, after ``iterations`` steps j of :func:`golub_kahan` on an operator with n
+    columns, λ̂ ≥ (1 − ε) λ_1 except with probability at most ``failure_probability`` δ over the
+    start vector, drawn uniformly on the unit sphere; λ_1 = σ_1² is AᵀA's largest eigenvalue and
+    λ̂ = σ̂² the square of the largest Ritz value.
+
+    GKL's j steps are Lanczos on the positive semidefinite AᵀA over the Krylov space
+    span{v, AᵀAv, …, (AᵀA)^{j−1}v}: k = j − 1 products with AᵀA. Kuczyński & Woźniakowski
+    (1992, Theorem 4.1) bound the probability that Lanczos's estimate after k products misses
+    λ_1 by a relative ε or more by 1.648 √n e^{−√ε (2k − 1)}, for every n × n positive
+    semidefinite matrix, whatever its spectrum (no gap enters). Setting that to δ:
+    ε = (ln(1.648 √n / δ) / (2j − 3))². 0 where the Krylov space fills the whole space (j ≥ n:
+    the Ritz values are exact); ≥ 1 (no bound) for j < 12 or so at δ = 10⁻⁶."""
+    j = np.asarray(iterations, dtype=float)
+    k = j - 1.0
+    with np.errstate(divide="ignore"):
+        eps = np.where(2 * k - 1 > 0, (np.log(KW_CONSTANT * math.sqrt(n) / failure_probability) / np.maximum(2 * k - 1, 1e-300)) ** 2,
+                       np.inf)
+    return np.where(j >= n, 0.0, eps)
+
+
+def ritz_rounding(iterations, unit_roundoff: float) -> np.ndarray:
+    """10·j·u: how far, relative to ‖A‖, rounding can move a Ritz value of :func:`golub_kahan`
+    after j steps with products of unit round-off u. The computed bidiagonal is that of A + E,
+    ‖E‖ ≲ j·u·‖A‖ with the fully reorthogonalised bases; a factor 10 of margin. Interlacing then
+    holds up to it: σ_min(A) ≤ (a smallest Ritz value) + 10·j·u·‖A‖. Where σ_min is below that,
+    a computed Ritz value can be far smaller than σ_min (float32: 3·10⁻¹⁵ for σ_min = 7·10⁻⁵,
+    ‖A‖ = 45): without the margin it would not bound σ_min at all."""
+    return 10.0 * np.asarray(iterations, dtype=float) * unit_roundoff
+
+
+def probable_upper_bound(values, iterations, n: int, failure_probability: float,
+                         unit_roundoff: float = 0.0) -> np.ndarray:
+    """An upper bound on the largest singular value σ_1 of an operator with n columns from the
+    largest Ritz value σ̂ after ``iterations`` steps of :func:`golub_kahan` (per example), which
+    fails with probability at most δ = ``failure_probability`` over the random start vector,
+    whatever the spectrum (:func:`kw_relative_error`):
+
+        σ_1 ≤ σ̂ (1 + 10 j u) / √(1 − ε).
+
+    Ritz values interlace, so σ̂ ≤ σ_1 always: [σ̂, bound] brackets σ_1. Unlike a converged
+    residual, which shows only that *some* singular value lies near σ̂, this bound also excludes,
+    up to δ, a larger one that the iteration never saw. The theorem is for exact arithmetic; the
+    factor 1 + 10·j·u allows for the rounding of the j products and of the fully reorthogonalised
+    bases (:func:`ritz_rounding`; u: the products' unit round-off). inf where ε ≥ 1 (too few steps
+    for any bound)."""
+    values = np.asarray(values, dtype=float)
+    eps = kw_relative_error(iterations, n, failure_probability)
+    margin = 1.0 + ritz_rounding(iterations, unit_roundoff)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(eps < 1.0, values * margin / np.sqrt(np.maximum(1.0 - eps, 1e-300)), np.inf)
 
 
 def _ritz(alphas, betas, beta_last, k, which, tol, j, n_mv) -> SingularValues:
