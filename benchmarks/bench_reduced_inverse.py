@@ -8,7 +8,10 @@ Random weights of the Table 1 presets, one standard-normal image carried to the 
 ``bench_analysis.py``). Records per route: seconds, σ_max, σ_min and their status, κ, and, where
 σ_min is not certified, the upper bound ‖J u‖/‖u‖ at the inverse route's vector and, on the
 reduced-inverse route, each step's certified σ_min(S_j) and ‖S_j‖ and the bracket they give
-(σ_min ≥ Π_j σ_min(S_j) and σ_max ≤ Π_j ‖S_j‖, so κ ≤ Π_j ‖S_j‖ / Π_j σ_min(S_j)).
+(σ_min ≥ Π_j σ_min(S_j) and σ_max ≤ Π_j ‖S_j‖, so κ ≤ Π_j ‖S_j‖ / Π_j σ_min(S_j)); and the
+probable bracket (``condition_upper_probable``: each end fails with probability at most
+``failure_probability`` over the random start vectors, whatever the spectrum; Kuczyński &
+Woźniakowski 1992), with the iterations it rests on.
 """
 
 import argparse
@@ -46,7 +49,12 @@ def main():
                                  condition=e["condition"], rayleigh_upper_bound=d.get("rayleigh_upper_bound"),
                                  reduced_rows_max=d.get("reduced_rows_max"), sigma_min_lower=e.get("sigma_min_lower"),
                                  sigma_max_upper=e.get("sigma_max_upper"), condition_upper=e.get("condition_upper"),
-                                 stepwise=(d.get("stepwise") or [None])[0])
+                                 stepwise=(d.get("stepwise") or [None])[0], method_max=d["method_max"],
+                                 inverse_iterations=d.get("inverse_iterations"),
+                                 failure_probability=d["failure_probability"],
+                                 sigma_max_upper_probable=e["sigma_max_upper_probable"],
+                                 sigma_min_lower_probable=e["sigma_min_lower_probable"],
+                                 condition_upper_probable=e["condition_upper_probable"])
             print(preset, method, entry[method], flush=True)
             save(out, res)  # kept if the run is stopped
 
