@@ -141,25 +141,46 @@ class DiagonalOperator:
     rmatvec = matvec
 
 
-def test_kuczynski_wozniakowski_bound_holds_where_lanczos_has_not_converged():
-    """The probable upper bound on σ_max (Kuczyński & Woźniakowski 1992, Theorem 4.1) holds for each
-    of 128 independent random starts on a spectrum that Lanczos resolves slowly (σ_1 = 1 above 1,999
-    values spread over [0, 0.999]), at 30 steps, where the Ritz value is still visibly below σ_1,
-    and at 120; the bound shrinks like 1/j² and is 0 relative slack where the space is full."""
-    from pdenet_analysis.analysis.krylov import kw_relative_error, probable_upper_bound
+SPECTRA = {  # σ_1 = 1 above n − 1 values: spread up to 0.999 (Lanczos resolves σ_1 slowly), up to 0.5 (a gap),
+    # and five copies of 1 (a multiple top value)
+    "slow": lambda n: torch.cat([torch.ones(1), torch.linspace(0.0, 0.999, n - 1)]),
+    "gap": lambda n: torch.cat([torch.ones(1), torch.linspace(0.0, 0.5, n - 1)]),
+    "multiple": lambda n: torch.cat([torch.ones(5), torch.linspace(0.0, 0.9, n - 5)]),
+}
 
+
+@pytest.mark.parametrize("spectrum", sorted(SPECTRA))
+def test_the_lanczos_polynomial_bound_on_sigma_max_holds_for_random_starts(spectrum):
+    """The probable upper bound on σ_max (van Dorsselaer, Hochstenbach & van der Vorst 2000) holds
+    for each of 128 independent random starts, at 5, 10, 30 and 120 steps, also where the Ritz
+    value is still far below σ_1 (the "slow" spectrum at 5 and 10 steps); where the Ritz value has
+    long converged it is tight (within 1e-9 of σ_1). At δ = 0.3 the bound
+    fails for at most ~0.3 of the starts (the theorem; it is conservative, so here for none)."""
     n = 2000
-    d = torch.cat([torch.ones(1), torch.linspace(0.0, 0.999, n - 1)]).double()
-    for j, slack in ((30, 0.03), (120, 0.002)):
+    d = SPECTRA[spectrum](n).double()
+    for j in (5, 10, 30, 120):
         r = A.golub_kahan(DiagonalOperator(d, 128), k=1, which="largest", tol=1e-300, max_iter=j, deflate=False)
-        assert set(r.example_iterations) == {j}  # j Ritz values: the Krylov space span{v, …, (AᵀA)^{j−1} v}
-        upper = probable_upper_bound(r.values[:, 0], r.example_iterations, n, 1e-3, 2.0**-53)
-        assert np.all(r.values[:, 0] <= 1.0 + 1e-12) and np.all(upper >= 1.0)
-        assert np.all(upper <= r.values[:, 0] * (1 + slack))
-        if j == 30:
-            assert r.values[:, 0].min() < 1 - 1e-4  # not converged: the bound, not the residual, carries it
-    eps = kw_relative_error([10, 50, 200, 2000], n, 1e-6)
-    assert eps[0] > 1 and eps[1] / eps[2] == pytest.approx((397 / 97) ** 2) and eps[3] == 0
+        upper = r.probable_upper_bound(n, 1e-3, 2.0**-53)
+        assert np.all(r.values[:, 0] <= 1.0 + 1e-12) and np.all(upper >= 1.0), (j, upper.min())
+        if j == 120 and spectrum != "slow":  # converged long since: tight
+            assert np.all(upper <= 1 + 1e-9)
+        if spectrum == "slow" and j <= 10:
+            assert r.values[:, 0].max() < 0.999  # far from converged: the bound, not a residual, carries it
+            assert np.all(upper < 1.7)
+        loose = r.probable_upper_bound(n, 0.3, 2.0**-53)
+        assert np.mean(loose < 1.0) <= 0.3
+
+
+def test_the_lanczos_polynomial_bound_is_exact_on_a_full_or_invariant_krylov_space():
+    """Where the Krylov space fills the whole space, or the start lies in an invariant subspace
+    (a breakdown: some γ_i = 0), the largest Ritz value is σ_1 and the bound adds only rounding."""
+    from pdenet_analysis.analysis.krylov import lanczos_polynomial_bound
+
+    assert lanczos_polynomial_bound([4.0, 1.0], -np.inf, 10, 1e-6, 2) == pytest.approx(2.0)
+    assert lanczos_polynomial_bound([4.0, 1.0], 0.0, 2, 1e-6, 2, 2.0**-53) == pytest.approx(2.0, rel=1e-14)
+    d = torch.tensor([3.0, 2.0, 1.0, 0.5]).double()
+    r = A.golub_kahan(DiagonalOperator(d, 2), k=1, which="largest", tol=1e-300, max_iter=10, deflate=False)
+    assert np.allclose(r.probable_upper_bound(4, 1e-6), 3.0, rtol=1e-12)
 
 
 def test_gmres_solves_to_tolerance():
@@ -215,15 +236,16 @@ def test_sigma_min_and_condition_equal_dense(arch, scheme, method, n_steps, scal
     assert e["condition"] == pytest.approx(s[0] / s[-1], rel=1e-6)
     if scale == 2.0:
         assert s[0] / s[-1] > 1e5  # the ill-conditioned case is really ill-conditioned
-    # the probable bracket (Kuczyński & Woźniakowski) holds; σ_min has one only on the exact inverse routes, and
-    # only where the inverse's iteration took enough steps (ε < 1: about 10 here) before its residuals converged
-    assert s[0] * (1 - 1e-9) <= e["sigma_max_upper_probable"] < 2 * s[0]
+    # the probable bracket (the Lanczos polynomial bound) holds; σ_min has one only on the exact inverse routes
+    # (and, the values having converged, it is tight)
+    assert s[0] * (1 - 1e-9) <= e["sigma_max_upper_probable"] <= s[0] * (1 + 1e-6)
     lo = e["sigma_min_lower_probable"]
     if method == "inverse-iteration":
         assert lo is None and e["condition_upper_probable"] is None
-    elif lo is not None or method == "inverse-map":
-        assert 0.5 * s[-1] < lo <= s[-1] * (1 + 1e-9)
+    else:
+        assert s[-1] * (1 - 1e-6) <= lo <= s[-1] * (1 + 1e-9)
         assert e["condition"] <= s[0] / s[-1] * (1 + 1e-9) <= e["condition_upper_probable"] * (1 + 2e-9)
+        assert e["condition_upper_probable"] <= s[0] / s[-1] * (1 + 2e-6)
 
 
 def test_inverse_map_route_equals_inverse_iteration_route():

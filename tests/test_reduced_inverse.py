@@ -256,3 +256,8 @@ def test_float32_bounds_hold_where_no_float32_value_can_be_certified():
         assert r["sigma_min"][0] <= e["sigma_min"][0] <= r["sigma_min"][0] + 20 * 2.0**-24 * r["sigma_max"][0]
         assert e["sigma_min_lower"] <= r["sigma_min"][0]  # 0 where float32 cannot bound it from below
         assert e["condition"] <= r["condition"] <= (e["condition_upper"] or np.inf)
+        # the probable bracket too: its lower bound on σ_min is widened by the candidate's error, which float32 makes
+        # large (without the widening it exceeded σ_min by 6e-6 relative); none where that error reaches 1
+        assert (e["sigma_min_lower_probable"] or 0.0) <= r["sigma_min"][0]
+        assert r["condition"] <= (e["condition_upper_probable"] or np.inf)
+    assert sum(e["condition_upper_probable"] is not None for e in rep.data["examples"]) >= 3

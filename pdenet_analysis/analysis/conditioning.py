@@ -49,7 +49,7 @@ import torch
 
 from ..errors import IncompatibleSchemeError, InvalidArgumentError
 from ..schemes.base import Scheme
-from .krylov import InnerSolveFailed, InverseChain, golub_kahan, probable_upper_bound, ritz_rounding
+from .krylov import InnerSolveFailed, InverseChain, golub_kahan, ritz_rounding
 from .linear import ChainOperator
 from .precision import UNIT_ROUNDOFF, dtype_named
 from .reduced_inverse import REDUCED_SPARSE_MAX, active_forms, reduced_step_inverse
@@ -140,7 +140,7 @@ def product_rounding(J, right: torch.Tensor, left: torch.Tensor) -> np.ndarray:
 
 
 def residual_lower_bound(J, sigma: np.ndarray, right: torch.Tensor, left: torch.Tensor, residual: np.ndarray,
-                         safety: float = 10.0) -> np.ndarray:
+                         safety: float = 10.0, rounding: np.ndarray | None = None) -> np.ndarray:
     """σ (1 − e − safety·d), or 0 where that is not positive: a lower bound on σ_min for a
     candidate (σ, right, left) whose forward residual e (:func:`_forward_residual`) is too large
     to call the value converged but far smaller than 1. A singular value of J lies within e σ of
@@ -149,8 +149,9 @@ def residual_lower_bound(J, sigma: np.ndarray, right: torch.Tensor, left: torch.
     over σ). That the value found is the smallest is the Krylov iteration's claim, as for every
     σ_min here (the probable bracket, :func:`_probable_bracket`, does without it). At STL-10's first
     unit at initialisation: e = 1.4·10⁻⁴ at σ = 3.7·10⁻¹¹ (κ ≈ 2.9·10¹⁰, beyond the acceptance),
-    and σ_min is pinned between 3.6741·10⁻¹¹ and 3.6750·10⁻¹¹."""
-    d = product_rounding(J, right, left) / np.maximum(sigma, 1e-300)
+    and σ_min is pinned between 3.6741·10⁻¹¹ and 3.6750·10⁻¹¹. ``rounding``: the
+    :func:`product_rounding` of these vectors, if the caller has it."""
+    d = (product_rounding(J, right, left) if rounding is None else rounding) / np.maximum(sigma, 1e-300)
     return np.where(np.isfinite(sigma), np.maximum(sigma * (1.0 - residual - safety * d), 0.0), 0.0)
 
 
@@ -218,10 +219,14 @@ def _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method="auto
         # ε·κ (a backward-stable product), so accept 10·tol or 1e-6 relative, whichever is larger
         status = ["converged" if np.all(res[b] < max(10 * tol, 1e-6)) else "bound" for b in range(batch)]
         info["inverse_iterations"] = r.iterations
-        if not isinstance(inv, InverseChain):  # an exact inverse (up to rounding): a linear operator for the KW bound
-            info["inverse_ritz"], info["inverse_steps"] = r.values[:, 0].copy(), r.example_iterations.copy()
         candidate = r.left[:, 0]  # J's right vector for σ_min, certified or not
         partner = r.right[:, 0]  # and its left vector
+        rounding = product_rounding(J, candidate, partner)  # absolute, per example
+        if not isinstance(inv, InverseChain):  # an exact inverse (up to rounding): a linear operator for the bound,
+            # which holds for the inverse as computed: widened by how far the candidate is from J's (its forward
+            # residual and a product's rounding, as residual_lower_bound)
+            info["inverse_run"] = r
+            info["candidate_error"] = res[:, 0] + 10.0 * rounding / np.maximum(sigma[:, 0], 1e-300)
     except InnerSolveFailed as exc:
         sigma, res, status = np.full((batch, k), np.inf), np.full((batch, k), np.inf), ["bound"] * batch
         info["inner_failure"] = str(exc)
@@ -241,9 +246,9 @@ def _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method="auto
         rayleigh = np.full(batch, np.inf)
         if candidate is not None:
             u = candidate / candidate.norm(dim=-1, keepdim=True)
-            rayleigh = J.matvec(u).norm(dim=-1).cpu().double().numpy() + \
-                10.0 * np.maximum(product_rounding(J, candidate, partner), u_round * norm)
-            info["residual_lower"] = residual_lower_bound(J, sigma[:, 0], candidate, partner, res[:, 0]).tolist()
+            rayleigh = J.matvec(u).norm(dim=-1).cpu().double().numpy() + 10.0 * np.maximum(rounding, u_round * norm)
+            info["residual_lower"] = residual_lower_bound(J, sigma[:, 0], candidate, partner, res[:, 0],
+                                                          rounding=rounding).tolist()
         for b in range(batch):
             if status[b] != "converged":
                 inverse_res = res[b, 0]
@@ -273,19 +278,22 @@ def _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method="auto
 def _probable_bracket(J, top, smin, info: dict, failure_probability: float):
     """(upper bounds on σ_max, lower bounds on σ_min) per example, each failing with probability at
     most ``failure_probability`` over the Krylov start vectors, whatever the spectrum
-    (:func:`~.krylov.probable_upper_bound`): σ_max from its Golub–Kahan run, σ_min from that of the
-    exact inverse (routes "inverse-map" and "reduced-inverse": σ_min(J) = 1/σ_max(J⁻¹); the bound
-    is on the inverse as computed, whose rounding the forward residual measures); on the dense
+    (:func:`~.krylov.lanczos_polynomial_bound`): σ_max from its Golub–Kahan run, σ_min from that of the
+    exact inverse (routes "inverse-map" and "reduced-inverse": σ_min(J) = 1/σ_max(J⁻¹); that
+    bound is on the inverse as computed, so it is widened by the factor 1 − e − 10·d of
+    :func:`residual_lower_bound`, the candidate's forward residual e and a product's rounding d:
+    in float32, without it, the bound exceeded σ_min by 6·10⁻⁶ relative); on the dense
     route both are the SVD's (exact up to rounding). 0 where no lower bound is available (GMRES inverses are not linear operators to
     the bound's precision; Golub–Kahan's smallest Ritz values bound σ_min from above only)."""
     u = UNIT_ROUNDOFF[dtype_named(J.dtype)[0]]
     n = J.shape[1]
     if "dense_sigma_max" in info:  # the whole spectrum is known
         return info.pop("dense_sigma_max"), smin[:, 0].copy()
-    smax_hi = probable_upper_bound(top.values[:, 0], top.example_iterations, n, failure_probability, u)
-    if "inverse_ritz" in info:
-        inv_hi = probable_upper_bound(info.pop("inverse_ritz"), info.pop("inverse_steps"), n, failure_probability, u)
-        smin_lo = np.where(np.isfinite(inv_hi), 1.0 / np.maximum(inv_hi, 1e-300), 0.0)
+    smax_hi = top.probable_upper_bound(n, failure_probability, u)
+    if "inverse_run" in info:
+        inv_hi = info.pop("inverse_run").probable_upper_bound(n, failure_probability, u)
+        widen = np.clip(1.0 - info.pop("candidate_error"), 0.0, 1.0)
+        smin_lo = np.where(np.isfinite(inv_hi), widen / np.maximum(inv_hi, 1e-300), 0.0)
     else:
         smin_lo = np.zeros(J.batch)
     return smax_hi, smin_lo
@@ -386,10 +394,10 @@ def conditioning(operator, y0, scheme="euler", *, T=None, n_steps=None, k: int =
     probable = [(b, e) for b, e in enumerate(per_example) if e["condition_upper_probable"] is not None]
     if probable:
         b, e = max(probable, key=lambda be: be[1]["condition_upper_probable"] / be[1]["condition"])
-        notes.append(f"probable bracket for {len(probable)} of {len(per_example)} example(s): κ ≤ condition_upper_probable, "
-                     f"with σ_max ≤ σ̂_max/√(1 − ε) and σ_min ≥ √(1 − ε)·σ̂_min for Ritz values after j steps from a random "
-                     f"start, ε = (ln(1.648·√n/δ)/(2j − 3))² (Kuczyński & Woźniakowski 1992): each fails with probability "
-                     f"at most δ = {failure_probability:g}, whatever the spectrum; the widest: example {b}, "
+        notes.append(f"probable bracket for {len(probable)} of {len(per_example)} example(s): κ ≤ condition_upper_probable "
+                     f"= (an upper bound on σ_max)/(a lower bound on σ_min), each from the Lanczos polynomial of a Golub–Kahan "
+                     f"run from a random start (van Dorsselaer, Hochstenbach & van der Vorst 2000) and failing with "
+                     f"probability at most δ = {failure_probability:g}, whatever the spectrum; the widest: example {b}, "
                      f"{e['condition']:.6g} ≤ κ ≤ {e['condition_upper_probable']:.6g}")
     bracketed = [(b, e) for b, e in enumerate(per_example) if e.get("condition_upper")]
     if bracketed:

@@ -122,6 +122,15 @@ class SingularValues:
     def converged(self) -> bool:
         return all(s == "converged" for s in self.status)
 
+    def probable_upper_bound(self, n: int, failure_probability: float, unit_roundoff: float = 0.0) -> np.ndarray:
+        """Per example, an upper bound on the largest singular value σ_1 that fails with probability
+        at most δ = ``failure_probability`` over the random start vector (``which="largest"``
+        runs; n: the operator's number of columns). See :func:`lanczos_polynomial_bound`."""
+        if self.which != "largest":
+            raise InvalidArgumentError("a probable upper bound is for the largest singular value (which='largest')")
+        return np.array([lanczos_polynomial_bound(th, lg, n, failure_probability, j, unit_roundoff)
+                         for th, lg, j in zip(self._theta, self._log_gamma, self.example_iterations)])
+
 
 def _bidiagonal(alphas: list, betas: list, b: int) -> np.ndarray:
     j = len(alphas)
@@ -171,7 +180,7 @@ def golub_kahan(op, k: int = 1, which: str = "largest", tol: float = 1e-8, max_i
     alphas, betas = [alpha.cpu().double().numpy()], []
     n_mv = 1
     live = np.arange(batch)  # the examples still iterated, as rows of the original batch
-    finished = {}  # original row -> (values, residuals, step, right, left) of an example set aside
+    finished = {}  # original row -> (values, residuals, step, right, left, theta, log_gamma) of an example set aside
     for j in range(1, max_iter + 1):
         w = V.orthogonalise(op.rmatvec(u) - alpha.unsqueeze(-1) * v)
         n_mv += 1
@@ -189,7 +198,8 @@ def golub_kahan(op, k: int = 1, which: str = "largest", tol: float = 1e-8, max_i
                     if vectors:
                         right = V.combine(result._Q[i : i + 1], rows=[i])[0]
                         left = U.combine(result._P[i : i + 1], rows=[i])[0]
-                    finished[int(live[i])] = (result.values[i], result.residuals[i], j, right, left)
+                    finished[int(live[i])] = (result.values[i], result.residuals[i], j, right, left, result._theta[i],
+                                              result._log_gamma[i])
                 keep = np.flatnonzero(~done)
                 rows = torch.as_tensor(keep, device=w.device)
                 op, live = op.restrict(keep.tolist()), live[keep]
@@ -220,44 +230,21 @@ def golub_kahan(op, k: int = 1, which: str = "largest", tol: float = 1e-8, max_i
     if vectors:
         right = result.right.new_empty((batch, *result.right.shape[1:]))
         left = result.left.new_empty((batch, *result.left.shape[1:]))
+    theta, log_gamma = [None] * batch, np.zeros(batch)
     for i, b in enumerate(live):
         values[b], residuals[b], status[b] = result.values[i], result.residuals[i], result.status[i]
+        theta[b], log_gamma[b] = result._theta[i], result._log_gamma[i]
         if vectors:
             right[b], left[b] = result.right[i], result.left[i]
-    for b, (vals, res, step, r_, l_) in finished.items():
+    for b, (vals, res, step, r_, l_, th, lg) in finished.items():
         values[b], residuals[b], status[b] = vals, res, "converged"
+        theta[b], log_gamma[b] = th, lg
         result.example_iterations[b] = step
         if vectors:
             right[b], left[b] = r_, l_
     result.values, result.residuals, result.status, result.right, result.left = values, residuals, status, right, left
+    result._theta, result._log_gamma = theta, log_gamma
     return result
-
-
-#: the constant of Kuczyński & Woźniakowski's bound on Lanczos with a random start (Theorem 4.1 of
-#: "Estimating the largest eigenvalue by the power and Lanczos algorithms with a random start",
-#: SIAM J. Matrix Anal. Appl. 13(4), 1992)
-KW_CONSTANT = 1.648
-
-
-def kw_relative_error(iterations, n: int, failure_probability: float) -> np.ndarray:
-    """ε such that, after ``iterations`` steps j of :func:`golub_kahan` on an operator with n
-    columns, λ̂ ≥ (1 − ε) λ_1 except with probability at most ``failure_probability`` δ over the
-    start vector, drawn uniformly on the unit sphere; λ_1 = σ_1² is AᵀA's largest eigenvalue and
-    λ̂ = σ̂² the square of the largest Ritz value.
-
-    GKL's j steps are Lanczos on the positive semidefinite AᵀA over the Krylov space
-    span{v, AᵀAv, …, (AᵀA)^{j−1}v}: k = j − 1 products with AᵀA. Kuczyński & Woźniakowski
-    (1992, Theorem 4.1) bound the probability that Lanczos's estimate after k products misses
-    λ_1 by a relative ε or more by 1.648 √n e^{−√ε (2k − 1)}, for every n × n positive
-    semidefinite matrix, whatever its spectrum (no gap enters). Setting that to δ:
-    ε = (ln(1.648 √n / δ) / (2j − 3))². 0 where the Krylov space fills the whole space (j ≥ n:
-    the Ritz values are exact); ≥ 1 (no bound) for j < 12 or so at δ = 10⁻⁶."""
-    j = np.asarray(iterations, dtype=float)
-    k = j - 1.0
-    with np.errstate(divide="ignore"):
-        eps = np.where(2 * k - 1 > 0, (np.log(KW_CONSTANT * math.sqrt(n) / failure_probability) / np.maximum(2 * k - 1, 1e-300)) ** 2,
-                       np.inf)
-    return np.where(j >= n, 0.0, eps)
 
 
 def ritz_rounding(iterations, unit_roundoff: float) -> np.ndarray:
@@ -270,34 +257,70 @@ def ritz_rounding(iterations, unit_roundoff: float) -> np.ndarray:
     return 10.0 * np.asarray(iterations, dtype=float) * unit_roundoff
 
 
-def probable_upper_bound(values, iterations, n: int, failure_probability: float,
-                         unit_roundoff: float = 0.0) -> np.ndarray:
-    """An upper bound on the largest singular value σ_1 of an operator with n columns from the
-    largest Ritz value σ̂ after ``iterations`` steps of :func:`golub_kahan` (per example), which
-    fails with probability at most δ = ``failure_probability`` over the random start vector,
-    whatever the spectrum (:func:`kw_relative_error`):
+def lanczos_polynomial_bound(theta, log_gamma: float, n: int, failure_probability: float, iterations: int,
+                             unit_roundoff: float = 0.0) -> float:
+    """An upper bound σ̄ on the largest singular value σ_1 of A (n columns) from one run of
+    :func:`golub_kahan` from a start vector v drawn uniformly on the unit sphere, such that
+    P(σ_1 > σ̄) ≤ δ = ``failure_probability``; the bound of van Dorsselaer, Hochstenbach & van der
+    Vorst (SIAM J. Matrix Anal. Appl. 22(3), 2000) through the Lanczos polynomial.
 
-        σ_1 ≤ σ̂ (1 + 10 j u) / √(1 − ε).
+    j steps of GKL are j steps of Lanczos on AᵀA, with tridiagonal T = BᵀB, Ritz values θ_i
+    (``theta``: the squares of B's singular values) and off-diagonals γ_i = α_i β_i, the last
+    γ_j = α_j β_j the size of the residual (``log_gamma`` = Σ log γ_i). The characteristic
+    polynomial χ(λ) = Π_i (λ − θ_i) of T maps the start to χ(AᵀA) v = (Π γ_i) v_{j+1}, so for the
+    top eigenpair (λ_1 = σ_1², u_1) of AᵀA, χ(λ_1)² (u_1ᵀv)² ≤ ‖χ(AᵀA) v‖² = Π γ_i², exactly.
+    Beyond the largest Ritz value χ increases, so σ_1 > σ̄ = √λ̄ would force
+    (u_1ᵀv)² < Π γ_i² / χ(λ̄)². For v uniform on the sphere (u_1ᵀv)² follows Beta(½, (n − 1)/2);
+    λ̄ is chosen where that bound on it equals the Beta distribution's δ-quantile, so the event
+    has probability at most δ, whatever the spectrum. Unlike a converged residual, which shows
+    only that *some* singular value lies near σ̂, the bound also excludes, up to δ, a larger one
+    that the iteration never saw; unlike the worst-case bound of Kuczyński & Woźniakowski (1992),
+    it uses the run's own polynomial, and is tight where the top Ritz value has converged.
 
-    Ritz values interlace, so σ̂ ≤ σ_1 always: [σ̂, bound] brackets σ_1. Unlike a converged
-    residual, which shows only that *some* singular value lies near σ̂, this bound also excludes,
-    up to δ, a larger one that the iteration never saw. The theorem is for exact arithmetic; the
-    factor 1 + 10·j·u allows for the rounding of the j products and of the fully reorthogonalised
-    bases (:func:`ritz_rounding`; u: the products' unit round-off). inf where ε ≥ 1 (too few steps
-    for any bound)."""
-    values = np.asarray(values, dtype=float)
-    eps = kw_relative_error(iterations, n, failure_probability)
-    margin = 1.0 + ritz_rounding(iterations, unit_roundoff)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(eps < 1.0, values * margin / np.sqrt(np.maximum(1.0 - eps, 1e-300)), np.inf)
+    The inequality is exact arithmetic's; a factor 1 + 10·j·u covers the rounding of the
+    products and of the fully reorthogonalised bases (:func:`ritz_rounding`). Where the Krylov
+    space fills the whole space (j ≥ n) or became invariant (some γ_i = 0), the largest Ritz
+    value is σ_1 itself."""
+    from scipy.stats import beta as beta_distribution
+
+    theta = np.sort(np.asarray(theta, dtype=float))[::-1]
+    top = max(float(theta[0]), 0.0)
+    margin = 1.0 + float(ritz_rounding(iterations, unit_roundoff))
+    if iterations >= n or not np.isfinite(log_gamma) or n < 2:
+        return math.sqrt(top) * margin
+    x = float(beta_distribution.ppf(failure_probability, 0.5, (n - 1) / 2.0))  # P((u_1ᵀv)² ≤ x) = δ
+    target = log_gamma - 0.5 * math.log(x)
+    below = top - theta[1:]  # ≥ 0
+
+    def excess(log_d):  # log χ(top + d) − target, increasing in d; d = e^{log_d}
+        d = math.exp(log_d)
+        return log_d + float(np.sum(np.log(below + d))) - target
+
+    scale = max(top, 1e-300)
+    lo, hi = math.log(scale) - 80.0, math.log(scale)
+    while excess(hi) < 0:
+        hi += 2.0
+    if excess(lo) >= 0:
+        return math.sqrt(top + math.exp(lo)) * margin
+    for _ in range(100):  # bisection on log d: d spans many orders of magnitude
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if excess(mid) < 0 else (lo, mid)
+    return math.sqrt(top + math.exp(hi)) * margin
 
 
 def _ritz(alphas, betas, beta_last, k, which, tol, j, n_mv) -> SingularValues:
     batch = len(beta_last)
     kk = min(k, len(alphas))
     vals, res, Ps, Qs = np.zeros((batch, kk)), np.zeros((batch, kk)), [], []
+    thetas, log_gamma = [], np.zeros(batch)
     for b in range(batch):
-        P, s, Qt = np.linalg.svd(_bidiagonal(alphas, betas, b))
+        B = _bidiagonal(alphas, betas, b)
+        P, s, Qt = np.linalg.svd(B)
+        # Lanczos on AᵀA: T = BᵀB, off-diagonals α_i β_i, the last one α_j β_j with β_j = beta_last
+        thetas.append(s**2)
+        gam = np.diag(B) * np.append(np.diag(B, 1), beta_last[b])
+        with np.errstate(divide="ignore"):
+            log_gamma[b] = np.sum(np.log(np.abs(gam)))
         idx = np.arange(kk) if which == "largest" else np.arange(len(s) - 1, len(s) - 1 - kk, -1)
         vals[b] = s[idx]
         res[b] = np.abs(beta_last[b] * P[-1, idx]) / np.maximum(s[idx], 1e-300)
@@ -306,6 +329,7 @@ def _ritz(alphas, betas, beta_last, k, which, tol, j, n_mv) -> SingularValues:
     status = ["converged" if kk == k and np.all(r < tol) else "not_converged" for r in res]
     out = SingularValues(vals, res, status, which, j, n_mv, tol)
     out._P, out._Q = np.stack(Ps), np.stack(Qs)
+    out._theta, out._log_gamma = thetas, log_gamma
     return out
 
 
