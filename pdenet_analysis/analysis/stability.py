@@ -147,7 +147,9 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
     * the step map's spectral radius ρ(S_j), its eigenvalues outside |ξ| ≤ 1 + ``delta`` (counted
       completely, :mod:`.stepmap`) and ‖S_j‖₂ — the stability of the scheme itself, per example
       (where ‖S_j‖₂ ≤ 1 + δ certifies that no mode is outside, that bound is reported as the
-      radius, method "norm bound"); ``step_map_radius_upper`` = ‖S_j‖₂ brackets every radius;
+      radius, method "norm bound"); ``step_map_radius_upper`` = ‖S_j‖₂ brackets every radius
+      (from above by the Lanczos polynomial bound, :func:`~.krylov.lanczos_polynomial_bound`,
+      failing with probability at most 10⁻⁶ over the random start, whatever the spectrum);
     * for the example with the largest ρ(S_j), the k largest-magnitude and 2 largest-real-part
       eigenvalues of the layer Jacobian for the scheme's linear analysis, mapped to its stability
       variable z and drawn over the region; ``predicted_amplification`` = max amplification over

@@ -46,6 +46,7 @@ from .colouring import local_jacobian
 from .eigen import dense_eigvals, eigs
 from .krylov import batched_arnoldi
 from .linear import JacobianOperator
+from .precision import UNIT_ROUNDOFF, dtype_named
 
 
 #: the largest matrix (rows of a reduced step form, see :func:`reduced_count`) whose dense
@@ -261,20 +262,24 @@ def _rank_key(estimate: dict) -> float:
 def step_map_spectra(disc, j: int, *, delta: float = 1e-6, dense_max: int = 2048, count_max: int = 256,
                      tol: float = 1e-8, backend: str = "auto", norms=None, progress=None, S=None,
                      count_examples: int | None = None, estimate_steps: int = 40,
-                     reduced_dense_max: int = REDUCED_DENSE_MAX) -> list[dict]:
+                     reduced_dense_max: int = REDUCED_DENSE_MAX, failure_probability: float = 1e-6) -> list[dict]:
     """ρ(S_j) and the eigenvalues of S_j outside the disc of radius 1 + δ, for every example.
 
     Up to ``dense_max`` unknowns S_j is formed for all examples at once (n batched products) and
-    its eigenvalues computed densely: exact. Beyond, per example: if the certified upper bound on
-    ‖S_j‖₂ from ``norms`` (a :class:`~.krylov.SingularValues` of S_j, σ·(1 + residual)) is at
-    most 1 + δ, no eigenvalue can be outside and the count 0 is exact ("norm bound"; the radius
-    reported is then that upper bound); otherwise :func:`count_outside`. With ``count_examples``
+    its eigenvalues computed densely: exact. Beyond, per example: if the upper bound on ‖S_j‖₂
+    from ``norms`` (a :class:`~.krylov.SingularValues` of S_j from a random start: its
+    :meth:`~.krylov.SingularValues.probable_upper_bound`, which fails with probability at most
+    ``failure_probability`` whatever the spectrum, converged or not) is at most 1 + δ, no
+    eigenvalue can be outside and the count 0 is exact but for that chance ("norm bound"; the
+    radius reported is then that upper bound); otherwise :func:`count_outside`. Until the bound
+    was probable, a converged Ritz value σ(1 + residual) was taken for ‖S_j‖₂, which assumed
+    that no larger singular value had been missed. With ``count_examples``
     = c, only c of the examples that need a count get one: all of them run ``estimate_steps``
     steps of one batched Arnoldi (:func:`~.krylov.batched_arnoldi`, one product per step for the
     whole batch), and the c with the largest certified lower bound on ρ are counted completely
     (:func:`_rank_key`; in example order where none has one); the others keep the estimate
     (status "estimate", count a lower bound). Every result carries
-    ``radius_upper`` = ‖S_j‖₂·(1 + residual) when ``norms`` is given (ρ ≤ ‖S‖ always), so a
+    ``radius_upper`` = that upper bound on ‖S_j‖₂ when ``norms`` is given (ρ ≤ ‖S‖ always), so a
     radius that did not converge still comes with a bracket. ``progress()`` is called per example.
     """
     if count_examples is not None and (isinstance(count_examples, bool) or not isinstance(count_examples, int)
@@ -285,9 +290,8 @@ def step_map_spectra(disc, j: int, *, delta: float = 1e-6, dense_max: int = 2048
     n = S.shape[1]
     tick = progress or (lambda: None)
     upper = [float("nan")] * S.batch
-    if norms is not None:
-        upper = [float(norms.values[b, 0] * (1 + norms.residuals[b, 0])) if norms.status[b] == "converged" else float("nan")
-                 for b in range(S.batch)]
+    if norms is not None:  # ‖S_j‖₂ from above, failing with probability ≤ failure_probability, converged or not
+        upper = [float(x) for x in norms.probable_upper_bound(n, failure_probability, UNIT_ROUNDOFF[dtype_named(S.dtype)[0]])]
     out = []
     if n <= dense_max or n <= 16:
         D = S.dense().cpu().double().numpy()
