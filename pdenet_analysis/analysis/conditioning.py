@@ -158,10 +158,12 @@ def residual_lower_bound(J, sigma: np.ndarray, right: torch.Tensor, left: torch.
 def _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method="auto", reduced_dense_max=REDUCED_DENSE_MAX,
               reduced_sparse_max=REDUCED_SPARSE_MAX, progress=None, top_certified=None, top_norm=None):
     """(values (batch, k) ascending, residuals, status per example, method, extra info).
+
     ``top_norm``: per example an estimate of ‖J‖ (σ_max's Ritz value), which scales the rounding
-    added to an upper bound on σ_min. ``top_certified``: per example, whether σ_max is converged; where it is and the candidate's
-    residual already pins an uncertified σ_min to 1 %, the steps' bounds (:func:`stepwise_bounds`)
-    could tighten nothing that matters and are not computed (``stepwise_skipped``)."""
+    added to an upper bound on σ_min. ``top_certified``: per example, whether σ_max is converged;
+    where it is and the candidate's residual already pins an uncertified σ_min to 1 %, the steps'
+    bounds (:func:`stepwise_bounds`) could tighten nothing that matters and are not computed
+    (``stepwise_skipped``)."""
     batch, n = J.batch, J.shape[1]
     if method == "dense" or method == "auto" and n <= dense_max:
         D = J.dense()
@@ -282,9 +284,10 @@ def _probable_bracket(J, top, smin, info: dict, failure_probability: float):
     exact inverse (routes "inverse-map" and "reduced-inverse": σ_min(J) = 1/σ_max(J⁻¹); that
     bound is on the inverse as computed, so it is widened by the factor 1 − e − 10·d of
     :func:`residual_lower_bound`, the candidate's forward residual e and a product's rounding d:
-    in float32, without it, the bound exceeded σ_min by 6·10⁻⁶ relative); on the dense
-    route both are the SVD's (exact up to rounding). 0 where no lower bound is available (GMRES inverses are not linear operators to
-    the bound's precision; Golub–Kahan's smallest Ritz values bound σ_min from above only)."""
+    in float32, without it, the bound exceeded σ_min by 6·10⁻⁶ relative); on the dense route
+    both are the SVD's (exact up to rounding). 0 where no lower bound is available (GMRES
+    inverses are not linear operators to the bound's precision; Golub–Kahan's smallest Ritz
+    values bound σ_min from above only)."""
     u = UNIT_ROUNDOFF[dtype_named(J.dtype)[0]]
     n = J.shape[1]
     if "dense_sigma_max" in info:  # the whole spectrum is known
