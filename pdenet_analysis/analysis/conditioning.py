@@ -37,7 +37,16 @@ How each end of the spectrum is computed (never by squaring κ):
   converged can still pin it to a few digits), and, on the reduced-inverse route, the steps one
   by one (:func:`stepwise_bounds`): σ_min(J_Φ) ≥ Π_j σ_min(S_j) and σ_max(J_Φ) ≤ Π_j ‖S_j‖ (not
   computed for an example whose σ_max is converged and whose σ_min the candidate's residual
-  already pins to 1 %: listed in ``stepwise_skipped``).
+  already pins to 1 %: listed in ``stepwise_skipped``). Each upper bound on σ_min carries its
+  rounding (:func:`~.krylov.ritz_rounding`, :func:`product_rounding`).
+
+Every one of those statements also rests on the Krylov iteration's claim that no larger σ_max
+(smaller σ_min) was missed. The probable bracket does without it (``sigma_max_upper_probable``,
+``sigma_min_lower_probable``, ``condition_upper_probable``, :func:`_probable_bracket`): from
+each Golub–Kahan run's Lanczos polynomial, bounds that fail with probability at most
+``failure_probability`` over the random start vector, whatever the spectrum, converged or not
+(:func:`~.krylov.lanczos_polynomial_bound`; STL-10's first unit at initialisation:
+2.93314·10¹⁰ ≤ κ ≤ 2.93554·10¹⁰).
 """
 
 from __future__ import annotations
