@@ -410,7 +410,8 @@ def conditioning(operator, y0, scheme="euler", *, T=None, n_steps=None, k: int =
                      f"= (an upper bound on σ_max)/(a lower bound on σ_min), each from the Lanczos polynomial of a Golub–Kahan "
                      f"run from a random start (van Dorsselaer, Hochstenbach & van der Vorst 2000) and failing with "
                      f"probability at most δ = {failure_probability:g}, whatever the spectrum; the widest: example {b}, "
-                     f"{e['condition']:.6g} ≤ κ ≤ {e['condition_upper_probable']:.6g}")
+                     f"{e['condition']:.6g} ≤ κ ≤ {e['condition_upper_probable']:.6g} "
+                     f"({e['condition_upper_probable'] / e['condition'] - 1:.1e} relative)")
     bracketed = [(b, e) for b, e in enumerate(per_example) if e.get("condition_upper")]
     if bracketed:
         b, e = max(bracketed, key=lambda be: be[1]["condition_upper"])
