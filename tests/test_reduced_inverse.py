@@ -242,8 +242,8 @@ def test_float32_bounds_hold_where_no_float32_value_can_be_certified():
     """In float32 (u = 6·10⁻⁸) a flow with κ ≈ 5·10⁵ is beyond any certificate (u·κ ≈ 0.03), so
     every σ_min is reported as a bound; each must still be one, against the float64 SVD of the
     same weights and inputs: the σ_min shown ≥ the true one (before the Ritz values' rounding was
-    added to them, a float32 Ritz value of 3·10⁻¹⁵ was reported where σ_min is 7·10⁻⁵, and κ ≥
-    1.6·10¹⁶ where κ is 6.5·10⁵), and sigma_min_lower ≤ σ_min, κ inside its bracket (open above where nothing bounds σ_min
+    added to them, a float32 Ritz value of 2·10⁻¹⁵ was reported here where σ_min is 6.7·10⁻⁶, so
+    κ ≥ 1.5·10¹⁶ where κ is 4.4·10⁶), and sigma_min_lower ≤ σ_min, κ inside its bracket (open above where nothing bounds σ_min
     from below in float32)."""
     op, y0 = _relu_operator("parabolic", 4.0, size=8)
     op32, y32 = op.float(), y0.float()

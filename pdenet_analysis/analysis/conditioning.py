@@ -232,8 +232,11 @@ def _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method="auto
         info["inverse_iterations"] = r.iterations
         candidate = r.left[:, 0]  # J's right vector for σ_min, certified or not
         partner = r.right[:, 0]  # and its left vector
-        rounding = product_rounding(J, candidate, partner)  # absolute, per example
-        if not isinstance(inv, InverseChain):  # an exact inverse (up to rounding): a linear operator for the bound,
+        exact = not isinstance(inv, InverseChain)
+        # a product's rounding at the candidate (absolute, per example), for the bounds below; 4 products, so
+        # only where one of them is wanted
+        rounding = product_rounding(J, candidate, partner) if exact or "bound" in status else None
+        if exact:  # an exact inverse (up to rounding): a linear operator for the bound,
             # which holds for the inverse as computed: widened by how far the candidate is from J's (its forward
             # residual and a product's rounding, as residual_lower_bound)
             info["inverse_run"] = r
@@ -247,7 +250,7 @@ def _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method="auto
     if any(s_ != "converged" for s_ in status):
         # keep only what is certain: GKL's smallest Ritz values of J are upper bounds on σ_min, and so is
         # ‖J u‖/‖u‖ for any u, each up to rounding (the Ritz values' ritz_rounding, about 10·j·u·‖J‖, one
-        # product's for ‖J u‖), which is added: a float32 Ritz value fell to 3e-15 where σ_min was 7e-5. At the
+        # product's for ‖J u‖), which is added: a float32 Ritz value fell to 2e-15 where σ_min was 6.7e-6. At the
         # inverse's vector, where κ is too large for any forward residual to certify (ε·κ above the acceptance),
         # ‖J u‖ is far tighter (STL-10's first unit at initialisation: 3.7e-11 against GKL's 4.4e-3)
         lo = golub_kahan(J, k=k, which="smallest", tol=tol, max_iter=max_iter)
@@ -293,7 +296,7 @@ def _probable_bracket(J, top, smin, info: dict, failure_probability: float):
     exact inverse (routes "inverse-map" and "reduced-inverse": σ_min(J) = 1/σ_max(J⁻¹); that
     bound is on the inverse as computed, so it is widened by the factor 1 − e − 10·d of
     :func:`residual_lower_bound`, the candidate's forward residual e and a product's rounding d:
-    in float32, without it, the bound exceeded σ_min by 6·10⁻⁶ relative); on the dense route
+    in float32, without it, the bound exceeded σ_min, tests/test_reduced_inverse.py); on the dense route
     both are the SVD's (exact up to rounding). 0 where no lower bound is available (GMRES
     inverses are not linear operators to the bound's precision; Golub–Kahan's smallest Ritz
     values bound σ_min from above only)."""

@@ -252,8 +252,8 @@ def ritz_rounding(iterations, unit_roundoff: float) -> np.ndarray:
     after j steps with products of unit round-off u. The computed bidiagonal is that of A + E,
     ‖E‖ ≲ j·u·‖A‖ with the fully reorthogonalised bases; a factor 10 of margin. Interlacing then
     holds up to it: σ_min(A) ≤ (a smallest Ritz value) + 10·j·u·‖A‖. Where σ_min is below that,
-    a computed Ritz value can be far smaller than σ_min (float32: 3·10⁻¹⁵ for σ_min = 7·10⁻⁵,
-    ‖A‖ = 45): without the margin it would not bound σ_min at all."""
+    a computed Ritz value can be far smaller than σ_min (float32: 2·10⁻¹⁵ for σ_min = 6.7·10⁻⁶,
+    ‖A‖ = 29, tests/test_reduced_inverse.py): without the margin it would not bound σ_min at all."""
     return 10.0 * np.asarray(iterations, dtype=float) * unit_roundoff
 
 

@@ -89,7 +89,7 @@ class _Field(nn.Module):
         # plain dict, so that the update at every evaluation does not pass through Module.__setattr__
         self.deferred = None
 
-    def defer_checks(self, like: torch.Tensor) -> None:
+    def defer_checks(self) -> None:
         """From now on keep each evaluation's sum on the device instead of reading it;
         :meth:`raise_if_nonfinite` reads them all at once."""
         self.deferred = {"sums": [], "times": []}
@@ -195,7 +195,7 @@ class TorchDiffEq(Scheme):
         if host_check is None:
             host_check = state0[0].device.type == "cpu"
         if not host_check:  # the forward solve only: an adjoint's backward pass checks on the host
-            field.defer_checks(state0[0])
+            field.defer_checks()
         try:
             out = self._solve(field, op, state0, times, counter, adjoint, jumps)
         except Exception:
