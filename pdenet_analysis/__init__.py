@@ -14,6 +14,7 @@ from .errors import (
     NonFiniteError,
     PDENetError,
     ShapeError,
+    TensorTypeError,
     UnknownNameError,
 )
 from .gradients import Adjoint, Backprop, Reversible
@@ -26,7 +27,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "errors", "gradients", "networks", "operators", "schemes", "ConfigMismatchError", "DataError", "IncompatibleSchemeError",
-    "IntegrationError", "InvalidArgumentError", "NonFiniteError", "PDENetError", "ShapeError", "UnknownNameError", "Adjoint",
+    "IntegrationError", "InvalidArgumentError", "NonFiniteError", "PDENetError", "ShapeError", "TensorTypeError", "UnknownNameError",
+    "Adjoint",
     "Backprop", "Reversible", "Solution", "Stats", "integrate", "reverse", "PDEBlock", "PDECNN",
     "available_presets", "build_preset", "hamiltonian", "parabolic", "resnet", "second_order",
     "available_schemes", "get_scheme", "register_scheme", "__version__",

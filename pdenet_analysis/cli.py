@@ -92,7 +92,7 @@ def _check_common(args) -> None:
     """Validate the arguments every command shares, before any work is done."""
     import os
 
-    from .errors import PDENetError
+    from .errors import PDENetError, require_probability, require_seed
 
     if getattr(args, "device", None) is not None:
         try:
@@ -114,6 +114,10 @@ def _check_common(args) -> None:
         if getattr(args, flag, None) is not None and getattr(args, flag) < 0:
             raise PDENetError(f"--{flag.replace('_', '-')} must be 0 (never) or a positive number of rows, "
                               f"got {getattr(args, flag)}")
+    if getattr(args, "failure_probability", None) is not None:
+        require_probability("--failure-probability", args.failure_probability)
+    if getattr(args, "seed", None) is not None:
+        require_seed(args.seed, "--seed")
     if getattr(args, "lr", None) is not None and not (args.lr > 0 and args.lr < float("inf")):
         raise PDENetError(f"--lr must be a positive finite number, got {args.lr}")
     out = getattr(args, "out", None)
@@ -190,7 +194,8 @@ def _cmd_analyze(args) -> int:
     given = {k: getattr(args, k) for k in ("reduced_dense_max", "reduced_sparse_max")
              if getattr(args, k) is not None}  # else the library's defaults
     res = analyze_model(model, x, args.out, blocks=blocks, with_conditioning=not args.no_conditioning, quiet=args.quiet,
-                        count_examples=args.count_examples or None, **given)
+                        count_examples=args.count_examples or None, failure_probability=args.failure_probability,
+                        seed=args.seed, **given)
     for i, r in res.items():
         where = "network" if i == "features" else f"block {i}"
         for name, paths in r["paths"].items():
@@ -359,7 +364,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: digits for digits presets, otherwise standard-normal images)")
     a.add_argument("--data-dir", default=None)
     a.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--seed", type=int, default=0, help="seeds the standard-normal images (without --dataset) and the "
+                   "Krylov start vectors of the probable bounds (default 0; another seed draws new ones)")
+    a.add_argument("--failure-probability", type=float, default=1e-6,
+                   help="per example, the chance that a probable bound (the bracket on kappa, the norm bound on each "
+                        "step map) fails, whatever the spectrum (default 1e-6)")
     a.set_defaults(func=_cmd_analyze)
     st = sub.add_parser("study", help="run a study (cached sweep, figures, page); --list shows them")
     st.add_argument("name", nargs="?", help="the study (see --list)")

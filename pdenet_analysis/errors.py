@@ -6,6 +6,7 @@ the problem and the way to fix it. Nothing is signalled with ``assert``.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable
 
 
@@ -21,6 +22,11 @@ class ShapeError(PDENetError, ValueError):
     """A tensor has the wrong number of dimensions, channels or size."""
 
 
+class TensorTypeError(PDENetError, TypeError):
+    """An argument that should be a tensor is not one, or its dtype or device differs from the
+    weights it meets; the message says which conversion fixes it."""
+
+
 class UnknownNameError(PDENetError, KeyError):
     """A name (scheme, preset, dataset, ...) is not registered.
 
@@ -29,7 +35,8 @@ class UnknownNameError(PDENetError, KeyError):
 
     def __init__(self, what: str, name: str, valid: Iterable[str]):
         self.what, self.name, self.valid = what, name, sorted(valid)
-        super().__init__(f"unknown {what} {name!r}; valid {what}s: {', '.join(self.valid)}")
+        plural = what[:-1] + "ies" if what.endswith("y") and what[-2:-1] not in "aeiou" else what + "s"
+        super().__init__(f"unknown {what} {name!r}; valid {plural}: {', '.join(self.valid)}")
 
     def __str__(self) -> str:  # KeyError would quote the message otherwise
         return self.args[0]
@@ -64,7 +71,7 @@ class DataError(PDENetError, OSError):
 
 
 def require_positive(name: str, value: float) -> float:
-    """Return ``value`` if it is a finite number > 0, else raise ``ValueError`` naming it."""
+    """Return ``value`` if it is a finite number > 0, else raise :class:`InvalidArgumentError` naming it."""
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -72,6 +79,38 @@ def require_positive(name: str, value: float) -> float:
     if not (v > 0 and v != float("inf")):
         raise InvalidArgumentError(f"{name} must be a positive finite number, got {value!r}")
     return v
+
+
+def _real(value) -> float:
+    """``value`` as a float if it is a real number (not a bool or a string), else NaN."""
+    return float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else float("nan")
+
+
+def require_probability(name: str, value: float) -> float:
+    """Return ``value`` if it is a number strictly between 0 and 1, else raise
+    :class:`InvalidArgumentError` naming it."""
+    v = _real(value)
+    if not 0.0 < v < 1.0:
+        raise InvalidArgumentError(f"{name} is the chance that a probable bound fails, a number strictly between 0 "
+                                   f"and 1 (default 1e-6), got {value!r}")
+    return v
+
+
+def require_tolerance(name: str, value: float) -> float:
+    """Return ``value`` if it is a relative tolerance in (0, 1), else raise :class:`InvalidArgumentError`."""
+    v = _real(value)
+    if not 0.0 < v < 1.0:
+        raise InvalidArgumentError(f"{name} is a relative tolerance, a number strictly between 0 and 1 (e.g. 1e-8), "
+                                   f"got {value!r}")
+    return v
+
+
+def require_seed(value, name: str = "seed") -> int:
+    """Return ``value`` if it is a non-negative integer (a random generator's seed), else raise
+    :class:`InvalidArgumentError` naming it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidArgumentError(f"{name} must be a non-negative integer (a random generator's seed), got {value!r}")
+    return value
 
 
 def failure_status(error: Exception) -> str:

@@ -248,6 +248,36 @@ def test_sigma_min_and_condition_equal_dense(arch, scheme, method, n_steps, scal
         assert e["condition_upper_probable"] <= s[0] / s[-1] * (1 + 2e-6)
 
 
+def test_probable_bracket_spends_half_its_failure_probability_at_each_end_and_redraws_with_the_seed():
+    """κ ∈ [κ found, condition_upper_probable] fails only if σ_max's bound or σ_min's fails: each
+    is taken at δ/2 so that the bracket fails with probability at most δ (the union). The start
+    vectors come from ``seed``: the same seed repeats the report bit for bit, another draws other
+    starts, whose bracket holds as well (against the dense singular values)."""
+    from pdenet_analysis.analysis.precision import UNIT_ROUNDOFF
+    from pdenet_analysis.analysis.steps import discretise
+
+    op, y0 = paper_operator("hamiltonian", channels=4, size=4, activation="relu", normalise=True)
+    s = _dense_state_flow(op, y0, "verlet", 3)
+    delta, tol = 1e-4, 1e-10
+    reports = {seed: A.conditioning(op, y0[:1], "verlet", n_steps=3, method="inverse-map", tol=tol, k=1,
+                                    failure_probability=delta, seed=seed) for seed in (0, 7)}
+    J = discretise(op, y0[:1], "verlet", n_steps=3).flow_jacobian("state")
+    n = J.shape[1]
+    for seed, rep in reports.items():
+        e = rep.data["examples"][0]
+        assert rep.data["seed"] == seed and rep.data["failure_probability"] == delta
+        top = A.golub_kahan(J, k=1, which="largest", tol=tol, seed=seed)
+        assert e["sigma_max_upper_probable"] == top.probable_upper_bound(n, delta / 2, UNIT_ROUNDOFF["float64"])[0]
+        assert e["sigma_max_upper_probable"] > top.probable_upper_bound(n, delta, UNIT_ROUNDOFF["float64"])[0]  # wider
+        assert s[0] * (1 - 1e-9) <= e["sigma_max_upper_probable"] and e["sigma_min_lower_probable"] <= s[-1] * (1 + 1e-9)
+        assert any(f"seed {seed}" in note and "δ/2" in note for note in rep.notes)
+    same = [A.conditioning(op, y0[:1], "verlet", n_steps=3, method="inverse-map", tol=tol, k=1, failure_probability=delta,
+                           seed=0).data["examples"][0] for _ in range(2)]
+    assert same[0] == same[1]
+    other = reports[7].data["examples"][0]
+    assert other["sigma_max_upper_probable"] != same[0]["sigma_max_upper_probable"]
+
+
 def test_inverse_map_route_equals_inverse_iteration_route():
     op, y0 = paper_operator("hamiltonian", channels=4, size=4, activation="relu", normalise=True)
     a = A.conditioning(op, y0, "verlet", n_steps=4, method="inverse-map", tol=1e-10).data["examples"]
@@ -285,12 +315,16 @@ def test_dense_route_is_exact_and_used_for_small_states():
     assert rep.data["condition"]["n"] == 2  # a distribution over both examples
 
 
-def _dense_step_radius(scheme, op, internal, t, h):
+def _dense_step_matrix(scheme, op, internal, t, h) -> np.ndarray:
+    """S_j of the first example by autograd on the scheme's step (independent of the analysis)."""
     f = lambda *s: torch.cat([o[:1].reshape(-1) for o in scheme.step(op, s, t, h)])  # noqa: E731
     one = tuple(c[:1] for c in internal)
     blocks = torch.autograd.functional.jacobian(f, one)
-    D = torch.cat([b.reshape(b.shape[0], -1) for b in blocks], 1).numpy()
-    return np.abs(np.linalg.eigvals(D)).max()
+    return torch.cat([b.reshape(b.shape[0], -1) for b in blocks], 1).numpy()
+
+
+def _dense_step_radius(scheme, op, internal, t, h):
+    return np.abs(np.linalg.eigvals(_dense_step_matrix(scheme, op, internal, t, h))).max()
 
 
 PAIRS = [(s, a) for s in FIXED_SCHEMES for kind in sorted(pa.get_scheme(s).kinds) for a in ARCH_OF_KIND[kind]]
@@ -313,6 +347,23 @@ def test_step_map_radius_equals_dense_for_every_scheme(scheme, arch, normalise):
         assert got["status"] == "converged"
         for e in got["examples"]:  # ‖S_j‖₂ brackets the radius from above
             assert e["step_map_radius"] <= e["step_map_radius_upper"] * (1 + 1e-9)
+
+
+def test_stability_norm_bracket_follows_failure_probability_and_seed():
+    """‖S_j‖₂'s upper bound is taken at the failure probability asked for (a smaller one, a wider
+    bound, both above the dense norm) from start vectors drawn from ``seed`` (recorded)."""
+    op, y0 = paper_operator("hamiltonian", channels=2, size=3, activation="relu", normalise=True, n_pieces=2, T=2.0)
+    sch = pa.get_scheme("symplectic_euler")
+    disc = A.discretise(op, y0[:1], sch, n_steps=2)
+    uppers = {}
+    for fp, seed in ((1e-12, 0), (0.5, 0), (0.5, 3)):
+        rep = A.spectrum_along_trajectory(op, y0[:1], sch, n_steps=2, k=2, failure_probability=fp, seed=seed)
+        assert rep.data["failure_probability"] == fp and rep.data["seed"] == seed
+        uppers[fp, seed] = [st["examples"][0]["step_map_radius_upper"] for st in rep.data["steps"]]
+    for j, (t, h, internal) in enumerate(disc.steps):
+        norm = np.linalg.norm(_dense_step_matrix(sch, op, internal, t, h), 2)
+        assert norm * (1 - 1e-9) <= uppers[0.5, 0][j] < uppers[1e-12, 0][j]
+        assert norm * (1 - 1e-9) <= uppers[0.5, 3][j] != uppers[0.5, 0][j]
 
 
 @pytest.mark.parametrize("scheme", FIXED_SCHEMES)

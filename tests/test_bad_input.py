@@ -177,7 +177,7 @@ def test_bad_keep_last(keep_last):
 
 def test_dtype_mismatch_is_explained():
     op, y0 = paper_operator("parabolic")
-    with pytest.raises(TypeError, match="dtype"):
+    with pytest.raises(pa.TensorTypeError, match="dtype"):  # a PDENetError and a TypeError
         pa.integrate(op, y0.float(), "euler")
 
 
@@ -243,7 +243,7 @@ def test_images_a_network_cannot_take_name_what_it_takes(bad):
     m = pa.build_preset("digits-parabolic").float()
     x = {"channels": torch.randn(2, 3, 8, 8).float(), "rank": torch.randn(1, 8, 8).float(),
          "dtype": torch.randn(2, 1, 8, 8, dtype=torch.float64)}[bad]
-    err = TypeError if bad == "dtype" else pa.ShapeError
+    err = pa.TensorTypeError if bad == "dtype" else pa.ShapeError
     with pytest.raises(err, match="digits-parabolic"):
         m(x)
 
@@ -307,9 +307,9 @@ def test_network_names_its_input(preset):
         net(torch.randn(2, c, m // 2, m))
     w = next(net.parameters()).dtype
     other = torch.float32 if w == torch.float64 else torch.float64
-    with pytest.raises(TypeError, match=f"{w} weights but got {other} images"):
+    with pytest.raises(pa.TensorTypeError, match=f"{w} weights but got {other} images"):
         net(torch.randn(2, c, m, m, dtype=other))
-    with pytest.raises(TypeError, match="takes a torch.Tensor"):
+    with pytest.raises(pa.TensorTypeError, match="takes a torch.Tensor"):
         net(np.zeros((2, c, m, m)))
     assert net(torch.randn(2, c, m, m, dtype=w)).shape == (2, net.config["n_classes"])  # the smallest size runs
 
@@ -345,3 +345,40 @@ def test_the_adaptive_finiteness_checks_are_exact_for_float32_fields(dtype):
     field(torch.tensor(0.1), (y,))
     field(torch.tensor(0.3), (y,))
     field.raise_if_nonfinite()  # all finite: nothing raised
+
+
+@pytest.mark.parametrize("analysis", ["conditioning", "spectrum_along_trajectory"])
+@pytest.mark.parametrize("arg,value,match", [
+    ("tol", -1.0, "tol is a relative tolerance"), ("tol", 0.0, "tol is a relative tolerance"),
+    ("tol", "1e-8", "tol is a relative tolerance"), ("failure_probability", 0.0, "failure_probability.*strictly between"),
+    ("failure_probability", 1.0, "failure_probability.*strictly between"),
+    ("failure_probability", float("nan"), "failure_probability"), ("seed", -1, "seed must be a non-negative integer"),
+    ("seed", 1.5, "seed must be"), ("seed", True, "seed must be")])
+def test_analysis_arguments_out_of_range_are_named(analysis, arg, value, match):
+    from pdenet_analysis import analysis as A
+
+    op, y0 = paper_operator("parabolic", channels=2, size=4)
+    with pytest.raises(pa.InvalidArgumentError, match=match):
+        getattr(A, analysis)(op, y0, "euler", n_steps=2, **{arg: value})
+
+
+@pytest.mark.parametrize("delta", [-1e-6, 1.0, float("nan"), "0"])
+def test_stability_margin_out_of_range_is_named(delta):
+    from pdenet_analysis import analysis as A
+
+    op, y0 = paper_operator("parabolic", channels=2, size=4)
+    with pytest.raises(pa.InvalidArgumentError, match="delta is the margin of the unit circle"):
+        A.spectrum_along_trajectory(op, y0, "euler", n_steps=2, delta=delta)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_analyses_of_a_low_precision_state_say_how_to_convert(dtype):
+    """The Krylov solvers and dense spectra work in float32 or float64: a half-precision operator
+    gets a named error (it was torch's "not implemented for 'Half'")."""
+    from pdenet_analysis import analysis as A
+
+    op, y0 = paper_operator("parabolic", channels=2, size=4)
+    op, y0 = op.to(dtype), y0.to(dtype)
+    for analysis in (A.conditioning, A.spectrum_along_trajectory):
+        with pytest.raises(pa.InvalidArgumentError, match=r"float32 or float64.*\.double\(\)"):
+            analysis(op, y0, "euler", n_steps=2)

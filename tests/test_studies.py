@@ -112,7 +112,7 @@ def test_submitit_local_executor_runs_the_same_function(tmp_path):
 def test_bad_arguments(tmp_path):
     from pdenet_analysis.errors import InvalidArgumentError, UnknownNameError
 
-    with pytest.raises(UnknownNameError, match="unknown study 'nope'; valid studys?: .*scheme-properties"):
+    with pytest.raises(UnknownNameError, match="unknown study 'nope'; valid studies: .*scheme-properties"):
         get_study("nope")
     with pytest.raises(InvalidArgumentError, match="jobs"):
         run_study(toy(), str(tmp_path), jobs=0)

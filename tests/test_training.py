@@ -94,31 +94,25 @@ def test_resume_continues_where_it_stopped(tmp_path, digits, device):
     assert [round(h["train_loss"], 10) for h in resumed["history"]] == [round(h["train_loss"], 10) for h in full["history"]]
 
 
-def _kernel_settings():
-    return (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
-
-
 @pytest.mark.parametrize("on", [False, True])
 @pytest.mark.parametrize("start", [(False, False, False, False), (True, False, True, True)])
 def test_deterministic_kernels_set_their_mode_and_restore_the_process_settings(on, start):
     """Whatever the process had before (the defaults, or strict determinism with autotuning on),
     it has again after training, also when training raises."""
-    from pdenet_analysis.training.trainer import deterministic_kernels
+    from pdenet_analysis.training.trainer import deterministic_kernels, kernel_settings, set_kernel_settings
 
-    before = _kernel_settings()
+    before = kernel_settings()
     try:
-        torch.use_deterministic_algorithms(start[0], warn_only=start[1])
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = start[2], start[3]
+        set_kernel_settings(start)
+        assert kernel_settings() == start
         with pytest.raises(RuntimeError, match="inside"):
             with deterministic_kernels(on):
-                inside = _kernel_settings()
+                inside = kernel_settings()
                 raise RuntimeError("inside")
-        assert _kernel_settings() == start
+        assert kernel_settings() == start
         assert inside == ((True, True, True, False) if on else (start[0], start[1], False, True))
     finally:
-        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[2], before[3]
+        set_kernel_settings(before)
 
 
 def test_a_training_epoch_reads_the_device_a_fixed_number_of_times(digits):

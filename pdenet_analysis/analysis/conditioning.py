@@ -43,8 +43,9 @@ How each end of the spectrum is computed (never by squaring κ):
 Every one of those statements also rests on the Krylov iteration's claim that no larger σ_max
 (smaller σ_min) was missed. The probable bracket does without it (``sigma_max_upper_probable``,
 ``sigma_min_lower_probable``, ``condition_upper_probable``, :func:`_probable_bracket`): from
-each Golub–Kahan run's Lanczos polynomial, bounds that fail with probability at most
-``failure_probability`` over the random start vector, whatever the spectrum, converged or not
+each Golub–Kahan run's Lanczos polynomial, bounds that fail with probability at most δ/2 each
+over the random start vector (δ = ``failure_probability``, so that per example the bracket on κ
+fails with probability at most δ), whatever the spectrum, converged or not
 (:func:`~.krylov.lanczos_polynomial_bound`; STL-10's first unit at initialisation:
 2.93314·10¹⁰ ≤ κ ≤ 2.93554·10¹⁰).
 """
@@ -56,7 +57,8 @@ import math
 import numpy as np
 import torch
 
-from ..errors import IncompatibleSchemeError, InvalidArgumentError
+from ..errors import (IncompatibleSchemeError, InvalidArgumentError, require_probability, require_seed,
+                      require_tolerance)
 from ..schemes.base import Scheme
 from .krylov import InnerSolveFailed, InverseChain, golub_kahan, ritz_rounding
 from .linear import ChainOperator
@@ -100,7 +102,8 @@ def _reduced_inverse_flow(disc, max_rows: int, sparse_max_rows: int, progress=No
     return ChainOperator(steps[::-1])  # S_{N−1}⁻¹ acts first
 
 
-def stepwise_bounds(reduced: ChainOperator, disc, rows: list[int], tol: float = 1e-8, max_iter: int = 300) -> dict:
+def stepwise_bounds(reduced: ChainOperator, disc, rows: list[int], tol: float = 1e-8, max_iter: int = 300,
+                    seed: int = 0) -> dict:
     """Each step's extreme singular values for the examples ``rows``, and the bounds they give on
     the flow map's: σ_min(S_{N−1} ··· S_0) ≥ Π_j σ_min(S_j) and ‖S_{N−1} ··· S_0‖ ≤ Π_j ‖S_j‖.
 
@@ -125,10 +128,10 @@ def stepwise_bounds(reduced: ChainOperator, disc, rows: list[int], tol: float = 
     for j, inv in enumerate(steps):
         S = disc.step_jacobian(j).restrict(rows)
         r = golub_kahan(inv.restrict(rows), k=1, which="largest", tol=max(tol * 1e-2, 1e-14), max_iter=max_iter,
-                        vectors=True)
+                        vectors=True, seed=seed)
         out["sigma_min"][:, j] = 1.0 / np.maximum(r.values[:, 0], 1e-300)
         out["residual_min"][:, j] = _forward_residual(S, out["sigma_min"][:, j], r.left[:, 0], r.right[:, 0])
-        top = golub_kahan(S, k=1, which="largest", tol=tol, max_iter=max_iter)
+        top = golub_kahan(S, k=1, which="largest", tol=tol, max_iter=max_iter, seed=seed)
         out["sigma_max"][:, j], out["residual_max"][:, j] = top.values[:, 0], top.residuals[:, 0]
         top_ok &= np.array([st == "converged" for st in top.status])
     ok = np.all(out["residual_min"] < max(10 * tol, 1e-6), axis=1)
@@ -165,7 +168,7 @@ def residual_lower_bound(J, sigma: np.ndarray, right: torch.Tensor, left: torch.
 
 
 def _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method="auto", reduced_dense_max=REDUCED_DENSE_MAX,
-              reduced_sparse_max=REDUCED_SPARSE_MAX, progress=None, top_certified=None, top_norm=None):
+              reduced_sparse_max=REDUCED_SPARSE_MAX, progress=None, top_certified=None, top_norm=None, seed=0):
     """(values (batch, k) ascending, residuals, status per example, method, extra info).
 
     ``top_norm``: per example an estimate of ‖J‖ (σ_max's Ritz value), which scales the rounding
@@ -191,7 +194,7 @@ def _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method="auto
                                       "whose internal state is the first-order state and map='state'")
     if method == "golub-kahan" or block_map or not (invertible or plain):
         # Y₀ ↦ Y_N of a second-order block is a corner of the state map, not a product of steps
-        lo = golub_kahan(J, k=k, which="smallest", tol=tol, max_iter=max_iter)
+        lo = golub_kahan(J, k=k, which="smallest", tol=tol, max_iter=max_iter, seed=seed)
         status = ["converged" if s_ == "converged" else "bound" for s_ in lo.status]
         if top_norm is not None:  # a bound is a bound only with its rounding (see below)
             pad = ritz_rounding(lo.example_iterations, UNIT_ROUNDOFF[dtype_named(J.dtype)[0]]) * top_norm
@@ -222,7 +225,8 @@ def _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method="auto
     try:
         # a relative residual e of J⁻¹'s triplet is at most e·κ_i of J's (σ_max(J)/σ_i): converge J⁻¹'s
         # 100× tighter than asked, a few more iterations, so that the forward check below passes
-        r = golub_kahan(inv, k=k, which="largest", tol=max(tol * 1e-2, 1e-14), max_iter=max_iter, vectors=True)
+        r = golub_kahan(inv, k=k, which="largest", tol=max(tol * 1e-2, 1e-14), max_iter=max_iter, vectors=True,
+                        seed=seed)
         sigma = 1.0 / np.maximum(r.values, 1e-300)
         # J⁻¹v = s u, J⁻ᵀu = s v  ⇔  J u = (1/s) v, Jᵀ v = (1/s) u: u is J's right vector, v its left
         res = np.stack([_forward_residual(J, sigma[:, i], r.left[:, i], r.right[:, i]) for i in range(k)], 1)
@@ -253,7 +257,7 @@ def _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method="auto
         # product's for ‖J u‖), which is added: a float32 Ritz value fell to 2e-15 where σ_min was 6.7e-6. At the
         # inverse's vector, where κ is too large for any forward residual to certify (ε·κ above the acceptance),
         # ‖J u‖ is far tighter (STL-10's first unit at initialisation: 3.7e-11 against GKL's 4.4e-3)
-        lo = golub_kahan(J, k=k, which="smallest", tol=tol, max_iter=max_iter)
+        lo = golub_kahan(J, k=k, which="smallest", tol=tol, max_iter=max_iter, seed=seed)
         u_round = UNIT_ROUNDOFF[dtype_named(J.dtype)[0]]
         norm = top_norm if top_norm is not None else np.full(batch, np.inf)
         lo.values = lo.values + (ritz_rounding(lo.example_iterations, u_round) * norm)[:, None]
@@ -283,7 +287,7 @@ def _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method="auto
             info["stepwise"] = [None] * batch
             info["stepwise_skipped"] = [b for b in range(batch) if status[b] != "converged" and pinned[b]]
             if open_:
-                steps = stepwise_bounds(reduced, disc, open_, tol, max_iter)
+                steps = stepwise_bounds(reduced, disc, open_, tol, max_iter, seed)
                 for i, b in enumerate(open_):
                     info["stepwise"][b] = {key: v[i].tolist() for key, v in steps.items()}
     return sigma, res, status, method, info
@@ -291,8 +295,10 @@ def _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method="auto
 
 def _probable_bracket(J, top, smin, info: dict, failure_probability: float):
     """(upper bounds on σ_max, lower bounds on σ_min) per example, each failing with probability at
-    most ``failure_probability`` over the Krylov start vectors, whatever the spectrum
-    (:func:`~.krylov.lanczos_polynomial_bound`): σ_max from its Golub–Kahan run, σ_min from that of the
+    most δ/2 (δ = ``failure_probability``) over the Krylov start vectors, whatever the spectrum
+    (:func:`~.krylov.lanczos_polynomial_bound`), so that the bracket on κ they give fails with
+    probability at most δ (the union of the two events; the runs may share their start vector):
+    σ_max from its Golub–Kahan run, σ_min from that of the
     exact inverse (routes "inverse-map" and "reduced-inverse": σ_min(J) = 1/σ_max(J⁻¹); that
     bound is on the inverse as computed, so it is widened by the factor 1 − e − 10·d of
     :func:`residual_lower_bound`, the candidate's forward residual e and a product's rounding d:
@@ -304,9 +310,10 @@ def _probable_bracket(J, top, smin, info: dict, failure_probability: float):
     n = J.shape[1]
     if "dense_sigma_max" in info:  # the whole spectrum is known
         return info.pop("dense_sigma_max"), smin[:, 0].copy()
-    smax_hi = top.probable_upper_bound(n, failure_probability, u)
+    delta = failure_probability / 2.0  # per end: the bracket on κ fails with probability ≤ δ
+    smax_hi = top.probable_upper_bound(n, delta, u)
     if "inverse_run" in info:
-        inv_hi = info.pop("inverse_run").probable_upper_bound(n, failure_probability, u)
+        inv_hi = info.pop("inverse_run").probable_upper_bound(n, delta, u)
         widen = np.clip(1.0 - info.pop("candidate_error"), 0.0, 1.0)
         smin_lo = np.where(np.isfinite(inv_hi), widen / np.maximum(inv_hi, 1e-300), 0.0)
     else:
@@ -318,7 +325,7 @@ def _probable_bracket(J, top, smin, info: dict, failure_probability: float):
 def conditioning(operator, y0, scheme="euler", *, T=None, n_steps=None, k: int = 3, tol: float = 1e-8,
                  map: str = "state", dense_max: int = 2048, inner_tol: float | None = None, max_iter: int = 300,
                  rtol: float = 1e-6, atol: float = 1e-8, examples=None, method: str = "auto",
-                 failure_probability: float = 1e-6,
+                 failure_probability: float = 1e-6, seed: int = 0,
                  reduced_dense_max: int = REDUCED_DENSE_MAX, reduced_sparse_max: int = REDUCED_SPARSE_MAX,
                  progress=None) -> Report:
     """σ_max, σ_min, κ and FTLEs of the flow map's Jacobian for every example of ``y0``
@@ -333,21 +340,27 @@ def conditioning(operator, y0, scheme="euler", *, T=None, n_steps=None, k: int =
     ``reduced_sparse_max`` sparse (SuperLU on the host, the matrix from grouped columns).
     ``progress(where)``, if given, is called after each of those factorisations (at STL-10's
     first unit about a minute each on 2 CPU cores).
+
+    ``failure_probability`` δ: per example, the chance that κ lies outside [κ found,
+    ``condition_upper_probable``] (and σ_max above ``sigma_max_upper_probable`` or σ_min below
+    ``sigma_min_lower_probable``, δ/2 each), over the random start vectors of the Golub–Kahan runs,
+    drawn from ``seed``: another seed draws other start vectors, and the same seed repeats the
+    analysis bit for bit.
     """
     if method not in METHODS:
         raise InvalidArgumentError(f"method must be one of {METHODS}, got {method!r}")
-    if not 0.0 < failure_probability < 1.0:
-        raise InvalidArgumentError(f"failure_probability is the chance that a probable bound fails, strictly between 0 "
-                                   f"and 1 (default 1e-6), got {failure_probability!r}")
+    failure_probability = require_probability("failure_probability", failure_probability)
+    tol, seed = require_tolerance("tol", tol), require_seed(seed)
     y0 = select_examples(y0, examples)
     disc = discretise(operator, y0, scheme, T=T, n_steps=n_steps, rtol=rtol, atol=atol)
     J = disc.flow_jacobian(map)
     k = min(k, J.shape[1])
     inner_tol = inner_tol if inner_tol is not None else max(tol * 1e-2 / max(disc.n_steps, 1), 1e-14)
-    top = golub_kahan(J, k=k, which="largest", tol=tol, max_iter=max_iter)
+    top = golub_kahan(J, k=k, which="largest", tol=tol, max_iter=max_iter, seed=seed)
     smin, res_min, status_min, method_min, info = _smallest(J, disc, map, k, tol, inner_tol, dense_max, max_iter, method,
                                                             reduced_dense_max, reduced_sparse_max, progress,
-                                                            [s_ == "converged" for s_ in top.status], top.values[:, 0])
+                                                            [s_ == "converged" for s_ in top.status], top.values[:, 0],
+                                                            seed)
     smax = top.values
     kappa = smax[:, 0] / np.maximum(smin[:, 0], 1e-300)
     smax_hi, smin_lo = _probable_bracket(J, top, smin, info, failure_probability)
@@ -376,7 +389,7 @@ def conditioning(operator, y0, scheme="euler", *, T=None, n_steps=None, k: int =
                                    condition_upper=high / low if low > 0 and math.isfinite(high) else None)
     scheme_name = disc.scheme.name
     data = dict(scheme=scheme_name, map=map, n_steps=disc.n_steps, T=Tf, unknowns=J.shape[1], k=k, tol=tol,
-                failure_probability=failure_probability,
+                failure_probability=failure_probability, seed=seed,
                 method_max=f"golub-kahan ({top.iterations} iterations)", method_min=method_min, **info,
                 examples=per_example,
                 condition=distribution(kappa), sigma_max=distribution(smax[:, 0]), sigma_min=distribution(smin[:, 0]),
@@ -411,8 +424,9 @@ def conditioning(operator, y0, scheme="euler", *, T=None, n_steps=None, k: int =
         b, e = max(probable, key=lambda be: be[1]["condition_upper_probable"] / be[1]["condition"])
         notes.append(f"probable bracket for {len(probable)} of {len(per_example)} example(s): κ ≤ condition_upper_probable "
                      f"= (an upper bound on σ_max)/(a lower bound on σ_min), each from the Lanczos polynomial of a Golub–Kahan "
-                     f"run from a random start (van Dorsselaer, Hochstenbach & van der Vorst 2000) and failing with "
-                     f"probability at most δ = {failure_probability:g}, whatever the spectrum; the widest: example {b}, "
+                     f"run from a random start (seed {seed}; van Dorsselaer, Hochstenbach & van der Vorst 2000) and "
+                     f"failing with probability at most δ/2, whatever the spectrum: per example the bracket fails with "
+                     f"probability at most δ = {failure_probability:g}; the widest: example {b}, "
                      f"{e['condition']:.6g} ≤ κ ≤ {e['condition_upper_probable']:.6g} "
                      f"({e['condition_upper_probable'] / e['condition'] - 1:.1e} relative)")
     bracketed = [(b, e) for b, e in enumerate(per_example) if e.get("condition_upper")]

@@ -89,7 +89,8 @@ def planned_analyses(block, analyses=ANALYSES, with_conditioning: bool = True) -
 def analyze_block(block, x: torch.Tensor, out: str, k: int = 6, convergence_steps=None, backend: str = "auto",
                   with_conditioning: bool = True, analyses=ANALYSES, dense_max: int = 2048, count_examples: int | None = 1,
                   reduced_dense_max: int = REDUCED_DENSE_MAX, reduced_sparse_max: int = REDUCED_SPARSE_MAX,
-                  order_estimate: str = "successive", reference_factor: int = 8, progress=None) -> dict:
+                  order_estimate: str = "successive", reference_factor: int = 8, failure_probability: float = 1e-6,
+                  seed: int = 0, progress=None) -> dict:
     """Run the ``analyses`` on one block for the examples ``x``; save the reports in ``out``.
 
     ``count_examples``: above ``dense_max`` unknowns, how many examples per step get the complete
@@ -101,7 +102,9 @@ def analyze_block(block, x: torch.Tensor, out: str, k: int = 6, convergence_step
     active units. ``order_estimate``:
     how the observed order's errors are measured (:func:`~.convergence.convergence_study`): "successive" differences of the
     scheme's own solves (default: one extra solve), or "reference" (RK4 with ``reference_factor``×
-    the finest step count: about 7× the cost at the paper's sizes)."""
+    the finest step count: about 7× the cost at the paper's sizes). ``failure_probability`` and
+    ``seed``: of the probable bounds of stability and conditioning and their Krylov start vectors
+    (:func:`~.conditioning.conditioning`)."""
     # analyses run in float64 on a copy of the block (the trained model keeps its dtype)
     op, scheme = copy.deepcopy(block.operator).double(), block.scheme
     n = None if scheme.adaptive else (block.n_steps or (op.grid.n_pieces if op.grid else 8))
@@ -112,11 +115,13 @@ def analyze_block(block, x: torch.Tensor, out: str, k: int = 6, convergence_step
     if "stability" in wanted:
         reports["stability"] = spectrum_along_trajectory(op, x, scheme, n_steps=n, k=k, backend=backend, dense_max=dense_max,
                                                          count_examples=count_examples, reduced_dense_max=reduced_dense_max,
+                                                         failure_probability=failure_probability, seed=seed,
                                                          progress=lambda where: tick(0, f"stability {where}"))
         tick(1, "stability")
     if "conditioning" in wanted:
         reports["conditioning"] = conditioning(op, x, scheme, n_steps=n, dense_max=dense_max,
                                                reduced_dense_max=reduced_dense_max, reduced_sparse_max=reduced_sparse_max,
+                                               failure_probability=failure_probability, seed=seed,
                                                progress=lambda where: tick(0, f"conditioning {where}"))
         tick(1, "conditioning")
     if "density" in wanted:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import InvalidArgumentError, require_probability, require_seed, require_tolerance
 from ..schemes.base import stage_time
 from .eigen import all_eigenvalues, eigs, select
 from .linear import operator_jacobian
@@ -139,7 +140,8 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
                               example: int | None = None, examples=None, backend: str = "auto", tol: float = 1e-8,
                               delta: float = 1e-6, dense_max: int = 2048, count_max: int = 256,
                               rtol: float = 1e-6, atol: float = 1e-8, count_examples: int | None = None,
-                              reduced_dense_max: int = REDUCED_DENSE_MAX, progress=None) -> Report:
+                              reduced_dense_max: int = REDUCED_DENSE_MAX, failure_probability: float = 1e-6,
+                              seed: int = 0, progress=None) -> Report:
     """Stability of ``scheme`` along its own solve from ``y0``, for every example (or ``examples``).
 
     At every step j (the accepted steps of an adaptive scheme):
@@ -149,7 +151,9 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
       (where ‖S_j‖₂ ≤ 1 + δ certifies that no mode is outside, that bound is reported as the
       radius, method "norm bound"); ``step_map_radius_upper`` = ‖S_j‖₂ brackets every radius
       (from above by the Lanczos polynomial bound, :func:`~.krylov.lanczos_polynomial_bound`,
-      failing with probability at most 10⁻⁶ over the random start, whatever the spectrum);
+      failing with probability at most δ_p = ``failure_probability`` per example and step over
+      the random start drawn from ``seed``, whatever the spectrum; so a "norm bound" count of 0
+      fails with probability at most δ_p);
     * for the example with the largest ρ(S_j), the k largest-magnitude and 2 largest-real-part
       eigenvalues of the layer Jacobian for the scheme's linear analysis, mapped to its stability
       variable z and drawn over the region; ``predicted_amplification`` = max amplification over
@@ -178,6 +182,11 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
     from .krylov import golub_kahan
     from .steps import discretise, distribution, select_examples
 
+    tol, seed = require_tolerance("tol", tol), require_seed(seed)
+    failure_probability = require_probability("failure_probability", failure_probability)
+    if not (isinstance(delta, (int, float)) and 0.0 <= delta < 1.0):
+        raise InvalidArgumentError(f"delta is the margin of the unit circle, |ξ| > 1 + delta counting as unstable: a "
+                                   f"number in [0, 1) (default 1e-6), got {delta!r}")
     if example is not None:
         examples = [example]
     y0 = select_examples(y0, examples)
@@ -190,13 +199,13 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
         S = disc.step_jacobian(j)
         # ‖S_j‖₂ to 1e-13: its probable upper bound exceeds the Ritz value by about residual/(δ/√n), so that a
         # contractive step (‖S_j‖₂ = 1) is certified at 1 + δ, a few more steps than at tol
-        norms = golub_kahan(S, k=1, which="largest", tol=min(tol, 1e-13))
+        norms = golub_kahan(S, k=1, which="largest", tol=min(tol, 1e-13), seed=seed)
         norm_product *= norms.values[:, 0]
         done = iter(range(1, batch + 1))
         tick = (lambda j=j: progress(f"step {j + 1}/{disc.n_steps}, example {next(done)}/{batch}")) if progress else None
         spectra = step_map_spectra(disc, j, delta=delta, dense_max=dense_max, count_max=count_max, tol=tol, backend=backend,
                                    norms=norms, progress=tick, S=S, count_examples=count_examples,
-                                   reduced_dense_max=reduced_dense_max)
+                                   reduced_dense_max=reduced_dense_max, failure_probability=failure_probability)
         per_ex = [dict(example=b, step_map_radius=sm["radius"], step_map_radius_upper=sm["radius_upper"],
                        step_map_radius_lower=sm["radius_lower"],
                        step_map_radius_residual=sm["radius_residual"], step_map_status=sm["status"], n_outside=sm["count"],
@@ -348,5 +357,6 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
     return Report("stability", title,
                   ["step", "t", "h", "ρ(S_j) max", "modes outside", "‖S_j‖ max", "R(z) max (few λ)", "ρ(∂F/∂Y)",
                    "largest stable h", "status"], rows,
-                  dict(scheme=scheme.name, h=h_used, steps=steps, examples=batch, delta=delta, growth_bound=growth_bound,
+                  dict(scheme=scheme.name, h=h_used, steps=steps, examples=batch, delta=delta, failure_probability=failure_probability,
+                       seed=seed, growth_bound=growth_bound,
                        growth_bound_per_example=norm_product.tolist()), plot, notes)

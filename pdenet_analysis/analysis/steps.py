@@ -101,6 +101,10 @@ def discretise(operator, y0, scheme, *, T=None, n_steps=None, rtol: float = 1e-6
     scheme.check_operator(operator)
     with torch.no_grad():
         state0 = tuple(s.detach() for s in operator.to_state(y0))
+        if state0[0].dtype not in (torch.float32, torch.float64):
+            raise InvalidArgumentError(f"the analyses linearise in float32 or float64, got a {state0[0].dtype} state: "
+                                       "convert the operator and the state with .double() (or .float()); what a lower "
+                                       "format does to a flow is measured by reversibility(dtypes=...)")
         if scheme.adaptive:
             sol = integrate(operator, y0, scheme, T=T, record_steps=True)
             steps = [(t, h, tuple(s.detach() for s in y)) for t, h, y in sol.accepted_steps]

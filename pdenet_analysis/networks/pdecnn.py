@@ -19,7 +19,7 @@ import copy
 import torch
 from torch import nn
 
-from ..errors import InvalidArgumentError, ShapeError, UnknownNameError
+from ..errors import InvalidArgumentError, ShapeError, TensorTypeError, UnknownNameError
 from ..operators import OPERATOR_FACTORIES, truncated_normal_kernel
 from .blocks import PDEBlock
 
@@ -108,7 +108,7 @@ class PDECNN(nn.Module):
         name = self.config.get("preset") or self.config["architecture"]
         c = self.config["in_channels"]
         if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{name} takes a torch.Tensor of images, got {type(x).__name__}")
+            raise TensorTypeError(f"{name} takes a torch.Tensor of images, got {type(x).__name__}")
         if x.dim() != 4 or x.shape[1] != c:
             raise ShapeError(f"{name} takes images shaped (N, {c}, H, W), got {tuple(x.shape)}")
         m = self.min_image_size
@@ -118,7 +118,7 @@ class PDECNN(nn.Module):
                              f"network with fewer units")
         p = next(self.parameters())
         if x.dtype != p.dtype and not torch.is_autocast_enabled(x.device.type):
-            raise TypeError(f"{name} has {p.dtype} weights but got {x.dtype} images: convert the images with "
+            raise TensorTypeError(f"{name} has {p.dtype} weights but got {x.dtype} images: convert the images with "
                             f"x.to({p.dtype}) or the network with .to({x.dtype})")
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

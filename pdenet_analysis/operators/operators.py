@@ -36,7 +36,7 @@ import copy
 import torch
 from torch import nn
 
-from ..errors import ShapeError
+from ..errors import ShapeError, TensorTypeError
 from .layers import ResNetLayer, SymmetricLayer, TimeDependentLayer
 from .timegrid import TimeGrid
 
@@ -90,14 +90,14 @@ class Operator(nn.Module):
 
     def _check_tensor(self, y, what: str = "state") -> torch.Tensor:
         if not isinstance(y, torch.Tensor):
-            raise TypeError(f"{what} must be a torch.Tensor, got {type(y).__name__}")
+            raise TensorTypeError(f"{what} must be a torch.Tensor, got {type(y).__name__}")
         p = next(self.parameters(), None)
         if p is None:
             return y
         # under autocast the convolutions cast their inputs themselves
         dtype_ok = p.dtype == y.dtype or torch.is_autocast_enabled(y.device.type)
         if p.device != y.device or not dtype_ok:
-            raise TypeError(
+            raise TensorTypeError(
                 f"{what} has dtype {y.dtype} on {y.device} but the operator's parameters are "
                 f"{p.dtype} on {p.device}; convert one with .to(dtype=..., device=...)"
             )

@@ -27,6 +27,7 @@ import time
 
 import torch
 
+from ..errors import UnknownNameError
 from .runner import Study
 
 ARCHS = ("parabolic", "hamiltonian", "second_order", "resnet")
@@ -45,7 +46,7 @@ def _build(arch: str, dataset: str, training: str):
     if training == "dopri5":
         return build_preset(f"{dataset}-{arch}", scheme="dopri5", interpolation="linear",
                             scheme_kwargs=dict(rtol=1e-3, atol=1e-3))
-    raise ValueError(training)
+    raise UnknownNameError("training", str(training), TRAININGS)
 
 
 def eval_schemes(arch: str, quick: bool) -> list[str]:
