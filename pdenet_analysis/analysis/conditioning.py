@@ -47,7 +47,7 @@ each Golub–Kahan run's Lanczos polynomial, bounds that fail with probability a
 over the random start vector (δ = ``failure_probability``, so that per example the bracket on κ
 fails with probability at most δ), whatever the spectrum, converged or not
 (:func:`~.krylov.lanczos_polynomial_bound`; STL-10's first unit at initialisation:
-2.93314·10¹⁰ ≤ κ ≤ 2.93554·10¹⁰).
+2.93314·10¹⁰ ≤ κ ≤ 2.93588·10¹⁰ at δ = 10⁻⁶).
 """
 
 from __future__ import annotations
