@@ -171,6 +171,28 @@ def test_the_lanczos_polynomial_bound_on_sigma_max_holds_for_random_starts(spect
         assert np.mean(loose < 1.0) <= 0.3
 
 
+def test_golub_kahan_goes_on_until_the_certificate_question_is_decided():
+    """A contractive step map has ‖S‖₂ = 1 exactly (the identity on switched-off units). At n =
+    30,000 a residual converged to 1e-13 leaves the probable bound at 1 + 4.7e-6, above the
+    1 + 1e-6 that certifies stability; with ``certify_below`` the run goes on (4 steps) until the
+    bound is below it. Where σ_1 is above c, the Ritz value decides and nothing is added. Either
+    way the bound holds and the status stays that of the residual."""
+    n, c, u = 30000, 1 + 1e-6, 2.0**-53
+    d = torch.cat([torch.ones(n // 2), torch.linspace(0.0, 0.9, n - n // 2)]).double()
+    plain = A.golub_kahan(DiagonalOperator(d, 8), k=1, tol=1e-13, unit_roundoff=u)
+    goal = A.golub_kahan(DiagonalOperator(d, 8), k=1, tol=1e-13, certify_below=c, unit_roundoff=u)
+    assert plain.converged and goal.converged
+    assert np.all(plain.probable_upper_bound(n, 1e-6, u) > c)  # the gap this closes
+    bound = goal.probable_upper_bound(n, 1e-6, u)
+    assert np.all((1.0 <= bound) & (bound <= c)) and np.all(goal.example_iterations > plain.example_iterations)
+    d[0] = 1 + 1e-3
+    above = A.golub_kahan(DiagonalOperator(d, 8), k=1, tol=1e-13, certify_below=c, unit_roundoff=u)
+    assert np.all(above.values[:, 0] > c) and np.all(
+        above.example_iterations == A.golub_kahan(DiagonalOperator(d, 8), k=1, tol=1e-13).example_iterations)
+    with pytest.raises(pa.InvalidArgumentError, match="which='largest'"):
+        A.golub_kahan(DiagonalOperator(d, 1), k=1, which="smallest", certify_below=c)
+
+
 def test_the_lanczos_polynomial_bound_is_exact_on_a_full_or_invariant_krylov_space():
     """Where the Krylov space fills the whole space, or the start lies in an invariant subspace
     (a breakdown: some γ_i = 0), the largest Ritz value is σ_1 and the bound adds only rounding."""
