@@ -28,6 +28,17 @@ def interleaved_medians(fns, repeats: int, device, warmup: int = 3) -> list[floa
     return [statistics.median(a) for a in ts]
 
 
+def timed(fn, device):
+    """(fn(), its wall-clock seconds), the device synchronised before and after."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    out = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return out, time.perf_counter() - t0
+
+
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 

@@ -21,7 +21,6 @@ Measured:
 """
 
 import argparse
-import time
 
 import numpy as np
 import torch
@@ -29,7 +28,7 @@ import torch
 import pdenet_analysis as pa
 from pdenet_analysis import analysis as A
 
-from _provenance import interleaved_medians, provenance, result_path, save
+from _provenance import interleaved_medians, provenance, result_path, save, timed
 
 
 def block_input(preset, dev, seed=0):
@@ -54,16 +53,6 @@ def product_costs(block, x, dev):
     t_f, t_jvp, t_lin, t_vjp = interleaved_medians(
         [lambda: f(y), lambda: torch.func.jvp(f, (y,), (v,)), lambda: J.matvec(v.reshape(-1)), lambda: vjp_fn(v)], 5, dev)
     return dict(F_seconds=t_f, jvp_in_F=t_jvp / t_f, linearize_in_F=t_lin / t_f, vjp_in_F=t_vjp / t_f)
-
-
-def timed(fn, dev):
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    out = fn()
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    return out, time.perf_counter() - t0
 
 
 #: (channels, size) of the dense step-map Jacobians whose cost is extrapolated; the --quick ones

@@ -22,7 +22,6 @@ default initialisation, standard-normal examples), at h = 1/‖K‖₂² and at 
 """
 
 import argparse
-import time
 
 import torch
 
@@ -31,17 +30,7 @@ from pdenet_analysis import analysis as A
 from pdenet_analysis.analysis.density import parabolic_bound
 from pdenet_analysis.analysis.stepmap import _example_step_operator, count_outside
 
-from _provenance import provenance, result_path, save
-
-
-def timed(fn, dev):
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    out = fn()
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    return out, time.perf_counter() - t0
+from _provenance import provenance, result_path, save, timed
 
 
 def measure(channels: int, size: int, examples: int, factor: float, dev) -> dict:
