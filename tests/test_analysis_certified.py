@@ -171,6 +171,22 @@ def test_the_lanczos_polynomial_bound_on_sigma_max_holds_for_random_starts(spect
         assert np.mean(loose < 1.0) <= 0.3
 
 
+@settings(max_examples=200, deadline=None)
+@given(j=st.integers(2, 120), seed=st.integers(0, 2**31 - 1), log_gamma=st.floats(-400.0, 5.0),
+       extra=st.integers(1, 50000), log_delta=st.floats(-12.0, -0.5), side=st.sampled_from([-1e-9, 1e-9, -0.1, 0.1]))
+def test_the_one_evaluation_decision_agrees_with_the_bisection(j, seed, log_gamma, extra, log_delta, side):
+    """``probable_bound_at_most(c)`` (one evaluation of the Lanczos polynomial, what the stopping
+    test of ``certify_below`` uses) answers "bound ≤ c?" as the bisected bound does, for c a
+    relative 1e-9 or 10 % either side of it."""
+    from pdenet_analysis.analysis.krylov import lanczos_polynomial_bound, probable_bound_at_most
+
+    theta = np.sort(np.random.default_rng(seed).random(j))[::-1]
+    n, delta = j + extra, 10.0**log_delta
+    bound = lanczos_polynomial_bound(theta, log_gamma, n, delta, j, 2.0**-53)
+    c = bound * (1 + side)
+    assert probable_bound_at_most(c, theta, log_gamma, n, delta, j, 2.0**-53) == (bound <= c)
+
+
 def test_golub_kahan_goes_on_until_the_certificate_question_is_decided():
     """A contractive step map has ‖S‖₂ = 1 exactly (the identity on switched-off units). At n =
     30,000 a residual converged to 1e-13 leaves the probable bound at 1 + 4.7e-6, above the

@@ -203,7 +203,7 @@ def golub_kahan(op, k: int = 1, which: str = "largest", tol: float = 1e-8, max_i
             result = _ritz(alphas, betas, 0.0 * beta_np if full else beta_np, k, which, tol, j, n_mv)
             done = np.array([s_ == "converged" for s_ in result.status])
             if certify_below is not None:
-                done &= _decided(result, n, certify_below, failure_probability, unit_roundoff)
+                done = _decided(result, n, certify_below, failure_probability, unit_roundoff, done)
             if done.all() or full or j == max_iter:
                 break
             if deflate and 2 * done.sum() >= len(live):
@@ -295,21 +295,9 @@ def lanczos_polynomial_bound(theta, log_gamma: float, n: int, failure_probabilit
     products and of the fully reorthogonalised bases (:func:`ritz_rounding`). Where the Krylov
     space fills the whole space (j ≥ n) or became invariant (some γ_i = 0), the largest Ritz
     value is σ_1 itself."""
-    from scipy.stats import beta as beta_distribution
-
-    theta = np.sort(np.asarray(theta, dtype=float))[::-1]
-    top = max(float(theta[0]), 0.0)
-    margin = 1.0 + float(ritz_rounding(iterations, unit_roundoff))
-    if iterations >= n or not np.isfinite(log_gamma) or n < 2:
+    top, margin, excess = _polynomial_excess(theta, log_gamma, n, failure_probability, iterations, unit_roundoff)
+    if excess is None:
         return math.sqrt(top) * margin
-    x = float(beta_distribution.ppf(failure_probability, 0.5, (n - 1) / 2.0))  # P((u_1ᵀv)² ≤ x) = δ
-    target = log_gamma - 0.5 * math.log(x)
-    below = top - theta[1:]  # ≥ 0
-
-    def excess(log_d):  # log χ(top + d) − target, increasing in d; d = e^{log_d}
-        d = math.exp(log_d)
-        return log_d + float(np.sum(np.log(below + d))) - target
-
     scale = max(top, 1e-300)
     lo, hi = math.log(scale) - 80.0, math.log(scale)
     while excess(hi) < 0:
@@ -322,13 +310,52 @@ def lanczos_polynomial_bound(theta, log_gamma: float, n: int, failure_probabilit
     return math.sqrt(top + math.exp(hi)) * margin
 
 
-def _decided(result: SingularValues, n: int, c: float, failure_probability: float, unit_roundoff: float) -> np.ndarray:
+def _polynomial_excess(theta, log_gamma: float, n: int, failure_probability: float, iterations: int,
+                       unit_roundoff: float):
+    """(top Ritz value θ_1, rounding factor 1 + 10·j·u, excess) for :func:`lanczos_polynomial_bound`:
+    excess(log d) = log χ(θ_1 + d) − log(Π γ_i / √x), increasing in d, whose root d* gives the bound
+    √(θ_1 + d*)·(1 + 10·j·u); excess is None where the largest Ritz value is σ_1 itself (a full or
+    invariant Krylov space)."""
+    from scipy.stats import beta as beta_distribution
+
+    theta = np.sort(np.asarray(theta, dtype=float))[::-1]
+    top = max(float(theta[0]), 0.0)
+    margin = 1.0 + float(ritz_rounding(iterations, unit_roundoff))
+    if iterations >= n or not np.isfinite(log_gamma) or n < 2:
+        return top, margin, None
+    x = float(beta_distribution.ppf(failure_probability, 0.5, (n - 1) / 2.0))  # P((u_1ᵀv)² ≤ x) = δ
+    target = log_gamma - 0.5 * math.log(x)
+    below = top - theta[1:]  # ≥ 0
+
+    def excess(log_d):  # log χ(top + d) − target, increasing in d; d = e^{log_d}
+        d = math.exp(log_d)
+        return log_d + float(np.sum(np.log(below + d))) - target
+
+    return top, margin, excess
+
+
+def probable_bound_at_most(c: float, theta, log_gamma: float, n: int, failure_probability: float, iterations: int,
+                           unit_roundoff: float = 0.0) -> bool:
+    """Whether :func:`lanczos_polynomial_bound` (same arguments) is at most ``c``, by one
+    evaluation of the polynomial at c instead of the bisection (χ increases beyond θ_1, so the
+    bound is at most c exactly where χ(c²/(1 + 10·j·u)² ) reaches Π γ_i/√x; a relative 10⁻¹² of
+    margin keeps the answer on the safe side of the bisection's)."""
+    top, margin, excess = _polynomial_excess(theta, log_gamma, n, failure_probability, iterations, unit_roundoff)
+    if excess is None:
+        return math.sqrt(top) * margin <= c
+    d = (c / margin) ** 2 * (1.0 - 1e-12) - top
+    return d > 0 and excess(math.log(d)) >= 0
+
+
+def _decided(result: SingularValues, n: int, c: float, failure_probability: float, unit_roundoff: float,
+             converged: np.ndarray) -> np.ndarray:
     """Per example of a largest-values ``result`` (the current step of every example): whether
     "σ_1 ≤ c" is decided: the top Ritz value exceeds c (σ_1 ≥ it, by interlacing), or the probable
-    upper bound is at most c."""
-    above = result.values[:, 0] > c
-    return np.array([a or lanczos_polynomial_bound(th, lg, n, failure_probability, result.iterations, unit_roundoff) <= c
-                     for a, th, lg in zip(above, result._theta, result._log_gamma)])
+    upper bound is at most c. Evaluated only where ``converged`` (elsewhere False: the example
+    goes on anyway)."""
+    return np.array([bool(ok) and (val > c or probable_bound_at_most(c, th, lg, n, failure_probability, result.iterations,
+                                                                      unit_roundoff))
+                     for ok, val, th, lg in zip(converged, result.values[:, 0], result._theta, result._log_gamma)])
 
 
 def _ritz(alphas, betas, beta_last, k, which, tol, j, n_mv) -> SingularValues:
