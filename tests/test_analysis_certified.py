@@ -461,6 +461,25 @@ def test_contractive_steps_are_certified_by_the_norm_bound():
     assert str(rep.rows[0][3]).startswith("≤")
 
 
+def test_contractive_steps_are_certified_at_a_size_where_a_converged_residual_is_not_enough():
+    """The same theorem at 32,768 unknowns (8 channels, 64 × 64), h = 1/‖K‖₂²: ‖S‖₂ = 1 exactly.
+    Golub–Kahan to a residual of 1e-13 leaves the probable bound near 1 + 5e-6, above 1 + δ;
+    the analysis goes on until the bound decides, and certifies the step."""
+    from pdenet_analysis.analysis.density import parabolic_bound
+
+    def build(T):
+        torch.manual_seed(0)
+        return pa.parabolic(8, T=T, n_pieces=1, normalise=False).double()
+
+    h = 1.0 / parabolic_bound(build(1.0), (64, 64))[0]["norm_K"] ** 2
+    op, x = build(h), torch.randn(1, 8, 64, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    S = A.discretise(op, x, "euler", n_steps=1).step_jacobian(0)
+    assert A.golub_kahan(S, k=1, tol=1e-13).probable_upper_bound(S.shape[1], 1e-6, 2.0**-53)[0] > 1 + 1e-6
+    e = A.spectrum_along_trajectory(op, x, "euler", n_steps=1, dense_max=0, k=2).data["steps"][0]["examples"][0]
+    assert e["step_map_method"] == "norm bound" and e["n_outside"] == 0
+    assert 1.0 <= e["step_map_radius_upper"] <= 1 + 1e-6
+
+
 def test_krylov_solvers_run_numpy_blas_on_one_thread():
     """The solvers interleave torch products with numpy/scipy work: numpy's BLAS pool is held at
     one thread inside them (two spinning pools on two cores made each product 5× slower)."""
