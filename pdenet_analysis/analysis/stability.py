@@ -314,7 +314,9 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
              f"worst over {batch} example(s) (‖S_j‖₂ where that bound already certifies ρ ≤ 1 + δ); modes outside: "
              f"eigenvalues of S_j with {delta_txt}, counted completely ('≥' where the count stopped at its cap or did "
              "not converge; the radius is then shown as [largest |ξ| found with relative residual ≤ 1e-6, ‖S_j‖₂]: ρ ≤ ‖S_j‖₂ "
-             "always, and a value with residual r is an eigenvalue of a matrix within r·|ξ| of S_j)",
+             "always, and a value with residual r is an eigenvalue of a matrix within r·|ξ| of S_j); ‖S_j‖₂ from above by "
+             f"the Lanczos polynomial bound of a Golub–Kahan run from a random start (seed {seed}), which fails with "
+             f"probability at most {failure_probability:g} per example and step whatever the spectrum",
              f"Π_j ‖S_j‖₂ (a-priori growth bound over the block): median {growth_bound['median']:.4g}, worst {growth_bound['max']:.4g}",
              f"z = {step_scheme.stability_variable} for the {k} largest-magnitude and 2 largest-real layer eigenvalues of the "
              "worst example; "
