@@ -244,3 +244,47 @@ def test_layer_factors_compose_to_the_layer(factory, normalise):
         hidden, readout = layer.factors(t)
         assert torch.equal(readout(hidden(y)), layer(t, y))
         assert torch.allclose(readout(2.0 * a - c), 2.0 * readout(a) - readout(c), atol=1e-13)
+
+
+HAMILTONIAN_KINDS = ("hamiltonian", "second_order")
+FIXED = [n for n in pa.available_schemes() if not pa.get_scheme(n).adaptive]
+SYMPLECTIC_CASES = [(n, k) for n in FIXED for k in sorted(pa.get_scheme(n).kinds) if k in HAMILTONIAN_KINDS]
+
+
+@pytest.mark.parametrize("name,kind", SYMPLECTIC_CASES)
+def test_the_symplectic_flag_says_what_the_step_map_does(name, kind):
+    """Without normalisation the paper's Hamiltonian and second-order operators are Hamiltonian
+    systems: a' = f(b), b' = g(a) with f = −K₁ᵀσ(K₁b) and g = K₂ᵀσ(K₂a) gradients (∂f/∂b and ∂g/∂a
+    symmetric), and Y'' = −Kᵀσ(KY) with V = Y'. A scheme that declares ``symplectic`` must keep
+    the symplectic form, SᵀΩS = Ω with Ω = [[0, I], [−I, 0]], for the Jacobian S of its step on
+    its own internal state (for leapfrog (Y_j, Y_{j−1}): S = [[2I + h²J, −I], [I, 0]] keeps Ω
+    exactly when J is symmetric), to round-off; one that does not declare it must miss it (no
+    explicit Runge–Kutta method is symplectic). Every registered fixed-step scheme, each kind it
+    accepts: the metadata is read, so a wrong flag fails."""
+    arch = {"hamiltonian": "hamiltonian", "second_order": "second_order"}[kind]
+    torch.manual_seed(0)
+    op = pa.operators.OPERATOR_FACTORIES[arch](4, T=1.0, n_pieces=2, activation="tanh", normalise=False,
+                                              interpolation="linear").double()
+    with torch.no_grad():
+        for layer in op.layers():
+            for w in layer.kernels():
+                w.mul_(2.0)
+    scheme = pa.get_scheme(name)
+    y0 = torch.randn(1, 4, 3, 3, dtype=torch.float64)
+    h, t = 0.3, 0.2
+    internal = scheme.init(op, op.to_state(y0), t, h)
+    shapes = [c.shape for c in internal]
+    sizes = [c.numel() for c in internal]
+
+    def step(v):
+        parts = tuple(p.view(s) for p, s in zip(v.split(sizes), shapes))
+        return torch.cat([o.flatten() for o in scheme.step(op, parts, t, h)])
+
+    S = torch.autograd.functional.jacobian(step, torch.cat([c.flatten() for c in internal])).numpy()
+    m = S.shape[0] // 2
+    omega = np.block([[np.zeros((m, m)), np.eye(m)], [-np.eye(m), np.zeros((m, m))]])
+    defect = np.linalg.norm(S.T @ omega @ S - omega) / np.linalg.norm(S) ** 2
+    if scheme.symplectic:
+        assert defect < 1e-14, (name, kind, defect)
+    else:
+        assert defect > 1e-8, (name, kind, defect)  # RK4: O(h⁵) per step, 1.7e-5 here
