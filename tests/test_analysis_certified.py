@@ -350,6 +350,8 @@ def test_dense_route_is_exact_and_used_for_small_states():
     assert rep.data["method_min"] == "dense"
     assert rep.data["examples"][0]["condition"] == pytest.approx(s[0] / s[-1], rel=1e-9)
     assert rep.data["examples"][0]["condition_upper_probable"] == pytest.approx(s[0] / s[-1], rel=1e-9)  # all known
+    for e in rep.data["examples"]:  # the bracket contains κ as reported: the SVD's rounding is added, not left out
+        assert e["condition"] < e["condition_upper_probable"] <= e["condition"] * (1 + 1e-9)
     assert rep.data["condition"]["n"] == 2  # a distribution over both examples
 
 
