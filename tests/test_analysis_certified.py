@@ -207,6 +207,11 @@ def test_golub_kahan_goes_on_until_the_certificate_question_is_decided():
         above.example_iterations == A.golub_kahan(DiagonalOperator(d, 8), k=1, tol=1e-13).example_iterations)
     with pytest.raises(pa.InvalidArgumentError, match="which='largest'"):
         A.golub_kahan(DiagonalOperator(d, 1), k=1, which="smallest", certify_below=c)
+    for bad in (0.0, -1.0, math.inf, float("nan"), "1"):
+        with pytest.raises(pa.InvalidArgumentError, match="certify_below is the c"):
+            A.golub_kahan(DiagonalOperator(d, 1), k=1, certify_below=bad)
+    with pytest.raises(pa.InvalidArgumentError, match="failure_probability"):
+        A.golub_kahan(DiagonalOperator(d, 1), k=1, certify_below=c, failure_probability=0.0)
 
 
 def test_the_lanczos_polynomial_bound_is_exact_on_a_full_or_invariant_krylov_space():

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, require_probability
 from .linear import ChainOperator
 from .threads import with_serial_blas
 
@@ -173,8 +173,13 @@ def golub_kahan(op, k: int = 1, which: str = "largest", tol: float = 1e-8, max_i
     """
     if which not in ("largest", "smallest"):
         raise InvalidArgumentError(f"which must be 'largest' or 'smallest', got {which!r}")
-    if certify_below is not None and which != "largest":
-        raise InvalidArgumentError("certify_below decides σ_1 ≤ c: it needs which='largest'")
+    if certify_below is not None:
+        if which != "largest":
+            raise InvalidArgumentError("certify_below decides σ_1 ≤ c: it needs which='largest'")
+        if not (isinstance(certify_below, (int, float)) and 0.0 < certify_below < math.inf):
+            raise InvalidArgumentError(f"certify_below is the c of 'σ_1 ≤ c?', a positive finite number, got "
+                                       f"{certify_below!r}")
+        failure_probability = require_probability("failure_probability", failure_probability)
     batch, (m, n) = op.batch, op.shape
     dim = min(m, n)
     if not 1 <= k <= dim:
