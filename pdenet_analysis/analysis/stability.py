@@ -14,6 +14,8 @@ spectrum this is the paper's h ≤ 2/ρ; for leapfrog h²ρ ≤ 4).
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import torch
 
@@ -185,9 +187,10 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
 
     tol, seed = require_tolerance("tol", tol), require_seed(seed)
     failure_probability = require_probability("failure_probability", failure_probability)
-    if not (isinstance(delta, (int, float)) and 0.0 <= delta < 1.0):
+    if not (isinstance(delta, numbers.Real) and not isinstance(delta, bool) and 0.0 <= delta < 1.0):
         raise InvalidArgumentError(f"delta is the margin of the unit circle, |ξ| > 1 + delta counting as unstable: a "
                                    f"number in [0, 1) (default 1e-6), got {delta!r}")
+    delta = float(delta)
     if example is not None:
         examples = [example]
     y0 = select_examples(y0, examples)
