@@ -81,15 +81,16 @@ def require_positive(name: str, value: float) -> float:
     return v
 
 
-def _real(value) -> float:
-    """``value`` as a float if it is a real number (not a bool or a string), else NaN."""
+def real_or_nan(value) -> float:
+    """``value`` as a float if it is a real number (not a bool or a string), else NaN: range checks
+    on the result then reject anything that is not a number."""
     return float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else float("nan")
 
 
 def require_probability(name: str, value: float) -> float:
     """Return ``value`` if it is a number strictly between 0 and 1, else raise
     :class:`InvalidArgumentError` naming it."""
-    v = _real(value)
+    v = real_or_nan(value)
     if not 0.0 < v < 1.0:
         raise InvalidArgumentError(f"{name} is the chance that a probable bound fails, a number strictly between 0 "
                                    f"and 1 (default 1e-6), got {value!r}")
@@ -98,7 +99,7 @@ def require_probability(name: str, value: float) -> float:
 
 def require_tolerance(name: str, value: float) -> float:
     """Return ``value`` if it is a relative tolerance in (0, 1), else raise :class:`InvalidArgumentError`."""
-    v = _real(value)
+    v = real_or_nan(value)
     if not 0.0 < v < 1.0:
         raise InvalidArgumentError(f"{name} is a relative tolerance, a number strictly between 0 and 1 (e.g. 1e-8), "
                                    f"got {value!r}")

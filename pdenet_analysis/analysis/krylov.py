@@ -16,13 +16,12 @@ estimates of bidiagonalisation.
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from ..errors import InvalidArgumentError, require_probability
+from ..errors import InvalidArgumentError, real_or_nan, require_probability
 from .linear import ChainOperator
 from .threads import with_serial_blas
 
@@ -177,8 +176,7 @@ def golub_kahan(op, k: int = 1, which: str = "largest", tol: float = 1e-8, max_i
     if certify_below is not None:
         if which != "largest":
             raise InvalidArgumentError("certify_below decides σ_1 ≤ c: it needs which='largest'")
-        if not (isinstance(certify_below, numbers.Real) and not isinstance(certify_below, bool)
-                and 0.0 < certify_below < math.inf):
+        if not 0.0 < real_or_nan(certify_below) < math.inf:
             raise InvalidArgumentError(f"certify_below is the c of 'σ_1 ≤ c?', a positive finite number, got "
                                        f"{certify_below!r}")
         failure_probability = require_probability("failure_probability", failure_probability)

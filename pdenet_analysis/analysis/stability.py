@@ -14,12 +14,10 @@ spectrum this is the paper's h ≤ 2/ρ; for leapfrog h²ρ ≤ 4).
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import torch
 
-from ..errors import InvalidArgumentError, require_probability, require_seed, require_tolerance
+from ..errors import InvalidArgumentError, real_or_nan, require_probability, require_seed, require_tolerance
 from ..schemes.base import stage_time
 from .eigen import all_eigenvalues, eigs, select
 from .linear import operator_jacobian
@@ -187,7 +185,7 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
 
     tol, seed = require_tolerance("tol", tol), require_seed(seed)
     failure_probability = require_probability("failure_probability", failure_probability)
-    if not (isinstance(delta, numbers.Real) and not isinstance(delta, bool) and 0.0 <= delta < 1.0):
+    if not 0.0 <= real_or_nan(delta) < 1.0:
         raise InvalidArgumentError(f"delta is the margin of the unit circle, |ξ| > 1 + delta counting as unstable: a "
                                    f"number in [0, 1) (default 1e-6), got {delta!r}")
     delta = float(delta)
