@@ -191,8 +191,9 @@ def test_golub_kahan_goes_on_until_the_certificate_question_is_decided():
     """A contractive step map has ‖S‖₂ = 1 exactly (the identity on switched-off units). At n =
     30,000 a residual converged to 1e-13 leaves the probable bound at 1 + 4.7e-6, above the
     1 + 1e-6 that certifies stability; with ``certify_below`` the run goes on (4 steps) until the
-    bound is below it. Where σ_1 is above c, the Ritz value decides and nothing is added. Either
-    way the bound holds and the status stays that of the residual."""
+    bound is below it. Where σ_1 is above c, the Ritz value decides and nothing is added; where
+    rounding alone keeps the bound above c (float32), nothing is added either. Either way the
+    bound holds and the status stays that of the residual."""
     n, c, u = 30000, 1 + 1e-6, 2.0**-53
     d = torch.cat([torch.ones(n // 2), torch.linspace(0.0, 0.9, n - n // 2)]).double()
     plain = A.golub_kahan(DiagonalOperator(d, 8), k=1, tol=1e-13, unit_roundoff=u)
@@ -205,6 +206,14 @@ def test_golub_kahan_goes_on_until_the_certificate_question_is_decided():
     above = A.golub_kahan(DiagonalOperator(d, 8), k=1, tol=1e-13, certify_below=c, unit_roundoff=u)
     assert np.all(above.values[:, 0] > c) and np.all(
         above.example_iterations == A.golub_kahan(DiagonalOperator(d, 8), k=1, tol=1e-13).example_iterations)
+    # float32: the rounding factor 1 + 10·j·u passes c at the second step, so the bound can never
+    # certify ‖S‖₂ = 1 and the question is settled as soon as the residual converges, not at max_iter
+    d32, u32 = d.float(), 2.0**-24
+    d32[0] = 1.0
+    plain32 = A.golub_kahan(DiagonalOperator(d32, 8), k=1, tol=1e-6, unit_roundoff=u32)
+    open32 = A.golub_kahan(DiagonalOperator(d32, 8), k=1, tol=1e-6, certify_below=c, unit_roundoff=u32)
+    assert plain32.converged and np.all(open32.example_iterations == plain32.example_iterations)
+    assert np.all(open32.example_iterations < 40) and np.all(open32.probable_upper_bound(n, 1e-6, u32) > c)
     with pytest.raises(pa.InvalidArgumentError, match="which='largest'"):
         A.golub_kahan(DiagonalOperator(d, 1), k=1, which="smallest", certify_below=c)
     for bad in (0.0, -1.0, math.inf, float("nan"), "1"):

@@ -165,7 +165,9 @@ def golub_kahan(op, k: int = 1, which: str = "largest", tol: float = 1e-8, max_i
     ``certify_below`` = c (``which="largest"``): an example also goes on past convergence until
     the question "σ_1 ≤ c?" is decided: its probable upper bound
     (:meth:`SingularValues.probable_upper_bound` at ``failure_probability`` and
-    ``unit_roundoff``) is at most c, or its top Ritz value, a lower bound on σ_1, exceeds c. A
+    ``unit_roundoff``) is at most c, or its top Ritz value, a lower bound on σ_1, exceeds c, or
+    the bound can no longer reach c (the top Ritz value times the rounding factor 1 + 10·j·u is
+    above it: in float32 at δ = 10⁻⁶ from the second step, see :func:`_decided`). A
     converged residual alone can leave the bound far above σ_1: at CIFAR-10's size, a contractive
     step map (‖S‖₂ = 1 exactly, the identity on the switched-off units) converged to 10⁻¹³ in 80
     steps with the bound at 1 + 4.6·10⁻⁶, above the 1 + 10⁻⁶ that certifies stability; 8 more
@@ -355,11 +357,17 @@ def probable_bound_at_most(c: float, theta, log_gamma: float, n: int, failure_pr
 def _decided(result: SingularValues, n: int, c: float, failure_probability: float, unit_roundoff: float,
              converged: np.ndarray) -> np.ndarray:
     """Per example of a largest-values ``result`` (the current step of every example): whether
-    "σ_1 ≤ c" is decided: the top Ritz value exceeds c (σ_1 ≥ it, by interlacing), or the probable
-    upper bound is at most c. Evaluated only where ``converged`` (elsewhere False: the example
-    goes on anyway)."""
-    return np.array([bool(ok) and (val > c or probable_bound_at_most(c, th, lg, n, failure_probability, result.iterations,
-                                                                      unit_roundoff))
+    iterating on can still change the answer to "σ_1 ≤ c?". It cannot where the top Ritz value
+    exceeds c (σ_1 ≥ it, by interlacing), where the probable upper bound is at most c, or where the
+    bound can no longer reach c: every bound is at least the top Ritz value times the rounding
+    factor 1 + 10·j·u (:func:`lanczos_polynomial_bound`), and both only grow with the step j. In
+    float32 (u = 2⁻²⁴) that factor passes 1 + 10⁻⁶ at the second step, so a step map with
+    ‖S‖₂ = 1 is never certified at δ = 10⁻⁶ and without this rule would iterate to ``max_iter``.
+    Evaluated only where ``converged`` (elsewhere False: the example goes on anyway)."""
+    margin = 1.0 + float(ritz_rounding(result.iterations, unit_roundoff))
+    return np.array([bool(ok) and (val > c or val * margin > c
+                                   or probable_bound_at_most(c, th, lg, n, failure_probability, result.iterations,
+                                                             unit_roundoff))
                      for ok, val, th, lg in zip(converged, result.values[:, 0], result._theta, result._log_gamma)])
 
 
