@@ -30,16 +30,35 @@ class TensorTypeError(PDENetError, TypeError):
 class UnknownNameError(PDENetError, KeyError):
     """A name (scheme, preset, dataset, ...) is not registered.
 
-    The message lists the valid names.
+    The message lists the valid names, after the nearest one where a name is close (a typo, or the
+    parts of a preset name in the other order: "parabolic-digits" for "digits-parabolic").
     """
 
     def __init__(self, what: str, name: str, valid: Iterable[str]):
         self.what, self.name, self.valid = what, name, sorted(valid)
         plural = what[:-1] + "ies" if what.endswith("y") and what[-2:-1] not in "aeiou" else what + "s"
-        super().__init__(f"unknown {what} {name!r}; valid {plural}: {', '.join(self.valid)}")
+        self.suggestion = _nearest(str(name), self.valid)
+        hint = f" (did you mean {self.suggestion!r}?)" if self.suggestion else ""
+        super().__init__(f"unknown {what} {name!r}{hint}; valid {plural}: {', '.join(self.valid)}")
 
     def __str__(self) -> str:  # KeyError would quote the message otherwise
         return self.args[0]
+
+
+def _nearest(name: str, valid: list) -> str | None:
+    """The valid name with the same parts in another order (split at "-", "_", " "), else the
+    closest by difflib's ratio (at least 0.75), else None."""
+    import difflib
+    import re
+
+    def parts(x):
+        return sorted(p for p in re.split(r"[-_ ]+", x.lower()) if p)
+
+    same = [v for v in valid if parts(v) == parts(name)]
+    if same:
+        return same[0]
+    close = difflib.get_close_matches(name.lower(), valid, n=1, cutoff=0.75)
+    return close[0] if close else None
 
 
 class IncompatibleSchemeError(PDENetError, TypeError):

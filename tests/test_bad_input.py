@@ -71,6 +71,13 @@ def test_unknown_scheme_lists_valid():
     op, y0 = paper_operator("parabolic")
     with pytest.raises(pa.UnknownNameError, match="valid schemes: .*dopri5.*rk4"):
         pa.integrate(op, y0, "rk5")
+    with pytest.raises(pa.UnknownNameError, match=r"unknown scheme 'Verlet' \(did you mean 'verlet'\?\)"):
+        pa.integrate(op, y0, "Verlet")
+    with pytest.raises(pa.UnknownNameError, match=r"'symplectic-euler' \(did you mean 'symplectic_euler'\?\)"):
+        pa.integrate(op, y0, "symplectic-euler")
+    with pytest.raises(pa.UnknownNameError) as nothing_near:
+        pa.integrate(op, y0, "magic")
+    assert nothing_near.value.suggestion is None and "did you mean" not in str(nothing_near.value)
 
 
 def test_unknown_gradient_and_incompatible_gradients():

@@ -31,6 +31,7 @@ CASES = {
     "preset does not fit the data": (["train", "--dataset", "digits", "--model", "cifar10-hamiltonian"], "takes 3-channel"),
     "analyze data that does not fit": (["analyze", "cifar10-hamiltonian", "--dataset", "digits"], "takes 3-channel"),
     "unknown preset": (["analyze", "nope-model"], "valid presets"),
+    "preset name in the other order": (["analyze", "parabolic-digits"], "did you mean 'digits-parabolic'"),
     "unknown scheme": (["analyze", "digits-parabolic", "--scheme", "rk5"], "valid schemes"),
     "unknown dataset": (["train", "--dataset", "nope", "--model", "digits-parabolic"], "valid datasets"),
     "scheme for another operator kind": (["analyze", "digits-hamiltonian", "--scheme", "leapfrog"], "leapfrog"),
