@@ -43,7 +43,9 @@ def block_summary(reports: dict) -> dict:
     """What a block's reports say, in numbers (the keys of the reports' ``data``)."""
     st = reports["stability"].data
     out = dict(scheme=st["scheme"], unknowns=st["steps"][0]["examples"][0]["unknowns"],
-               steps=[dict(step=s["step"], radius=s["max_amplification"], outside=s["n_outside_max"],
+               steps=[dict(step=s["step"], radius=s["max_amplification"], radius_median=s["step_map_radius"]["median"],
+                           unstable_examples=sum(e["step_map_radius"] > 1 + st["delta"] for e in s["examples"]),
+                           examples=len(s["examples"]), outside=s["n_outside_max"],
                            exact=s["count_exact"], fraction_outside=s["fraction_outside"],
                            largest_stable_h=s["largest_stable_h_reported"],
                            largest_stable_h_complete=s["largest_stable_h_complete"] is not None,
@@ -52,6 +54,7 @@ def block_summary(reports: dict) -> dict:
     if "conditioning" in reports:
         c = reports["conditioning"].data
         out["conditioning"] = dict(median=c["condition"]["median"], max=c["condition"]["max"],
+                                   p5=c["condition"]["p5"], p95=c["condition"]["p95"],
                                    all_converged=c["all_converged"], method=c["method_min"],
                                    sigma_max=c["sigma_max"]["max"], sigma_min=c["sigma_min"]["min"])
     if "reversibility" in reports:
@@ -67,21 +70,26 @@ def markdown(summary: dict) -> str:
     for arch, net in summary["networks"].items():
         acc = f", test accuracy {100 * net['test_accuracy']:.2f} %" if net.get("test_accuracy") is not None else ""
         lines += [f"### {arch} ({net['blocks'][0]['scheme']}{acc})", "",
-                  "| block | unknowns | step | ρ(S_j) | modes outside | largest stable h | ρ(∂F/∂Y) |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| block | unknowns | step | ρ(S_j) worst (median) | images unstable | modes outside | "
+                  "largest stable h | ρ(∂F/∂Y) |",
+                  "|---|---|---|---|---|---|---|---|"]
         for i, b in enumerate(net["blocks"]):
             for s in b["steps"]:
                 h = f"{s['largest_stable_h']:.4g}" + ("" if s["largest_stable_h_complete"] else " (est.)")
-                lines.append(f"| {i} | {b['unknowns']:,} | {s['step']} | {s['radius']:.4g} | "
+                median = f" ({s['radius_median']:.4g})" if "radius_median" in s else ""
+                unstable = f"{s['unstable_examples']} of {s['examples']}" if "unstable_examples" in s else "—"
+                lines.append(f"| {i} | {b['unknowns']:,} | {s['step']} | {s['radius']:.4g}{median} | {unstable} | "
                              f"{'' if s['exact'] else '≥ '}{s['outside']} ({100 * s['fraction_outside']:.2g} %) | {h} | "
                              f"{s['layer_radius']:.4g} |")
-        lines += ["", "| block | κ median | κ worst | certified | reversibility error (float64 / float32) | observed order |",
-                  "|---|---|---|---|---|---|"]
+        lines += ["", "| block | κ median | κ 5–95 % | κ worst | certified | reversibility error (float64 / float32) | "
+                  "observed order |",
+                  "|---|---|---|---|---|---|---|"]
         for i, b in enumerate(net["blocks"]):
             c = b.get("conditioning", {})
             rev = b.get("reversibility")
             rev_txt = f"{rev['float64']:.2g} / {rev['float32']:.2g}" if rev else "— (not reversible)"
-            lines.append(f"| {i} | {c.get('median', float('nan')):.4g} | {c.get('max', float('nan')):.4g} | "
+            band = f"{c['p5']:.3g}–{c['p95']:.3g}" if "p5" in c else "—"
+            lines.append(f"| {i} | {c.get('median', float('nan')):.4g} | {band} | {c.get('max', float('nan')):.4g} | "
                          f"{'yes' if c.get('all_converged') else 'no'} | {rev_txt} | {b.get('observed_order', float('nan')):.3g} |")
         lines.append("")
     return "\n".join(lines)

@@ -2,6 +2,7 @@
 the study CLI, and the scheme-properties study's verdicts."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -159,3 +160,28 @@ def test_scheme_properties_study_catches_each_defect_with_the_right_check(tmp_pa
     assert verdict[("ralston", "order")] == (True, False) and verdict[("verlet_inverse_sign", "order")] == (True, False)
     assert "rk4_wrong_weight" not in __import__("pdenet_analysis").schemes.available_schemes()  # unregistered again
     assert (tmp_path / "README.md").exists()
+
+
+def test_discrete_vs_continuous_page_pairs_the_seeds(tmp_path):
+    """The page's last table pairs each network's own-scheme and converged accuracy seed by seed:
+    two seeds with drops of +2.0 and 0.0 points give the mean 1.0, the range and both values; the
+    matrix shows the mean over seeds, and a missing dopri5 accuracy (a failed solve) is a dash."""
+    import copy
+
+    from pdenet_analysis.studies.discrete_vs_continuous import aggregate
+
+    def point(arch, training, seed, own, converged):
+        evals = [dict(scheme=s, n_steps=n, rtol=None, accuracy=own if (s, n) in (("euler", 3), ("rk4", 12)) else 0.5)
+                 for s in ("euler", "rk4") for n in (3, 12)]
+        evals += [dict(scheme="dopri5", n_steps=None, rtol=r, accuracy=a) for r, a in ((1e-3, own), (1e-7, converged))]
+        return dict(config=dict(seed=seed), result=dict(arch=arch, training=training, train_seconds=1.0,
+                                                        evals_per_epoch=54.0, evaluations=evals))
+
+    points = [point("parabolic", "paper", 0, 0.99, 0.97), point("parabolic", "paper", 1, 0.98, 0.98),
+              point("parabolic", "rk4-12", 0, 0.95, math.nan)]
+    page = aggregate(copy.deepcopy(points), str(tmp_path), quick=True)
+    assert "| parabolic | paper | 0.985 (0.980 to 0.990) | 0.975 (0.970 to 0.980) | 1.0 (0.0 to 2.0) [+2.0, +0.0] | 0.500 (0.500 to 0.500) |" in page
+    assert "| parabolic | rk4-12 | 0.950 | — | — | 0.500 |" in page
+    assert "| paper | 1 | 54 | 0.985 | 0.500 | 0.500 | 0.985 | 0.985 | 0.975 |" in page  # means over the seeds
+    assert {"heatmap_parabolic.png", "accuracy_vs_steps.png"} <= set(os.listdir(tmp_path))
+    json.dumps(points)
