@@ -117,7 +117,7 @@ DRY = {
     "fashion_mnist": lambda a: [PY, "studies/fashion_mnist.py", "--epochs", "1", "--limit", "200", "--device", "cpu",
                                 "--data-dir", a.data_dir, "--runs", os.path.join(a.scratch, "runs"),
                                 "--out", os.path.join(a.scratch, "fashion_mnist.json")],
-    "study": lambda a: "its --quick grid takes about 8 minutes on 2 CPU cores; .ci/run runs it on the CPU",
+    "study": lambda a: "its --quick grid (36 points) takes about 18 minutes on 2 CPU cores; .ci/run runs it on the CPU",
     "tests_full": lambda a: [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--collect-only", "tests"],
 }
 

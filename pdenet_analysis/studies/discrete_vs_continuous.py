@@ -209,7 +209,7 @@ def aggregate(points: list[dict], out: str, quick: bool) -> str:
                 if not steps:
                     continue
                 acc = np.array([[_accuracy(r, (scheme, n, None)) for n in steps] for r in runs])
-                line, = ax.semilogx(steps, acc.mean(0), style, marker="o", label=f"{t} → {scheme}")
+                line, = ax.semilogx(steps, acc.mean(0), style, marker="o", label=f"{t} → {'own scheme' if scheme == own else scheme}")
                 if len(runs) > 1:  # the seeds' range
                     ax.fill_between(steps, acc.min(0), acc.max(0), color=line.get_color(), alpha=0.15, lw=0)
         ax.set_title(arch)
