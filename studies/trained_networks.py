@@ -55,6 +55,11 @@ def block_summary(reports: dict) -> dict:
         c = reports["conditioning"].data
         out["conditioning"] = dict(median=c["condition"]["median"], max=c["condition"]["max"],
                                    p5=c["condition"]["p5"], p95=c["condition"]["p95"],
+                                   certified=sum(e["condition_status"] == "converged" for e in c["examples"]),
+                                   bracketed=sum(e["condition_upper_probable"] is not None for e in c["examples"]),
+                                   widest_bracket=max((e["condition_upper_probable"] / e["condition"] - 1
+                                                       for e in c["examples"] if e["condition_upper_probable"]),
+                                                      default=None),
                                    all_converged=c["all_converged"], method=c["method_min"],
                                    sigma_max=c["sigma_max"]["max"], sigma_min=c["sigma_min"]["min"])
     if "reversibility" in reports:
@@ -63,6 +68,24 @@ def block_summary(reports: dict) -> dict:
     if "convergence" in reports:
         out["observed_order"] = reports["convergence"].data["observed_order"]
     return out
+
+
+def saved_reports(folder: str) -> dict | None:
+    """The reports a block's analysis wrote as JSON into ``folder`` (name -> an object with the
+    report's ``data`` and ``rows``), or None where its stability report is absent (the committed
+    results keep only the Markdown)."""
+    from types import SimpleNamespace
+
+    if not os.path.exists(os.path.join(folder, "stability.json")):
+        return None
+    reports = {}
+    for name in ("stability", "conditioning", "reversibility", "convergence"):
+        path = os.path.join(folder, f"{name}.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                saved = json.load(f)
+            reports[name] = SimpleNamespace(data=saved["data"], rows=saved["rows"])
+    return reports
 
 
 def markdown(summary: dict) -> str:
@@ -81,16 +104,20 @@ def markdown(summary: dict) -> str:
                 lines.append(f"| {i} | {b['unknowns']:,} | {s['step']} | {s['radius']:.4g}{median} | {unstable} | "
                              f"{'' if s['exact'] else '≥ '}{s['outside']} ({100 * s['fraction_outside']:.2g} %) | {h} | "
                              f"{s['layer_radius']:.4g} |")
-        lines += ["", "| block | κ median | κ 5–95 % | κ worst | certified | reversibility error (float64 / float32) | "
-                  "observed order |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += ["", "| block | κ median | κ 5–95 % | κ worst | certified | probable bracket, widest | "
+                  "reversibility error (float64 / float32) | observed order |",
+                  "|---|---|---|---|---|---|---|---|"]
         for i, b in enumerate(net["blocks"]):
             c = b.get("conditioning", {})
             rev = b.get("reversibility")
             rev_txt = f"{rev['float64']:.2g} / {rev['float32']:.2g}" if rev else "— (not reversible)"
             band = f"{c['p5']:.3g}–{c['p95']:.3g}" if "p5" in c else "—"
+            n = summary["examples"]
+            certified = f"{c['certified']} of {n}" if "certified" in c else ("yes" if c.get("all_converged") else "no")
+            bracket = (f"{c['bracketed']} of {n}, {c['widest_bracket']:.1e}" if c.get("widest_bracket") is not None
+                       else "—")
             lines.append(f"| {i} | {c.get('median', float('nan')):.4g} | {band} | {c.get('max', float('nan')):.4g} | "
-                         f"{'yes' if c.get('all_converged') else 'no'} | {rev_txt} | {b.get('observed_order', float('nan')):.3g} |")
+                         f"{certified} | {bracket} | {rev_txt} | {b.get('observed_order', float('nan')):.3g} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -137,11 +164,19 @@ def main():
     ap.add_argument("--training", default="studies/results/fashion_mnist_cuda.json",
                     help="the training study's result file, for the test accuracies (optional)")
     ap.add_argument("--out", default="studies/results/fashion-mnist-trained")
-    ap.add_argument("--replot", action="store_true", help="analyse nothing: redraw the figure and tables from OUT/summary.json")
+    ap.add_argument("--replot", action="store_true",
+                    help="analyse nothing: the figure and tables again from OUT/summary.json, its block summaries "
+                         "rebuilt from the reports' JSON in OUT/<arch>/block*/ where they are present")
     args = ap.parse_args()
     if args.replot:
         with open(os.path.join(args.out, "summary.json")) as f:
             summary = json.load(f)
+        for arch, net in summary["networks"].items():  # the block summaries again, from the reports where saved
+            for i in range(len(net["blocks"])):
+                reports = saved_reports(os.path.join(args.out, arch, f"block{i}"))
+                if reports is not None:
+                    net["blocks"][i] = block_summary(reports)
+        save(os.path.join(args.out, "summary.json"), summary)
         with open(os.path.join(args.out, "summary.md"), "w") as f:
             f.write(markdown(summary))
         plot(summary, os.path.join(args.out, "trained_networks.png"))
