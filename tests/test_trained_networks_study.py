@@ -39,6 +39,12 @@ def test_trained_networks_study_summarises_every_block_of_every_checkpoint(tmp_p
             assert block["scheme"] == scheme and len(block["steps"]) == 3
             assert all(s["exact"] for s in block["steps"])  # every example counted completely
             assert block["conditioning"]["all_converged"]
+            c = block["conditioning"]
+            assert c["certified"] == c["bracketed"] == 2 and 0 <= c["widest_bracket"] < 1e-3
+            assert c["p5"] <= c["median"] <= c["p95"] <= c["max"]
+            for s in block["steps"]:
+                assert s["examples"] == 2 and 0 <= s["unstable_examples"] <= 2 and s["radius_median"] <= s["radius"]
+                assert (s["unstable_examples"] > 0) == (s["radius"] > 1 + 1e-6)
             assert ("reversibility" in block) == (arch == "hamiltonian")
     table = (out / "summary.md").read_text()
     assert "### parabolic (euler)" in table and "| block | κ median |" in table
@@ -46,6 +52,14 @@ def test_trained_networks_study_summarises_every_block_of_every_checkpoint(tmp_p
     assert (out / "parabolic" / "block0" / "stability.md").exists()
     again = _script("--replot", "--out", str(out), cwd=tmp_path)
     assert again.returncode == 0 and (out / "summary.md").read_text() == table
+    # --replot rebuilds the block summaries from the reports' JSON: a summary written before a field
+    # existed gets it back
+    old = json.loads((out / "summary.json").read_text())
+    del old["networks"]["parabolic"]["blocks"][0]["conditioning"]["widest_bracket"]
+    (out / "summary.json").write_text(json.dumps(old))
+    assert _script("--replot", "--out", str(out), cwd=tmp_path).returncode == 0
+    assert json.loads((out / "summary.json").read_text())["networks"] == summary["networks"]
+    assert (out / "summary.md").read_text() == table
 
 
 def test_trained_networks_study_names_a_missing_checkpoint(tmp_path):
