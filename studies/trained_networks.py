@@ -44,7 +44,7 @@ def block_summary(reports: dict) -> dict:
     st = reports["stability"].data
     out = dict(scheme=st["scheme"], unknowns=st["steps"][0]["examples"][0]["unknowns"],
                steps=[dict(step=s["step"], radius=s["max_amplification"], radius_median=s["step_map_radius"]["median"],
-                           unstable_examples=sum(e["step_map_radius"] > 1 + st["delta"] for e in s["examples"]),
+                           unstable_examples=sum(e["n_outside"] > 0 for e in s["examples"]),
                            examples=len(s["examples"]), outside=s["n_outside_max"],
                            exact=s["count_exact"], fraction_outside=s["fraction_outside"],
                            largest_stable_h=s["largest_stable_h_reported"],

@@ -184,4 +184,3 @@ def test_discrete_vs_continuous_page_pairs_the_seeds(tmp_path):
     assert "| parabolic | rk4-12 | 0.950 | — | — | 0.500 |" in page
     assert "| paper | 1 | 54 | 0.985 | 0.500 | 0.500 | 0.985 | 0.985 | 0.975 |" in page  # means over the seeds
     assert {"heatmap_parabolic.png", "accuracy_vs_steps.png"} <= set(os.listdir(tmp_path))
-    json.dumps(points)

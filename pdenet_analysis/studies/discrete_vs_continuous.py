@@ -178,8 +178,8 @@ def aggregate(points: list[dict], out: str, quick: bool) -> str:
                   "|---|---|---|" + "---|" * len(cols)]
         mat = []
         for t, runs in nets:
-            accs = [float(np.nanmean([_accuracy(r, k) for r in runs])) if any(not math.isnan(_accuracy(r, k)) for r in runs)
-                    else math.nan for k in keys]
+            per_key = [[_accuracy(r, k) for r in runs] for k in keys]
+            accs = [math.nan if all(math.isnan(a) for a in v) else float(np.nanmean(v)) for v in per_key]
             mat.append(accs)
             lines.append(f"| {t} | {np.mean([r['train_seconds'] for r in runs]):.0f} | "
                          f"{np.mean([r['evals_per_epoch'] for r in runs]):.3g} | "
