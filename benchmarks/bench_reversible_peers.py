@@ -36,6 +36,19 @@ operations dispatched, host synchronisations and the costliest operations. On a 
 whether the reversible gradient's excess over the expected cost is device work or the host's
 issuing of it.
 
+**Recorded as a CUDA graph** (on CUDA, the JSON's ``cuda_graph``): on a GPU these blocks are
+launch-bound (the H200 profile: the device is busy a quarter of the reversible gradient's wall
+time), so the host's cost of issuing the reversible backward pass — an autograd call per
+evaluation — weighs more than its arithmetic. The trainer removes that cost by recording the
+whole step as a CUDA graph (``training/cuda_graph.py``); here each of backprop, reversible and
+``keep_last=1`` is recorded the same way (forward, loss, backward, parameter gradients
+only) and replayed, and the parameter gradients of one replay are compared with eager
+backprop's. The ratio under recording is the one a training run with ``--cuda-graph`` pays.
+revlib is left out of the recording: a
+recording that fails can leave the device unusable for the rows after it, and revlib's place is
+the eager comparison. ``--recorded eager`` runs the same code with an eager stand-in for the recording (no CUDA needed:
+the campaign's dry run uses it to exercise this path on the CPU; its times are eager times).
+
 Two sizes: on the CPU the issue's small configuration (16 channels, 16×16, batch 4, depths 4,
 16, 64: per-call overhead dominates) and a medium one (32 channels, 32×32, batch 16: arithmetic
 dominates) at depth 3 (the paper's blocks) and 16; on CUDA 32 channels, batch 64 at the same
@@ -98,7 +111,7 @@ def revlib_block(op, arch: str, depth: int):
 
 
 def measure(arch: str, depth: int, channels: int, size: int, batch: int, dev, repeats: int,
-            profiled: bool = False) -> dict:
+            profiled: bool = False, recorder=None) -> dict:
     op = deep_operator(arch, depth, channels, dev)
     # without the blocks' NaN check (a host read per call, which revlib does not make and the
     # trainer switches off on CUDA): the identical computation
@@ -138,6 +151,10 @@ def measure(arch: str, depth: int, channels: int, size: int, batch: int, dev, re
                                 for n in ("reversible", KEEP1, "revlib")},
                grad_rel_diff_vs_backprop={n: float((grads[n] - ref).norm() / ref.norm())
                                           for n in ("reversible", KEEP1, "revlib")})
+    if recorder is not None:
+        ours = {n: b for n, b in blocks.items() if n != "revlib"}
+        row["cuda_graph"] = recorded(ours, op, x.detach(), recorder, repeats, dev,
+                                     ref=ref[:ref.numel() - x.numel()])
     if profiled:
         fns = {n: step(blocks[n]) for n in ("backprop", "reversible", "revlib")}
         fns["forward_no_grad"] = forward_no_grad
@@ -150,6 +167,60 @@ def measure(arch: str, depth: int, channels: int, size: int, batch: int, dev, re
     return row
 
 
+class EagerStep:
+    """The interface of :class:`~pdenet_analysis.training.cuda_graph.CapturedStep` without the
+    recording: ``step`` runs eagerly at every call (``--recorded eager``, the CPU dry run)."""
+
+    def __init__(self, step, x, y):
+        self.step = step
+
+    def __call__(self, x, y):
+        return self.step(x, y)
+
+
+def _cuda_graph_recorder():
+    from pdenet_analysis.training.cuda_graph import CapturedStep, warm_step
+
+    def record(step, x, y):
+        for _ in range(3):  # lazy initialisation and cuDNN's search happen before the recording
+            warm_step(step, x, y)
+        return CapturedStep(step, x, y)
+
+    return record
+
+
+def recorded(blocks: dict, op, x: torch.Tensor, recorder, repeats: int, dev, ref: torch.Tensor) -> dict:
+    """Each method's forward + backward (parameter gradients; ``x`` is data, as in training)
+    recorded with ``recorder(step, x, y)`` and replayed: median seconds, ratios to recorded
+    backprop, and the parameter gradients of one replay against ``ref`` (eager backprop's). A
+    method that fails to record gives its error instead of a time."""
+    params = list(op.parameters())
+    no_target = torch.zeros(1, device=dev)
+    runs, out = {}, dict(seconds={}, grad_rel_diff_vs_backprop={}, errors={})
+    for name, fn in blocks.items():
+        def step(xb, _y, fn=fn):
+            for p in params:
+                p.grad = None  # the recorded backward writes the gradients, not adds to stale ones
+            y = fn(xb)
+            loss = (y * y).mean()
+            loss.backward()
+            return (loss.detach(),)
+        try:
+            replay = recorder(step, x, no_target)
+            replay(x, no_target)
+            got = torch.cat([p.grad.flatten() for p in params])  # read before the next recording
+        except Exception as e:  # one method that cannot be recorded costs its row, not the others'
+            out["errors"][name] = f"{type(e).__name__}: {e}"
+            continue
+        out["grad_rel_diff_vs_backprop"][name] = float((got - ref).norm() / ref.norm())
+        runs[name] = (lambda replay=replay: replay(x, no_target))
+    out["seconds"] = dict(zip(runs, interleaved_medians(list(runs.values()), repeats, dev)))
+    if "backprop" in out["seconds"]:
+        bp = out["seconds"]["backprop"]
+        out["time_over_backprop"] = {n: t / bp for n, t in out["seconds"].items() if n != "backprop"}
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -159,12 +230,20 @@ def main():
     ap.add_argument("--quick", action="store_true", help="4 channels, 8 × 8, batch 2 at --depths only (a smoke run)")
     ap.add_argument("--profile", action="store_true",
                     help="also the profiler's breakdown of one call of each method at the deepest block of each size")
+    ap.add_argument("--recorded", choices=["auto", "cuda-graph", "eager", "none"], default="auto",
+                    help="also time each method recorded as a CUDA graph (auto: on CUDA only; eager: the "
+                         "same code path without recording, for a CPU dry run)")
     args = ap.parse_args()
     try:
         import revlib  # noqa: F401
     except ImportError:
         raise SystemExit("bench_reversible_peers needs revlib: pip install -e \".[peers]\" (or pip install revlib)")
     dev = torch.device(args.device)
+    mode = args.recorded if args.recorded != "auto" else ("cuda-graph" if dev.type == "cuda" else "none")
+    if mode == "cuda-graph" and dev.type != "cuda":
+        raise SystemExit("--recorded cuda-graph records CUDA graphs and needs --device cuda; use --recorded eager "
+                         "to run the same code on the CPU")
+    recorder = {"cuda-graph": _cuda_graph_recorder, "eager": lambda: EagerStep, "none": lambda: None}[mode]()
     if args.quick:
         configs = [(d, 4, 8, 2) for d in args.depths]
     elif dev.type == "cuda":  # the CPU's small sizes would time kernel launches only
@@ -179,7 +258,7 @@ def main():
     for arch in ("hamiltonian", "second_order"):
         for depth, channels, size, batch in configs:
             profiled = args.profile and depth == deepest[channels, size, batch]
-            row = measure(arch, depth, channels, size, batch, dev, args.repeats, profiled)
+            row = measure(arch, depth, channels, size, batch, dev, args.repeats, profiled, recorder)
             rows.append(row)
             print(f"{arch:12s} depth {depth:3d} {channels}ch {size}px batch {batch:2d}: "
                   f"reversible {row['time_over_backprop']['reversible']:.3f}x backprop "
@@ -188,6 +267,11 @@ def main():
                   f"reversible/revlib {row['reversible_over_revlib']:.3f}; grad diff "
                   f"{row['grad_rel_diff_vs_backprop']['reversible']:.1e} / {row['grad_rel_diff_vs_backprop']['revlib']:.1e}",
                   flush=True)
+            if "cuda_graph" in row:
+                g = row["cuda_graph"]
+                ratios = ", ".join(f"{n} {r:.3f}x" for n, r in g.get("time_over_backprop", {}).items())
+                fails = "".join(f"; {n} not recorded ({e})" for n, e in g["errors"].items())
+                print(f"    recorded ({mode}): {ratios or 'no ratio'} backprop{fails}", flush=True)
             for name, p in row.get("profile", {}).items():
                 if "error" in p:
                     print(f"    profile {name}: failed ({p['error']})", flush=True)

@@ -23,8 +23,9 @@ Parts, in order (each with a generous least and most time; ``--cap PART=MIN`` sh
    (``bench_memory.py``);
 3. ``reversible_peers``: the reversible gradient against backprop, its expected cost and revlib on the
    identical computation, with the profiler's breakdown of the deepest blocks (device busy
-   fraction, kernels, host syncs: ``bench_reversible_peers.py --profile``; needs revlib — carry its
-   wheel);
+   fraction, kernels, host syncs: ``bench_reversible_peers.py --profile``), and each of our methods
+   recorded as a CUDA graph, the ratio a ``--cuda-graph`` training run pays; needs revlib — carry
+   its wheel;
 4. ``tests``: the device-parametrised tests on CUDA (``pytest -k cuda``);
 5. ``analysis``: the analysis benchmarks at CIFAR-10's and STL-10's first-unit sizes
    (``bench_analysis.py --stl10``);
@@ -105,7 +106,7 @@ DRY = {
     "memory": lambda a: [PY, "benchmarks/bench_memory.py", "--device", "cpu", "--depths", "2", "4", "--channels", "4",
                          "--size", "8", "--batch", "2", "--repeats", "1", "--out", os.path.join(a.scratch, "memory.json")],
     "reversible_peers": lambda a: [PY, "benchmarks/bench_reversible_peers.py", "--device", "cpu", "--quick",
-                                   "--depths", "2", "4", "--repeats", "1", "--profile", "--out",
+                                   "--depths", "2", "4", "--repeats", "1", "--profile", "--recorded", "eager", "--out",
                                    os.path.join(a.scratch, "reversible_peers.json")],
     "tests": lambda a: [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--collect-only", "-k", "cuda", "tests"],
     "analysis": lambda a: [PY, "benchmarks/bench_analysis.py", "--device", "cpu", "--quick", "--out",

@@ -52,7 +52,12 @@ def test_dry_run_runs_every_part_on_the_cpu(tmp_path):
         if part == "fashion_mnist" and s == "skipped":  # the data set is not on every machine
             continue
         assert s == "ok" or (s == "not run in the dry run" and part == "study"), (part, s)
-    assert (scratch / "memory.json").exists() and (scratch / "reversible_peers.json").exists()
+    assert (scratch / "memory.json").exists()
+    peers = json.loads((scratch / "reversible_peers.json").read_text())["results"]
+    for row in peers:  # the recorded (CUDA-graph) timing path ran, with an eager stand-in
+        g = row["cuda_graph"]
+        assert not g["errors"] and set(g["time_over_backprop"]) == {"reversible", "reversible keep_last=1"}
+        assert max(g["grad_rel_diff_vs_backprop"].values()) < 1e-5
     after = {p: p.stat().st_mtime_ns for p in results.rglob("*") if p.is_file()}
     assert after == before
 
