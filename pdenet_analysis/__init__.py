@@ -8,6 +8,7 @@ from . import errors, gradients, networks, operators, schemes
 from .errors import (
     ConfigMismatchError,
     DataError,
+    IncompatibleOperatorError,
     IncompatibleSchemeError,
     IntegrationError,
     InvalidArgumentError,
@@ -26,7 +27,8 @@ from .schemes import available_schemes, get_scheme, register_scheme
 __version__ = "0.1.0"
 
 __all__ = [
-    "errors", "gradients", "networks", "operators", "schemes", "ConfigMismatchError", "DataError", "IncompatibleSchemeError",
+    "errors", "gradients", "networks", "operators", "schemes", "ConfigMismatchError", "DataError", "IncompatibleOperatorError",
+    "IncompatibleSchemeError",
     "IntegrationError", "InvalidArgumentError", "NonFiniteError", "PDENetError", "ShapeError", "TensorTypeError", "UnknownNameError",
     "Adjoint",
     "Backprop", "Reversible", "Solution", "Stats", "integrate", "reverse", "PDEBlock", "PDECNN",

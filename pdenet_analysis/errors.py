@@ -66,6 +66,12 @@ class IncompatibleSchemeError(PDENetError, TypeError):
     does not have (an inverse step, a stability function, an adjoint)."""
 
 
+class IncompatibleOperatorError(PDENetError, TypeError):
+    """An operator cannot be used the way it was asked: the reversible gradient needs an operator
+    that gives the same values when evaluated again, and this one draws random numbers or changes
+    its buffers as it runs (:mod:`pdenet_analysis.replay`)."""
+
+
 class IntegrationError(PDENetError, RuntimeError):
     """An integration failed: step-size underflow, too many steps, or non-finite values."""
 

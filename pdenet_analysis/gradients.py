@@ -25,6 +25,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from .errors import IncompatibleSchemeError, InvalidArgumentError, UnknownNameError
@@ -109,6 +111,11 @@ class ReversibleFunction(torch.autograd.Function):
     detached copies of the state, so their graph stays private to this function) and the backward
     pass differentiates that graph first, then rebuilds the first n − keep steps.
 
+    Replay: the backward pass evaluates the operator again, so the operator must give the same
+    values when it does; the run's :class:`~pdenet_analysis.replay.ReplayGuard` refuses one that
+    draws random numbers or changes its buffers in the forward pass, and puts batch norm's running
+    statistics back after the backward pass.
+
     Mixed precision: the backward pass rebuilds each state with the inverse step and
     differentiates the forward step again, so it must run the layers in exactly the precision the
     forward pass used, or the rebuilt states and the gradient belong to another network. The
@@ -124,15 +131,16 @@ class ReversibleFunction(torch.autograd.Function):
         state, params = tensors[:n_state], tensors[n_state:]
         ctx.autocast = autocast_state(state[0].device.type)
         ctx.head = head = run.n_steps - min(keep, run.n_steps)
-        with torch.no_grad():
-            final = run.forward_steps(tuple(state), 0, head)
-        ctx.tail = None
-        if head < run.n_steps:
-            with torch.enable_grad():
-                leaves = tuple(x.detach().requires_grad_(True) for x in final)
-                out = run.forward_steps(leaves, head, run.n_steps)
-            ctx.tail = (leaves, out)
-            final = tuple(x.detach() for x in out)
+        with _watched(run, state[0].device):
+            with torch.no_grad():
+                final = run.forward_steps(tuple(state), 0, head)
+            ctx.tail = None
+            if head < run.n_steps:
+                with torch.enable_grad():
+                    leaves = tuple(x.detach().requires_grad_(True) for x in final)
+                    out = run.forward_steps(leaves, head, run.n_steps)
+                ctx.tail = (leaves, out)
+                final = tuple(x.detach() for x in out)
         if run.trajectory is not None:  # recorded states carry no graph (the kept steps' is private)
             run.trajectory = [tuple(x.detach() for x in s) for s in run.trajectory]
         ctx.run, ctx.n_state = run, n_state
@@ -152,7 +160,13 @@ class ReversibleFunction(torch.autograd.Function):
             grads = tuple(torch.zeros_like(x) if g is None else g for x, g in zip(leaves, got))
             state = tuple(x.detach() for x in leaves)
         device_type, enabled, dtype = ctx.autocast
-        with torch.autocast(device_type, dtype=dtype, enabled=enabled):
+        restoring = run.guard.restoring() if run.guard is not None else contextlib.nullcontext()
+        with restoring, torch.autocast(device_type, dtype=dtype, enabled=enabled):
             for j in reversed(range(ctx.head)):  # newest first
                 state, grads = run.scheme.step_back(run.op, state, grads, acc, run.t0 + j * run.h, run.h)
         return (None, None, None, *grads, *acc.sums)
+
+
+def _watched(run, device: torch.device):
+    """The run's replay guard watching the forward pass (no check where the run has none)."""
+    return run.guard.watch(device) if run.guard is not None else contextlib.nullcontext()

@@ -21,6 +21,7 @@ import torch
 
 from .errors import IntegrationError, InvalidArgumentError, NonFiniteError, failure_status, require_positive
 from .gradients import Adjoint, ReversibleFunction, Reversible, get_gradient
+from .replay import ReplayGuard
 from .schemes import get_scheme
 from .schemes.base import Scheme
 
@@ -134,6 +135,9 @@ class FixedStepRun:
         self.scheme, self.op, self.t0, self.h, self.n_steps = scheme, op, t0, h, n_steps
         self.record, self.check_finite = record, check_finite
         self.trajectory: list | None = None
+        #: a :class:`~pdenet_analysis.replay.ReplayGuard` where the steps are replayed by a
+        #: reversible backward pass, else None
+        self.guard = None
 
     def forward_steps(self, state: State, first: int = 0, stop: int | None = None) -> State:
         """Advance steps ``first`` … ``stop − 1`` (all ``n_steps`` by default) from the state at
@@ -308,6 +312,7 @@ def _integrate_fixed(operator, op, y0, state0, scheme, grad, T, n_steps, traject
     if isinstance(grad, Reversible) and torch.is_grad_enabled():
         _require_accurate_rebuild(scheme, n_steps - min(grad.keep_last, n_steps), internal0[0].dtype)
         params = [p for p in operator.parameters() if p.requires_grad]
+        run.guard = ReplayGuard(operator)  # the backward pass evaluates the operator again
         internal = ReversibleFunction.apply(run, len(internal0), grad.keep_last, *internal0, *params)
     else:
         internal = run.forward_steps(internal0)

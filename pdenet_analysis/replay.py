@@ -1,0 +1,117 @@
+"""Whether an operator gives the same values when it is evaluated again: what the reversible
+gradient needs of it.
+
+The reversible gradient (:class:`~pdenet_analysis.gradients.Reversible`) keeps no intermediate
+state: its backward pass rebuilds each state with the scheme's inverse step and evaluates the
+operator again there (paper §3.2). That is exact only when an evaluation is a function of its
+input, its parameters and t. Two kinds of layer break this without any error of their own:
+
+* **Randomness.** Dropout in training mode, or noise drawn inside a layer, draws new numbers in
+  the backward pass. The inverse steps then rebuild states the forward pass never visited and the
+  gradient belongs to another network (the failure momentumnet's users met with dropout,
+  momentumnet issue 25). Detected two ways: a dropout module (``nn.Dropout``, ``Dropout2d``, …,
+  ``AlphaDropout``) in training mode with p > 0 is refused before anything runs, and any other
+  draw shows as a change of the random generator's state during the forward pass (the CPU
+  generator, and the CUDA one of the state's device).
+* **Buffers that change as the layer runs.** Batch normalisation in training mode normalises with
+  the batch's own statistics, a function of the batch, so its values are replayed exactly; but it
+  also moves its running statistics at every evaluation, and the backward pass would move them a
+  second time (memcnn issue 12). :meth:`ReplayGuard.restoring` puts them back after the backward
+  pass, so they end where backprop leaves them. Any other buffer that changes during the forward
+  pass (spectral normalisation's power iteration, a cache) makes the layer a different function
+  at every call: refused, naming the buffer.
+
+Refusals raise :class:`~pdenet_analysis.errors.IncompatibleOperatorError`, with the fix: the
+layer in eval mode, the randomness outside the block, or ``gradient="backprop"``. The generator
+check is skipped inside ``torch.compile`` and while a CUDA graph is recorded (reading the CUDA
+generator's state is refused there); the eager steps that precede both (the trainer's warm-up)
+run it.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.modules.dropout import _DropoutNd
+
+from .errors import IncompatibleOperatorError
+
+_FIX = "put the layer in eval mode (module.eval()), move it out of the block, or use gradient='backprop'"
+
+
+def _draws_at_random(module: nn.Module) -> bool:
+    return isinstance(module, (_DropoutNd, nn.AlphaDropout, nn.FeatureAlphaDropout)) and module.training \
+        and module.p > 0
+
+
+def _keeps_running_statistics(module: nn.Module) -> bool:
+    return isinstance(module, _BatchNorm) and module.training and module.track_running_stats
+
+
+def _generator_states(device: torch.device) -> list[torch.Tensor]:
+    """The states of the generators an evaluation on ``device`` may draw from (empty where they
+    cannot be read: inside torch.compile, or during a CUDA graph recording)."""
+    if torch.compiler.is_compiling():
+        return []
+    states = [torch.random.get_rng_state()]
+    if device.type == "cuda" and not torch.cuda.is_current_stream_capturing():
+        states.append(torch.cuda.get_rng_state(device))
+    return states
+
+
+class ReplayGuard:
+    """Checks that ``module`` (an operator) can be evaluated again by a reversible backward pass,
+    and keeps its batch-norm running statistics from being moved twice (see the module docstring).
+
+    ``ReplayGuard(module)`` refuses dropout modules in training mode at once; :meth:`watch` wraps
+    the forward pass and refuses a generator draw or a buffer write it sees there;
+    :meth:`restoring` wraps the backward pass."""
+
+    def __init__(self, module: nn.Module):
+        self.module = module
+        if any(_draws_at_random(m) for m in module.modules()):  # names only for the message
+            random = [name or type(module).__name__ for name, m in module.named_modules() if _draws_at_random(m)]
+            raise IncompatibleOperatorError(
+                f"the reversible gradient evaluates the operator again in the backward pass, and "
+                f"{', '.join(random)} draws a new dropout mask at every evaluation in training mode, so the "
+                f"rebuilt states and the gradient would be wrong; {_FIX}")
+        self.running = [b for m in module.modules() if _keeps_running_statistics(m)
+                        for b in m.buffers(recurse=False)]
+
+    @contextmanager
+    def watch(self, device: torch.device):
+        """Around the forward pass: refuse it if it drew random numbers or wrote a buffer other
+        than batch norm's running statistics."""
+        before = _generator_states(device)
+        buffers = list(self.module.buffers())
+        versions = [b._version for b in buffers]
+        yield
+        after = _generator_states(device)
+        if len(after) == len(before) and any(not torch.equal(a, b) for a, b in zip(before, after)):
+            raise IncompatibleOperatorError(
+                "the reversible gradient evaluates the operator again in the backward pass, and the operator "
+                "drew random numbers in the forward pass (noise or functional dropout in a layer): the "
+                f"backward pass would draw others, so the rebuilt states and the gradient would be wrong; {_FIX}")
+        running = {id(b) for b in self.running}
+        if any(b._version != v and id(b) not in running for b, v in zip(buffers, versions)):
+            written = [name for (name, b), v in zip(self.module.named_buffers(), versions)
+                       if b._version != v and id(b) not in running]
+            raise IncompatibleOperatorError(
+                f"the reversible gradient evaluates the operator again in the backward pass, and the operator "
+                f"changed its buffer(s) {', '.join(written)} while it ran (spectral normalisation's power "
+                f"iteration does so in training mode), so a second evaluation is another function; {_FIX}")
+
+    @contextmanager
+    def restoring(self):
+        """Around the backward pass: batch norm's running statistics end as they were before it."""
+        saved = [b.detach().clone() for b in self.running]
+        try:
+            yield
+        finally:
+            for b, s in zip(self.running, saved):
+                # through .data, as batch norm's own update writes them: without a version bump, so
+                # that a graph that saved them (a start step outside the block's function) stays valid
+                b.data.copy_(s)
