@@ -150,6 +150,12 @@ class ReversibleFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, *grad_out):
+        if torch.is_grad_enabled():  # backward(create_graph=True): a double backward is coming
+            raise IncompatibleSchemeError(
+                "the reversible gradient is differentiable once: its backward pass rebuilds the states "
+                "without a graph, so a second derivative through it (backward(create_graph=True), a "
+                "Hessian-vector product) would miss every term that passes through them; use "
+                "gradient='backprop' for higher derivatives")
         run, params = ctx.run, ctx.params
         state = tuple(x.detach() for x in ctx.saved_tensors)
         grads = tuple(torch.zeros_like(x) if g is None else g for x, g in zip(state, grad_out))

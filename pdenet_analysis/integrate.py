@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from .errors import IntegrationError, InvalidArgumentError, NonFiniteError, failure_status, require_positive
+from .errors import (IncompatibleSchemeError, IntegrationError, InvalidArgumentError, NonFiniteError, failure_status,
+                     require_positive)
 from .gradients import Adjoint, ReversibleFunction, Reversible, get_gradient
 from .replay import ReplayGuard
 from .schemes import get_scheme
@@ -313,7 +314,7 @@ def _integrate_fixed(operator, op, y0, state0, scheme, grad, T, n_steps, traject
         _require_accurate_rebuild(scheme, n_steps - min(grad.keep_last, n_steps), internal0[0].dtype)
         params = [p for p in operator.parameters() if p.requires_grad]
         run.guard = ReplayGuard(operator)  # the backward pass evaluates the operator again
-        internal = ReversibleFunction.apply(run, len(internal0), grad.keep_last, *internal0, *params)
+        internal = _reversible_apply(run, grad.keep_last, internal0, params)
     else:
         internal = run.forward_steps(internal0)
     stats = Stats(n_steps=n_steps, n_accepted=n_steps, n_rejected=0, n_evals=op.evals)
@@ -325,6 +326,19 @@ def _integrate_fixed(operator, op, y0, state0, scheme, grad, T, n_steps, traject
     only_y = operator.kind == "second_order" and not isinstance(y0, (tuple, list))
     sol.y = internal[0] if only_y else operator.from_state(sol.state, y0)
     return sol
+
+
+def _reversible_apply(run, keep: int, internal0, params):
+    """:class:`ReversibleFunction` on the run, or a clear error where forward-mode AD (dual
+    tensors, ``torch.func.jvp``) or a ``torch.func`` transform meets it: it has reverse mode only."""
+    try:
+        return ReversibleFunction.apply(run, len(internal0), keep, *internal0, *params)
+    except (NotImplementedError, RuntimeError) as e:
+        if "jvp function" not in str(e) and "setup_context" not in str(e):
+            raise
+        raise IncompatibleSchemeError(
+            "the reversible gradient has reverse mode only (loss.backward(), torch.autograd.grad); forward-mode "
+            "AD and torch.func transforms (jvp, grad, vmap, jacrev) need gradient='backprop'") from e
 
 
 #: the largest relative round-off the reversible gradient may let its rebuilt states carry

@@ -661,6 +661,23 @@ def test_feature_map_singular_values_equal_the_dense_svd(arch):
         assert torch.allclose(got, sv, rtol=1e-10, atol=1e-12 * float(sv[0]))
 
 
+@pytest.mark.parametrize("arch", ["hamiltonian", "second_order"])
+def test_feature_map_of_a_network_trained_with_the_reversible_gradient(arch):
+    """A network whose blocks take the reversible gradient (which has reverse mode only, no
+    torch.func rules) is analysed as the same map: the same singular values as with backprop."""
+    from pdenet_analysis.analysis import features_conditioning
+
+    torch.manual_seed(1)
+    net = pa.build_preset(f"digits-{arch}").double().eval()
+    rev = net.with_scheme(gradient="reversible")
+    assert all(str(b.gradient) == "reversible" for b in rev.blocks)
+    x = torch.randn(2, 1, 8, 8, dtype=torch.float64)
+    ref, got = features_conditioning(net, x), features_conditioning(rev, x)
+    for a, b in zip(ref.data["examples"], got.data["examples"]):
+        np.testing.assert_allclose(b["singular_values"], a["singular_values"], rtol=1e-12)
+    assert all(str(b.gradient) == "reversible" for b in rev.blocks)  # the model itself is left as it was
+
+
 def test_a_dead_feature_is_a_rank_deficit_not_a_huge_condition_number():
     from pdenet_analysis.analysis import features_conditioning
 

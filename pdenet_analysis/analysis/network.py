@@ -39,6 +39,8 @@ def feature_jacobians(model, x: torch.Tensor, rows: int = 64) -> torch.Tensor:
     net = copy.deepcopy(model).double().eval()
     for blk in net.blocks:
         blk.check_finite = False  # no host read inside the transformed function
+        # the same map whatever its gradient strategy; the reversible one has no torch.func rules
+        blk.gradient = "backprop"
     x = x.detach().double().to(next(net.parameters()).device)
 
     def phi(xi):
