@@ -173,6 +173,28 @@ class ReversibleFunction(torch.autograd.Function):
         return (None, None, None, *grads, *acc.sums)
 
 
+class OnceDifferentiable(torch.autograd.Function):
+    """The identity on tensors whose gradient comes from a method that is differentiable once
+    (the adjoint: its backward pass solves the adjoint ODE without a graph). A backward pass with
+    ``create_graph=True`` through it raises :class:`IncompatibleSchemeError` instead of returning a
+    first derivative with no graph, which a second derivative or a gradient penalty would then
+    silently treat as a constant."""
+
+    @staticmethod
+    def forward(ctx, what: str, *xs):
+        ctx.what = what
+        return tuple(x.view_as(x) for x in xs)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        if torch.is_grad_enabled():
+            raise IncompatibleSchemeError(
+                f"{ctx.what} is differentiable once: its backward pass runs without a graph, so a second "
+                "derivative through it (backward(create_graph=True), a Hessian-vector product, a gradient "
+                "penalty) would be missing terms; use gradient='backprop' for higher derivatives")
+        return (None, *grads)
+
+
 def _watched(run, device: torch.device):
     """The run's replay guard watching the forward pass (no check where the run has none)."""
     return run.guard.watch(device) if run.guard is not None else contextlib.nullcontext()

@@ -21,7 +21,7 @@ import torch
 
 from .errors import (IncompatibleSchemeError, IntegrationError, InvalidArgumentError, NonFiniteError, failure_status,
                      require_positive)
-from .gradients import Adjoint, ReversibleFunction, Reversible, get_gradient
+from .gradients import Adjoint, OnceDifferentiable, ReversibleFunction, Reversible, get_gradient
 from .replay import ReplayGuard
 from .schemes import get_scheme
 from .schemes.base import Scheme
@@ -286,6 +286,9 @@ def _integrate_adaptive(operator, op, y0, state0, scheme, grad, T, n_steps, traj
         raise NonFiniteError("the initial state contains NaN or Inf", step=0, time=0.0)
     try:
         states = scheme.solve(op, state0, t_eval, op, adjoint=isinstance(grad, Adjoint), jumps=jumps)
+        if isinstance(grad, Adjoint) and torch.is_grad_enabled():
+            marked = OnceDifferentiable.apply("the adjoint gradient", *states)
+            states = marked if isinstance(marked, tuple) else (marked,)
     except AssertionError as exc:  # torchdiffeq signals failure by assert
         raise IntegrationError(
             f"adaptive scheme {scheme.name!r} failed: {exc}. The dynamics may be stiff or blowing up; "

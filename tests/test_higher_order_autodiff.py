@@ -86,3 +86,20 @@ def test_the_reversible_gradient_refuses_double_backward_and_forward_mode(name):
         torch.func.jvp(flow(op, name, "reversible"), (y0,), (torch.ones_like(y0),))
     with pytest.raises(pa.IncompatibleSchemeError, match="reverse mode only"):
         torch.func.grad(lambda z: flow(op, name, "reversible")(z).sum())(y0)
+
+
+@pytest.mark.parametrize("kind", ["first_order", "hamiltonian"])
+def test_the_adjoint_refuses_double_backward_and_keeps_its_first_derivative(kind):
+    """torchdiffeq's adjoint returns a first derivative with no graph under create_graph=True: a
+    gradient penalty built on it would silently count as a constant. Now that raises."""
+    op, y0 = paper_operator(ARCH_OF_KIND[kind][0], channels=4, size=3)
+    y = y0.clone().requires_grad_(True)
+
+    def solve(gradient):
+        return pa.integrate(op, y, "dopri5", gradient=gradient, rtol=1e-10, atol=1e-10).y.pow(3).sum()
+
+    with pytest.raises(pa.IncompatibleSchemeError, match="adjoint gradient is differentiable once"):
+        torch.autograd.grad(solve("adjoint"), y, create_graph=True)
+    (g,) = torch.autograd.grad(solve("adjoint"), y)
+    (ref,) = torch.autograd.grad(solve("backprop"), y)
+    torch.testing.assert_close(g, ref, rtol=1e-7, atol=1e-9)
