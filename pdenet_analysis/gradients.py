@@ -111,6 +111,12 @@ class ReversibleFunction(torch.autograd.Function):
     detached copies of the state, so their graph stays private to this function) and the backward
     pass differentiates that graph first, then rebuilds the first n − keep steps.
 
+    Trajectory: where the run records the state after every step, each record is an output of the
+    function too, so a loss on intermediate states is differentiated exactly as under backprop: the
+    backward pass adds a record's gradient (through ``scheme.to_state``) when the rebuild reaches
+    its step. The records are held because the caller asked for them; the memory the gradient
+    itself keeps stays that of the final state.
+
     Replay: the backward pass evaluates the operator again, so the operator must give the same
     values when it does; the run's :class:`~pdenet_analysis.replay.ReplayGuard` refuses one that
     draws random numbers or changes its buffers in the forward pass, and puts batch norm's running
@@ -131,6 +137,7 @@ class ReversibleFunction(torch.autograd.Function):
         state, params = tensors[:n_state], tensors[n_state:]
         ctx.autocast = autocast_state(state[0].device.type)
         ctx.head = head = run.n_steps - min(keep, run.n_steps)
+        tail_records = ()
         with _watched(run, state[0].device):
             with torch.no_grad():
                 final = run.forward_steps(tuple(state), 0, head)
@@ -139,14 +146,19 @@ class ReversibleFunction(torch.autograd.Function):
                 with torch.enable_grad():
                     leaves = tuple(x.detach().requires_grad_(True) for x in final)
                     out = run.forward_steps(leaves, head, run.n_steps)
-                ctx.tail = (leaves, out)
+                if run.trajectory is not None:  # the kept steps' records, on their private graph
+                    tail_records = tuple(run.trajectory[head + 1:])
+                ctx.tail = (leaves, out, tail_records)
                 final = tuple(x.detach() for x in out)
-        if run.trajectory is not None:  # recorded states carry no graph (the kept steps' is private)
+        records = ()
+        if run.trajectory is not None:
             run.trajectory = [tuple(x.detach() for x in s) for s in run.trajectory]
+            ctx.record_sizes = [len(s) for s in run.trajectory]
+            records = tuple(x for s in run.trajectory for x in s)
         ctx.run, ctx.n_state = run, n_state
         ctx.params = params
         ctx.save_for_backward(*final)
-        return final
+        return (*final, *records)
 
     @staticmethod
     def backward(ctx, *grad_out):
@@ -156,21 +168,53 @@ class ReversibleFunction(torch.autograd.Function):
                 "without a graph, so a second derivative through it (backward(create_graph=True), a "
                 "Hessian-vector product) would miss every term that passes through them; use "
                 "gradient='backprop' for higher derivatives")
-        run, params = ctx.run, ctx.params
+        run, params, n = ctx.run, ctx.params, ctx.n_state
+        record_grads = _grouped(grad_out[n:], getattr(ctx, "record_sizes", []))  # per recorded state
         state = tuple(x.detach() for x in ctx.saved_tensors)
-        grads = tuple(torch.zeros_like(x) if g is None else g for x, g in zip(state, grad_out))
+        grads = tuple(torch.zeros_like(x) if g is None else g for x, g in zip(state, grad_out[:n]))
         acc = ParamGrads(params)
         if ctx.tail is not None:  # the kept steps: their graph, then the state before them is known
-            (leaves, out), ctx.tail = ctx.tail, None
-            got = acc.backward(out, leaves, grads)
+            (leaves, out, tail_records), ctx.tail = ctx.tail, None
+            pairs = [(x, g) for x, g in zip(out, grads)]
+            pairs += [(x, g) for rec, gs in zip(tail_records, record_grads[ctx.head + 1:]) for x, g in zip(rec, gs)
+                      if g is not None and x.requires_grad]
+            got = acc.backward([x for x, _ in pairs], leaves, [g for _, g in pairs])
             grads = tuple(torch.zeros_like(x) if g is None else g for x, g in zip(leaves, got))
             state = tuple(x.detach() for x in leaves)
         device_type, enabled, dtype = ctx.autocast
         restoring = run.guard.restoring() if run.guard is not None else contextlib.nullcontext()
         with restoring, torch.autocast(device_type, dtype=dtype, enabled=enabled):
             for j in reversed(range(ctx.head)):  # newest first
+                if record_grads:
+                    grads = _add_record_grad(run, state, grads, record_grads[j + 1], acc)
                 state, grads = run.scheme.step_back(run.op, state, grads, acc, run.t0 + j * run.h, run.h)
+            if record_grads:
+                grads = _add_record_grad(run, state, grads, record_grads[0], acc)
         return (None, None, None, *grads, *acc.sums)
+
+
+def _grouped(flat, sizes) -> list:
+    """``flat`` cut into consecutive groups of the given sizes; [] where no group has a gradient."""
+    if all(g is None for g in flat):
+        return []
+    out, i = [], 0
+    for k in sizes:
+        out.append(tuple(flat[i:i + k]))
+        i += k
+    return out
+
+
+def _add_record_grad(run, state, grads, record_grad, acc):
+    """``grads`` (at the internal ``state``) plus the gradient that reaches the state through its
+    record in the trajectory, ``scheme.to_state(state)``, with cotangent ``record_grad``."""
+    if all(g is None for g in record_grad):
+        return grads
+    with torch.enable_grad():
+        leaves = tuple(x.detach().requires_grad_(True) for x in state)
+        record = run.scheme.to_state(run.op, leaves, run.h)
+    pairs = [(x, g) for x, g in zip(record, record_grad) if g is not None and x.requires_grad]
+    got = acc.backward([x for x, _ in pairs], leaves, [g for _, g in pairs])
+    return tuple(g if d is None else g + d for g, d in zip(grads, got))
 
 
 class OnceDifferentiable(torch.autograd.Function):

@@ -332,16 +332,27 @@ def _integrate_fixed(operator, op, y0, state0, scheme, grad, T, n_steps, traject
 
 
 def _reversible_apply(run, keep: int, internal0, params):
-    """:class:`ReversibleFunction` on the run, or a clear error where forward-mode AD (dual
-    tensors, ``torch.func.jvp``) or a ``torch.func`` transform meets it: it has reverse mode only."""
+    """The final internal state by :class:`ReversibleFunction`, the run's trajectory (if recorded)
+    replaced by the function's differentiable outputs; or a clear error where forward-mode AD
+    (dual tensors, ``torch.func.jvp``) or a ``torch.func`` transform meets it: it has reverse mode
+    only."""
     try:
-        return ReversibleFunction.apply(run, len(internal0), keep, *internal0, *params)
+        out = ReversibleFunction.apply(run, len(internal0), keep, *internal0, *params)
     except (NotImplementedError, RuntimeError) as e:
         if "jvp function" not in str(e) and "setup_context" not in str(e):
             raise
         raise IncompatibleSchemeError(
             "the reversible gradient has reverse mode only (loss.backward(), torch.autograd.grad); forward-mode "
             "AD and torch.func transforms (jvp, grad, vmap, jacrev) need gradient='backprop'") from e
+    out = out if isinstance(out, tuple) else (out,)
+    n = len(internal0)
+    if run.trajectory is not None:  # the recorded states, as outputs of the function: differentiable
+        records, i = [], n
+        for s in run.trajectory:
+            records.append(tuple(out[i:i + len(s)]))
+            i += len(s)
+        run.trajectory = records
+    return out[:n]
 
 
 #: the largest relative round-off the reversible gradient may let its rebuilt states carry
