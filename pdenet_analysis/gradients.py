@@ -173,6 +173,9 @@ class ReversibleFunction(torch.autograd.Function):
         state = tuple(x.detach() for x in ctx.saved_tensors)
         grads = tuple(torch.zeros_like(x) if g is None else g for x, g in zip(state, grad_out[:n]))
         acc = ParamGrads(params)
+        # a tensor the operator uses that is neither state nor parameter would get no gradient:
+        # checked on the kept steps' graph and on the newest rebuilt step (one walk of each graph)
+        acc.check_outside = True
         if ctx.tail is not None:  # the kept steps: their graph, then the state before them is known
             (leaves, out, tail_records), ctx.tail = ctx.tail, None
             pairs = [(x, g) for x, g in zip(out, grads)]
@@ -188,6 +191,7 @@ class ReversibleFunction(torch.autograd.Function):
                 if record_grads:
                     grads = _add_record_grad(run, state, grads, record_grads[j + 1], acc)
                 state, grads = run.scheme.step_back(run.op, state, grads, acc, run.t0 + j * run.h, run.h)
+                acc.check_outside = False
             if record_grads:
                 grads = _add_record_grad(run, state, grads, record_grads[0], acc)
         return (None, None, None, *grads, *acc.sums)

@@ -21,6 +21,13 @@ input, its parameters and t. Two kinds of layer break this without any error of 
   pass (spectral normalisation's power iteration, a cache) makes the layer a different function
   at every call: refused, naming the buffer.
 
+A third requirement is checked in the backward pass itself
+(:func:`~pdenet_analysis.schemes.base.outside_leaves`): the operator may depend on no tensor that
+requires grad other than the state and its own parameters (a conditioning tensor computed by
+another network, say). The reversible gradient returns gradients for those two only, so such a
+tensor's would be lost; the kept steps' graph and the newest rebuilt step are walked once per
+backward pass.
+
 Refusals raise :class:`~pdenet_analysis.errors.IncompatibleOperatorError`, with the fix: the
 layer in eval mode, the randomness outside the block, or ``gradient="backprop"``. The generator
 check is skipped inside ``torch.compile`` and while a CUDA graph is recorded (reading the CUDA

@@ -123,3 +123,44 @@ def test_spectral_normalisation_in_training_mode_is_refused_and_allowed_in_eval_
     _, got = loss_and_grads(op, X, "symplectic_euler", "reversible")
     for a, b in zip(ref, got):
         torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12)
+
+
+class Conditioned(nn.Module):
+    """F(t, y) = tanh(conv(y) + c) / 2 with c a tensor set from outside the operator."""
+
+    def __init__(self, channels: int, context: list):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.context = context
+
+    def forward(self, t, y):
+        return 0.5 * torch.tanh(self.conv(y) + self.context[0])
+
+
+@pytest.mark.parametrize("scheme, kind", reversible_cases())
+@pytest.mark.parametrize("keep", [0, 1, 9])
+def test_a_tensor_that_requires_grad_outside_the_operators_parameters_is_refused(scheme, kind, keep):
+    """A conditioning tensor computed by another network: backprop reaches that network's weights,
+    the reversible gradient (which returns gradients for the state and the operator's parameters)
+    would leave them silently without a gradient. Before this check they got zero."""
+    context = [None]
+    c = 2 if kind == "hamiltonian" else 4
+    torch.manual_seed(0)
+    layers = [Conditioned(c, context) for _ in range(2 if kind == "hamiltonian" else 1)]
+    cls = {"hamiltonian": HamiltonianOperator, "second_order": SecondOrderOperator, "first_order": FirstOrderOperator}[kind]
+    op = cls(*layers).double()
+    encoder = nn.Linear(3, c).double()
+
+    def run(gradient):
+        encoder.zero_grad(set_to_none=True)
+        context[0] = encoder(torch.ones(3, dtype=torch.float64)).view(1, c, 1, 1)
+        y = pa.integrate(op, X, scheme, T=1.0, n_steps=3, gradient=gradient).y
+        y.square().sum().backward()
+        return encoder.weight.grad
+
+    assert run("backprop").norm() > 0
+    with pytest.raises(pa.IncompatibleOperatorError, match=r"2 tensor\(s\) that require grad.*\(4, 3\)|"
+                                                          r"2 tensor\(s\) that require grad.*\(2, 3\)"):
+        run(pa.Reversible(keep_last=keep))
+    context[0] = encoder(torch.ones(3, dtype=torch.float64)).view(1, c, 1, 1).detach()  # a constant: allowed
+    pa.integrate(op, X, scheme, T=1.0, n_steps=3, gradient="reversible").y.square().sum().backward()

@@ -37,7 +37,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from ..errors import IncompatibleSchemeError
+from ..errors import IncompatibleOperatorError, IncompatibleSchemeError
 from ..operators.timegrid import StepTime
 
 State = tuple
@@ -198,6 +198,9 @@ class ParamGrads:
     def __init__(self, params):
         self.params = tuple(params)
         self.sums = [torch.zeros_like(p) for p in self.params]
+        #: while True, every :meth:`backward` first checks that its outputs depend on no tensor
+        #: that requires grad beyond ``inputs`` and ``params`` (:func:`outside_leaves`)
+        self.check_outside = False
 
     def backward(self, outputs, inputs: tuple, grad_outputs) -> tuple:
         """Add (∂outputs/∂θ)ᵀ grad_outputs into the sums and return (∂outputs/∂x)ᵀ grad_outputs
@@ -207,11 +210,39 @@ class ParamGrads:
         outputs = (outputs,) if isinstance(outputs, torch.Tensor) else tuple(outputs)
         if not any(o.requires_grad for o in outputs):  # depends neither on the inputs nor on θ
             return (None,) * len(inputs)
+        if self.check_outside:
+            outside = outside_leaves(outputs, (*inputs, *self.params))
+            if outside:
+                raise IncompatibleOperatorError(
+                    f"the operator depends on {len(outside)} tensor(s) that require grad but are not among its "
+                    f"parameters (shape(s) {', '.join(str(tuple(t.shape)) for t in outside)}): the reversible gradient "
+                    "returns gradients for the state and the operator's parameters only, so theirs would be lost; "
+                    "make them parameters of the operator (of a submodule of it), or use gradient='backprop'")
         got = torch.autograd.grad(outputs, (*inputs, *self.params), grad_outputs, allow_unused=True)
         for acc, g in zip(self.sums, got[len(inputs):]):
             if g is not None:
                 acc.add_(g)
         return got[:len(inputs)]
+
+
+def outside_leaves(outputs, known) -> list[torch.Tensor]:
+    """The tensors that require grad, other than ``known``, on which ``outputs`` depend: the
+    leaves of their autograd graph (one walk of it) that are not in ``known``."""
+    known_ids = {id(t) for t in known}
+    seen, stack, found = set(), [o.grad_fn for o in outputs if o.grad_fn is not None], []
+    found += [o for o in outputs if o.grad_fn is None and o.requires_grad and id(o) not in known_ids]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        leaf = getattr(node, "variable", None)  # an AccumulateGrad node holds its leaf
+        if leaf is not None:
+            if id(leaf) not in known_ids:
+                found.append(leaf)
+            continue
+        stack.extend(nxt for nxt, _ in node.next_functions)
+    return found
 
 
 def differentiated_part(part, s, src: torch.Tensor, g_out: torch.Tensor, acc: ParamGrads):
