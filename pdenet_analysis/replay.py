@@ -26,7 +26,8 @@ A third requirement is checked in the backward pass itself
 requires grad other than the state and its own parameters (a conditioning tensor computed by
 another network, say). The reversible gradient returns gradients for those two only, so such a
 tensor's would be lost; the kept steps' graph and the newest rebuilt step are walked once per
-backward pass.
+backward pass. The adjoint gradient has the same limit, and its solve walks one evaluation's
+graph before it starts.
 
 Refusals raise :class:`~pdenet_analysis.errors.IncompatibleOperatorError`, with the fix: the
 layer in eval mode, the randomness outside the block, or ``gradient="backprop"``. The generator

@@ -164,3 +164,23 @@ def test_a_tensor_that_requires_grad_outside_the_operators_parameters_is_refused
         run(pa.Reversible(keep_last=keep))
     context[0] = encoder(torch.ones(3, dtype=torch.float64)).view(1, c, 1, 1).detach()  # a constant: allowed
     pa.integrate(op, X, scheme, T=1.0, n_steps=3, gradient="reversible").y.square().sum().backward()
+
+
+@pytest.mark.parametrize("scheme", [n for n in pa.available_schemes() if pa.get_scheme(n).adaptive])
+def test_the_adjoint_refuses_a_tensor_that_requires_grad_outside_the_operators_parameters(scheme):
+    """torchdiffeq's adjoint differentiates with respect to the parameters it is given (the
+    operator's): a conditioning tensor's network got no gradient, silently. One evaluation's graph
+    is walked before the solve."""
+    context = [None]
+    torch.manual_seed(0)
+    op = FirstOrderOperator(Conditioned(4, context)).double()
+    encoder = nn.Linear(3, 4).double()
+    context[0] = encoder(torch.ones(3, dtype=torch.float64)).view(1, 4, 1, 1)
+    with pytest.raises(pa.IncompatibleOperatorError, match=r"\(4, 3\).*the adjoint gradient returns gradients"):
+        pa.integrate(op, X, scheme, T=1.0, gradient="adjoint")
+    sol = pa.integrate(op, X, scheme, T=1.0, gradient="backprop")
+    sol.y.square().sum().backward()
+    assert encoder.weight.grad.norm() > 0
+    context[0] = context[0].detach()  # a constant: allowed, and the probe is not counted
+    ref = pa.integrate(op, X, scheme, T=1.0, gradient="backprop").stats.n_evals
+    assert pa.integrate(op, X, scheme, T=1.0, gradient="adjoint").stats.n_evals == ref

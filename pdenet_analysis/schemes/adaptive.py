@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..errors import IncompatibleSchemeError, NonFiniteError, UnknownNameError
-from .base import Scheme
+from .base import Scheme, require_no_outside_leaves
 from .tableau import ButcherTableau
 
 
@@ -225,6 +225,11 @@ class TorchDiffEq(Scheme):
         kw = dict(rtol=self.rtol, atol=self.atol, method=self.method, options=options)
         if adjoint:
             params = tuple(p for p in op.operator.parameters() if p.requires_grad)
+            if torch.is_grad_enabled():  # one evaluation's graph: does it reach beyond state and θ?
+                with torch.enable_grad():
+                    leaves = tuple(x.detach().requires_grad_(True) for x in state0)
+                    probe = op.operator.vector_field(t0, leaves)
+                require_no_outside_leaves(probe, (*leaves, *params), "the adjoint gradient")
             return torchdiffeq.odeint_adjoint(field, state0, times, adjoint_params=params, **kw)
         return torchdiffeq.odeint(field, state0, times, **kw)
 

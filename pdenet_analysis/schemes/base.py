@@ -211,13 +211,7 @@ class ParamGrads:
         if not any(o.requires_grad for o in outputs):  # depends neither on the inputs nor on θ
             return (None,) * len(inputs)
         if self.check_outside:
-            outside = outside_leaves(outputs, (*inputs, *self.params))
-            if outside:
-                raise IncompatibleOperatorError(
-                    f"the operator depends on {len(outside)} tensor(s) that require grad but are not among its "
-                    f"parameters (shape(s) {', '.join(str(tuple(t.shape)) for t in outside)}): the reversible gradient "
-                    "returns gradients for the state and the operator's parameters only, so theirs would be lost; "
-                    "make them parameters of the operator (of a submodule of it), or use gradient='backprop'")
+            require_no_outside_leaves(outputs, (*inputs, *self.params), "the reversible gradient")
         got = torch.autograd.grad(outputs, (*inputs, *self.params), grad_outputs, allow_unused=True)
         for acc, g in zip(self.sums, got[len(inputs):]):
             if g is not None:
@@ -243,6 +237,19 @@ def outside_leaves(outputs, known) -> list[torch.Tensor]:
             continue
         stack.extend(nxt for nxt, _ in node.next_functions)
     return found
+
+
+def require_no_outside_leaves(outputs, known, method: str) -> None:
+    """Raise :class:`IncompatibleOperatorError` if ``outputs`` (an evaluation of the operator)
+    depend on a tensor that requires grad outside ``known`` (the state and the operator's
+    parameters): ``method`` returns gradients for those only, so that tensor's would be lost."""
+    outside = outside_leaves(outputs, known)
+    if outside:
+        raise IncompatibleOperatorError(
+            f"the operator depends on {len(outside)} tensor(s) that require grad but are not among its parameters "
+            f"(shape(s) {', '.join(str(tuple(t.shape)) for t in outside)}): {method} returns gradients for the "
+            "state and the operator's parameters only, so theirs would be lost; make them parameters of the "
+            "operator (of a submodule of it), or use gradient='backprop'")
 
 
 def differentiated_part(part, s, src: torch.Tensor, g_out: torch.Tensor, acc: ParamGrads):
