@@ -14,6 +14,7 @@ counts ½; of the free part Y' = V of a second-order operator, 0).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -284,9 +285,14 @@ def _integrate_adaptive(operator, op, y0, state0, scheme, grad, T, n_steps, traj
                          f"there), got {t_eval.tolist() if t_eval.numel() <= 8 else tuple(t_eval.shape)}")
     if check_finite and not _all_finite(state0):
         raise NonFiniteError("the initial state contains NaN or Inf", step=0, time=0.0)
+    adjoint = isinstance(grad, Adjoint) and torch.is_grad_enabled()
+    # the adjoint's backward pass evaluates the operator again, inside torchdiffeq
+    watch = ReplayGuard(operator, "the adjoint gradient", restorable=False).watch(state0[0].device) if adjoint \
+        else contextlib.nullcontext()
     try:
-        states = scheme.solve(op, state0, t_eval, op, adjoint=isinstance(grad, Adjoint), jumps=jumps)
-        if isinstance(grad, Adjoint) and torch.is_grad_enabled():
+        with watch:
+            states = scheme.solve(op, state0, t_eval, op, adjoint=isinstance(grad, Adjoint), jumps=jumps)
+        if adjoint:
             marked = OnceDifferentiable.apply("the adjoint gradient", *states)
             states = marked if isinstance(marked, tuple) else (marked,)
     except AssertionError as exc:  # torchdiffeq signals failure by assert

@@ -76,14 +76,21 @@ class ReplayGuard:
 
     ``ReplayGuard(module)`` refuses dropout modules in training mode at once; :meth:`watch` wraps
     the forward pass and refuses a generator draw or a buffer write it sees there;
-    :meth:`restoring` wraps the backward pass."""
+    :meth:`restoring` wraps the backward pass. ``by`` names the method that evaluates again.
+    With ``restorable=False`` (the adjoint, whose backward pass runs inside torchdiffeq, out of
+    reach of :meth:`restoring`) batch norm in training mode is refused too."""
 
-    def __init__(self, module: nn.Module):
-        self.module = module
+    def __init__(self, module: nn.Module, by: str = "the reversible gradient", restorable: bool = True):
+        self.module, self.by = module, by
+        if not restorable and any(_keeps_running_statistics(m) for m in module.modules()):
+            names = [name for name, m in module.named_modules() if _keeps_running_statistics(m)]
+            raise IncompatibleOperatorError(
+                f"{by} evaluates the operator again in its backward pass, and {', '.join(names)} would move "
+                f"its running statistics at every such evaluation; {_FIX}")
         if any(_draws_at_random(m) for m in module.modules()):  # names only for the message
             random = [name or type(module).__name__ for name, m in module.named_modules() if _draws_at_random(m)]
             raise IncompatibleOperatorError(
-                f"the reversible gradient evaluates the operator again in the backward pass, and "
+                f"{self.by} evaluates the operator again in the backward pass, and "
                 f"{', '.join(random)} draws a new dropout mask at every evaluation in training mode, so the "
                 f"rebuilt states and the gradient would be wrong; {_FIX}")
         self.running = [b for m in module.modules() if _keeps_running_statistics(m)
@@ -100,7 +107,7 @@ class ReplayGuard:
         after = _generator_states(device)
         if len(after) == len(before) and any(not torch.equal(a, b) for a, b in zip(before, after)):
             raise IncompatibleOperatorError(
-                "the reversible gradient evaluates the operator again in the backward pass, and the operator "
+                f"{self.by} evaluates the operator again in the backward pass, and the operator "
                 "drew random numbers in the forward pass (noise or functional dropout in a layer): the "
                 f"backward pass would draw others, so the rebuilt states and the gradient would be wrong; {_FIX}")
         running = {id(b) for b in self.running}
@@ -108,7 +115,7 @@ class ReplayGuard:
             written = [name for (name, b), v in zip(self.module.named_buffers(), versions)
                        if b._version != v and id(b) not in running]
             raise IncompatibleOperatorError(
-                f"the reversible gradient evaluates the operator again in the backward pass, and the operator "
+                f"{self.by} evaluates the operator again in the backward pass, and the operator "
                 f"changed its buffer(s) {', '.join(written)} while it ran (spectral normalisation's power "
                 f"iteration does so in training mode), so a second evaluation is another function; {_FIX}")
 

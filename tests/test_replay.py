@@ -184,3 +184,18 @@ def test_the_adjoint_refuses_a_tensor_that_requires_grad_outside_the_operators_p
     context[0] = context[0].detach()  # a constant: allowed, and the probe is not counted
     ref = pa.integrate(op, X, scheme, T=1.0, gradient="backprop").stats.n_evals
     assert pa.integrate(op, X, scheme, T=1.0, gradient="adjoint").stats.n_evals == ref
+
+
+def test_the_adjoint_refuses_randomness_and_batch_norm_in_training_mode():
+    """Its backward pass solves the adjoint ODE inside torchdiffeq, evaluating the operator again:
+    a dropout mask drawn anew, or running statistics moved at every evaluation, out of reach."""
+    for extra, match in ((lambda c: nn.Dropout(0.5), "adjoint gradient.*dropout mask"),
+                         (lambda c: nn.BatchNorm2d(c), "adjoint gradient.*running statistics")):
+        op = operator("first_order", extra)
+        with pytest.raises(pa.IncompatibleOperatorError, match=match):
+            pa.integrate(op, X, "dopri5", T=1.0, gradient="adjoint")
+        op.eval()
+        pa.integrate(op, X, "dopri5", T=1.0, gradient="adjoint").y.sum().backward()
+    op = operator("first_order", lambda c: nn.Identity(), noise=1e-3)
+    with pytest.raises(pa.IncompatibleOperatorError, match="adjoint gradient.*drew random numbers"):
+        pa.integrate(op, X, "dopri5", T=1.0, gradient="adjoint")
