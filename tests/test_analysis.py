@@ -275,3 +275,25 @@ def test_analyze_draws_the_same_standard_normal_images_on_every_device(device, t
     x = seen["x"]
     assert x.device.type == device.type
     assert torch.equal(x.cpu(), torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(5)))
+
+
+def test_block_inputs_leave_a_training_model_as_they_found_it():
+    """The analyses run the opening layers in eval mode (running statistics, no dropout), and put
+    every module's mode back: an analysis in the middle of training used to leave the network in
+    eval mode, so that the training went on without batch statistics."""
+    from pdenet_analysis.analysis.model import block_inputs
+
+    torch.manual_seed(0)
+    net = pa.build_preset("digits-parabolic").double()
+    net.train()
+    net.blocks[0].eval()  # a mixed state is restored module by module
+    modes = [m.training for m in net.modules()]
+    stats = [b.clone() for b in net.buffers()]
+    x = torch.randn(3, 1, 8, 8, dtype=torch.float64)
+    inputs = block_inputs(net, x)
+    assert [m.training for m in net.modules()] == modes
+    assert all(torch.equal(a, b) for a, b in zip(stats, net.buffers()))
+    assert not any(h.requires_grad for h in inputs)
+    net.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(inputs[0], net.opening(x), rtol=0, atol=0)

@@ -16,6 +16,7 @@ given images (every example is analysed; the Krylov solvers are batched over exa
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 
@@ -43,14 +44,31 @@ COST = dict(stability=1.0, conditioning=0.3, density=0.02, reversibility=0.02, c
 
 
 @torch.no_grad()
-def block_inputs(model, x: torch.Tensor) -> list[torch.Tensor]:
+@contextlib.contextmanager
+def evaluation_mode(model):
+    """``model`` in eval mode (batch norm with its running statistics, no dropout) and without a
+    graph; every module's own mode is put back afterwards, so an analysis in the middle of training
+    leaves the model as it found it."""
+    modes = [(m, m.training) for m in model.modules()]
     model.eval()
-    p = next(model.parameters())
-    h = model.opening(x.to(p.device, p.dtype))
-    inputs = []
-    for unit in model.units:
-        inputs.append(h)
-        h = unit(h)
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
+def block_inputs(model, x: torch.Tensor) -> list[torch.Tensor]:
+    """The input of every PDE block for the images ``x``, the network in eval mode
+    (:func:`evaluation_mode`)."""
+    with evaluation_mode(model):
+        p = next(model.parameters())
+        h = model.opening(x.to(p.device, p.dtype))
+        inputs = []
+        for unit in model.units:
+            inputs.append(h)
+            h = unit(h)
     return inputs
 
 
