@@ -297,3 +297,19 @@ def test_block_inputs_leave_a_training_model_as_they_found_it():
     net.eval()
     with torch.no_grad():
         torch.testing.assert_close(inputs[0], net.opening(x), rtol=0, atol=0)
+
+
+def test_analyze_model_analyses_in_eval_mode_and_leaves_the_modes_as_found(monkeypatch, tmp_path):
+    """The network is analysed as it predicts (batch norm's running statistics, no dropout), also
+    when called in the middle of training, and is handed back in the modes it came in."""
+    from pdenet_analysis.analysis import model as M
+
+    seen = []
+    monkeypatch.setattr(M, "analyze_block", lambda block, x, out, **kw: seen.append(
+        (block.training, [m.training for m in block.modules()])) or {})
+    torch.manual_seed(0)
+    net = pa.build_preset("digits-parabolic").double().train()
+    modes = [m.training for m in net.modules()]
+    M.analyze_model(net, torch.randn(2, 1, 8, 8, dtype=torch.float64), str(tmp_path), quiet=True, with_features=False)
+    assert len(seen) == len(net.blocks) and not any(t or any(ms) for t, ms in seen)
+    assert [m.training for m in net.modules()] == modes

@@ -45,14 +45,14 @@ COST = dict(stability=1.0, conditioning=0.3, density=0.02, reversibility=0.02, c
 
 @torch.no_grad()
 @contextlib.contextmanager
-def evaluation_mode(model):
-    """``model`` in eval mode (batch norm with its running statistics, no dropout) and without a
-    graph; every module's own mode is put back afterwards, so an analysis in the middle of training
-    leaves the model as it found it."""
+def evaluation_mode(model, graph: bool = False):
+    """``model`` in eval mode (batch norm with its running statistics, no dropout), and without
+    a graph unless ``graph``; every module's own mode is put back afterwards, so an analysis in
+    the middle of training leaves the model as it found it."""
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
-        with torch.no_grad():
+        with torch.set_grad_enabled(graph and torch.is_grad_enabled()):
             yield model
     finally:
         for m, mode in modes:
@@ -170,7 +170,15 @@ def analyze_model(model, x: torch.Tensor, out: str, blocks=None, quiet: bool = F
     Results are keyed by block index; with ``with_features`` (fixed-step networks), the key
     ``"features"`` holds the conditioning of the whole feature map (:mod:`.network`), saved in
     ``out/network``. Float32 computations run in IEEE float32 on every device, TensorFloat-32
-    switched off (:func:`.precision.ieee_float32`), so that a GPU's report equals the CPU's."""
+    switched off (:func:`.precision.ieee_float32`), so that a GPU's report equals the CPU's.
+
+    The network is analysed as it predicts: in eval mode (running statistics, no dropout), every
+    module's mode put back afterwards (:func:`evaluation_mode`)."""
+    with evaluation_mode(model, graph=True):
+        return _analyze_model(model, x, out, blocks, quiet, with_features, **kw)
+
+
+def _analyze_model(model, x, out, blocks, quiet, with_features, **kw) -> dict:
     inputs = block_inputs(model, x)
     chosen = [i for i in range(len(model.blocks)) if blocks is None or i in blocks]
     with_features = with_features and not any(b.scheme.adaptive for b in model.blocks)
