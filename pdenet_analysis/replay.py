@@ -50,13 +50,19 @@ from .errors import IncompatibleOperatorError
 _FIX = "put the layer in eval mode (module.eval()), move it out of the block, or use gradient='backprop'"
 
 
-def _draws_at_random(module: nn.Module) -> bool:
+def draws_at_random(module: nn.Module) -> bool:
+    """A dropout layer (any of PyTorch's) in training mode with p > 0."""
     return isinstance(module, (_DropoutNd, nn.AlphaDropout, nn.FeatureAlphaDropout)) and module.training \
         and module.p > 0
 
 
+def normalises_by_batch(module: nn.Module) -> bool:
+    """A batch norm layer in training mode: it normalises with the batch's own statistics."""
+    return isinstance(module, _BatchNorm) and module.training
+
+
 def _keeps_running_statistics(module: nn.Module) -> bool:
-    return isinstance(module, _BatchNorm) and module.training and module.track_running_stats
+    return normalises_by_batch(module) and module.track_running_stats
 
 
 def _generator_states(device: torch.device) -> list[torch.Tensor]:
@@ -87,8 +93,8 @@ class ReplayGuard:
             raise IncompatibleOperatorError(
                 f"{by} evaluates the operator again in its backward pass, and {', '.join(names)} would move "
                 f"its running statistics at every such evaluation; {_FIX}")
-        if any(_draws_at_random(m) for m in module.modules()):  # names only for the message
-            random = [name or type(module).__name__ for name, m in module.named_modules() if _draws_at_random(m)]
+        if any(draws_at_random(m) for m in module.modules()):  # names only for the message
+            random = [name or type(module).__name__ for name, m in module.named_modules() if draws_at_random(m)]
             raise IncompatibleOperatorError(
                 f"{self.by} evaluates the operator again in the backward pass, and "
                 f"{', '.join(random)} draws a new dropout mask at every evaluation in training mode, so the "

@@ -313,3 +313,39 @@ def test_analyze_model_analyses_in_eval_mode_and_leaves_the_modes_as_found(monke
     M.analyze_model(net, torch.randn(2, 1, 8, 8, dtype=torch.float64), str(tmp_path), quiet=True, with_features=False)
     assert len(seen) == len(net.blocks) and not any(t or any(ms) for t, ms in seen)
     assert [m.training for m in net.modules()] == modes
+
+
+@pytest.mark.parametrize("extra", [lambda c: torch.nn.Dropout(0.2), lambda c: torch.nn.BatchNorm2d(c)])
+def test_the_analyses_of_an_operator_refuse_a_layer_in_training_mode(extra):
+    """Dropout draws a new map at every evaluation and batch norm couples the examples in
+    training mode: each analysis of an operator refuses it, naming the layer; in eval mode they run."""
+    from pdenet_analysis import analysis as A
+    from pdenet_analysis.operators.operators import FirstOrderOperator
+
+    class Layer(torch.nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.conv, self.extra = torch.nn.Conv2d(c, c, 3, padding=1, bias=False), extra(c)
+
+        def forward(self, t, y):
+            return -torch.tanh(self.extra(self.conv(y)))
+
+    torch.manual_seed(0)
+    op = FirstOrderOperator(Layer(2)).double()
+    y0 = torch.randn(2, 2, 3, 3, dtype=torch.float64)
+    calls = {
+        "discretise": lambda: A.discretise(op, y0, "euler", T=1.0, n_steps=2),
+        "conditioning": lambda: A.conditioning(op, y0, "euler", T=1.0, n_steps=2, k=1),
+        "spectrum_along_trajectory": lambda: A.spectrum_along_trajectory(op, y0, "euler", T=1.0, n_steps=2, k=2),
+        "spectral_density": lambda: A.spectral_density(op, y0, "euler", T=1.0, n_steps=2, m=10, n_arnoldi=10),
+        "reversibility": lambda: A.reversibility(op, y0, "reversible_heun", T=1.0, n_steps_list=(1, 2)),
+        "energy": lambda: A.energy(op, y0, "euler", T=1.0, n_steps=2),
+        "convergence_study": lambda: A.convergence_study(op, y0, "euler", [2, 4, 8], T=1.0),
+        "operator_jacobian": lambda: A.operator_jacobian(op, (y0,)),
+    }
+    for name, call in calls.items():
+        with pytest.raises(pa.IncompatibleOperatorError, match=r"layer\.extra is in training mode.*operator\.eval\(\)"):
+            call()
+    op.eval()
+    for name, call in calls.items():
+        call()

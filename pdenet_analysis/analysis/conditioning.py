@@ -62,6 +62,7 @@ from ..errors import (IncompatibleSchemeError, InvalidArgumentError, require_pro
 from ..schemes.base import Scheme
 from .krylov import InnerSolveFailed, InverseChain, golub_kahan, ritz_rounding
 from .linear import ChainOperator
+from .modes import analyses_an_operator
 from .precision import UNIT_ROUNDOFF, dtype_named
 from .reduced_inverse import REDUCED_SPARSE_MAX, active_forms, reduced_step_inverse
 from .report import Report, sweepable
@@ -327,6 +328,7 @@ def _probable_bracket(J, top, smin, info: dict, failure_probability: float):
 
 
 @sweepable("conditioning")
+@analyses_an_operator
 def conditioning(operator, y0, scheme="euler", *, T=None, n_steps=None, k: int = 3, tol: float = 1e-8,
                  map: str = "state", dense_max: int = 2048, inner_tol: float | None = None, max_iter: int = 300,
                  rtol: float = 1e-6, atol: float = 1e-8, examples=None, method: str = "auto",

@@ -16,6 +16,7 @@ import torch
 
 from ..errors import InvalidArgumentError
 from ..integrate import integrate
+from .modes import analyses_an_operator
 
 
 def state_error(a: tuple, b: tuple, components: tuple[int, ...] | None = None) -> float:
@@ -56,6 +57,7 @@ class ConvergenceResult:
         return dict(self.__dict__)
 
 
+@analyses_an_operator
 def convergence_study(
     operator,
     y0,

@@ -31,6 +31,7 @@ from ..schemes.base import stage_time
 from .eigen import arnoldi
 from .krylov import golub_kahan, lanczos_tridiagonal
 from .linear import JacobianOperator, operator_jacobian
+from .modes import analyses_an_operator
 from .report import Report, sweepable
 
 
@@ -83,6 +84,7 @@ def parabolic_bound(operator, image_size) -> list[dict] | None:
 
 
 @sweepable("density")
+@analyses_an_operator
 def spectral_density(operator, y0, scheme="euler", *, T=None, n_steps=None, step: int = 0, example: int = 0,
                      n_vectors: int = 8, m: int = 80, n_arnoldi: int = 150, seed: int = 0) -> Report:
     """Spectral density of the symmetric part of the layer Jacobian (SLQ), wide-Arnoldi Ritz

@@ -17,11 +17,13 @@ from ..integrate import integrate, reverse
 from ..operators import functional as F
 from ..operators.layers import SymmetricLayer
 from ..schemes import get_scheme
+from .modes import analyses_an_operator
 from .precision import UNIT_ROUNDOFF, dtype_named, float32_products
 from .report import Report, sweepable
 
 
 @sweepable("reversibility")
+@analyses_an_operator
 def reversibility(operator, y0, scheme, *, T=None, n_steps_list=(1, 2, 4, 8, 16, 32, 64),
                   dtypes=None, step_sizes=None) -> Report:
     """Relative reconstruction error ‖Y₀ − R(Φ(Y₀))‖/‖Y₀‖ after n forward and n inverse steps.
@@ -79,6 +81,7 @@ def _cast(operator, dtype):
 
 
 @sweepable("energy")
+@analyses_an_operator
 def energy(operator, y0, scheme, *, T=None, n_steps=None, example: int | None = None) -> Report:
     """Norms along the trajectory and, where defined, the energy of eq. 12 or the Hamiltonian."""
     scheme = get_scheme(scheme)

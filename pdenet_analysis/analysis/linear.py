@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch.func import jvp, linearize, vjp
 from ..errors import InvalidArgumentError
+from .modes import analyses_an_operator
 
 
 def _as_tuple(x) -> tuple:
@@ -232,6 +233,7 @@ def _one(x: torch.Tensor, index: int) -> torch.Tensor:
     return x[index : index + 1]
 
 
+@analyses_an_operator
 def operator_jacobian(operator, state: tuple, t: float = 0.0, example: int = 0):
     """The Jacobian the linear stability analysis needs, for one example of a batch.
 

@@ -16,7 +16,6 @@ given images (every example is analysed; the Krylov solvers are batched over exa
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 
@@ -27,6 +26,7 @@ from .conditioning import conditioning
 from .convergence import convergence_study
 from .density import spectral_density
 from .flow import energy, reversibility
+from .modes import evaluation_mode
 from .network import features_conditioning
 from .precision import ieee_float32
 from .report import Report
@@ -44,21 +44,6 @@ COST = dict(stability=1.0, conditioning=0.3, density=0.02, reversibility=0.02, c
 
 
 @torch.no_grad()
-@contextlib.contextmanager
-def evaluation_mode(model, graph: bool = False):
-    """``model`` in eval mode (batch norm with its running statistics, no dropout), and without
-    a graph unless ``graph``; every module's own mode is put back afterwards, so an analysis in
-    the middle of training leaves the model as it found it."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        with torch.set_grad_enabled(graph and torch.is_grad_enabled()):
-            yield model
-    finally:
-        for m, mode in modes:
-            m.training = mode
-
-
 def block_inputs(model, x: torch.Tensor) -> list[torch.Tensor]:
     """The input of every PDE block for the images ``x``, the network in eval mode
     (:func:`evaluation_mode`)."""

@@ -21,6 +21,7 @@ from ..errors import InvalidArgumentError, real_or_nan, require_probability, req
 from ..schemes.base import stage_time
 from .eigen import all_eigenvalues, eigs, select
 from .linear import operator_jacobian
+from .modes import analyses_an_operator
 from .precision import UNIT_ROUNDOFF, dtype_named
 from .report import Report, sweepable
 from .stepmap import REDUCED_DENSE_MAX, step_map_spectra
@@ -137,6 +138,7 @@ def _layer_spectrum(operator, state, t, example: int, step_scheme, h: float, k: 
 
 
 @sweepable("stability")
+@analyses_an_operator
 def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=None, k: int = 6,
                               example: int | None = None, examples=None, backend: str = "auto", tol: float = 1e-8,
                               delta: float = 1e-6, dense_max: int = 2048, count_max: int = 256,

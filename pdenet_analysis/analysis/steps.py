@@ -24,6 +24,7 @@ from ..errors import InvalidArgumentError
 from ..integrate import integrate
 from ..schemes import get_scheme
 from .linear import JacobianOperator
+from .modes import analyses_an_operator
 
 MAPS = ("state", "block")
 
@@ -93,6 +94,7 @@ class Discretisation:
         return JacobianOperator(self.inverse_flow, state_T, batched=True)
 
 
+@analyses_an_operator
 def discretise(operator, y0, scheme, *, T=None, n_steps=None, rtol: float = 1e-6, atol: float = 1e-8) -> Discretisation:
     """Integrate once and record every step (accepted steps for adaptive schemes)."""
     if isinstance(scheme, str) and get_scheme(scheme).adaptive:
