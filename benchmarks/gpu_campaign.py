@@ -26,22 +26,24 @@ Parts, in order (each with a generous least and most time; ``--cap PART=MIN`` sh
    fraction, kernels, host syncs: ``bench_reversible_peers.py --profile``), and each of our methods
    recorded as a CUDA graph, the ratio a ``--cuda-graph`` training run pays; needs revlib — carry
    its wheel;
-4. ``tests``: the device-parametrised tests on CUDA (``pytest -k cuda``);
-5. ``analysis``: the analysis benchmarks at CIFAR-10's and STL-10's first-unit sizes
+4. ``guards``: what the reversible and adjoint gradients' safety checks (replay guard, graph walk)
+   cost per block call (``bench_guards.py``, half a minute);
+5. ``tests``: the device-parametrised tests on CUDA (``pytest -k cuda``);
+6. ``analysis``: the analysis benchmarks at CIFAR-10's and STL-10's first-unit sizes
    (``bench_analysis.py --stl10``);
-6. ``analyze``: ``pdenet-analysis analyze cifar10-hamiltonian --all-blocks --examples 32`` on
+7. ``analyze``: ``pdenet-analysis analyze cifar10-hamiltonian --all-blocks --examples 32`` on
    CUDA, the analysis issue's end-to-end case (its minutes are the measurement; the report lands
    in ``benchmarks/results/gpu_campaign/analyze-cifar10-hamiltonian``);
-7. ``adaptive``: dopri5 on torchdiffeq against torchode on the same field (``bench_adaptive.py``;
+8. ``adaptive``: dopri5 on torchdiffeq against torchode on the same field (``bench_adaptive.py``;
    torchode's rows only where the machine has torchode);
-8. ``fashion_mnist``: the paper's protocol (100 epochs, best-validation weights) for the four
+9. ``fashion_mnist``: the paper's protocol (100 epochs, best-validation weights) for the four
    architectures on Fashion-MNIST with the GPU settings (``--fast``: CUDA graph, bf16,
    channels-last), from the IDX files in ``--data-dir`` (carry them: the machine has no
    network). Skipped, with the reason recorded, when the files are absent. Every network resumes
    from the checkpoint of its last finished epoch in ``runs/gpu_campaign/fashion_mnist`` (carry
    that folder from one lease to the next), so a few minutes are worth running: it needs 2;
-9. ``study``: the discrete-vs-continuous study's quick grid on CUDA;
-10. ``tests_full``: the whole test suite on the GPU machine.
+10. ``study``: the discrete-vs-continuous study's quick grid on CUDA;
+11. ``tests_full``: the whole test suite on the GPU machine.
 
 Every script saves its JSON after each measurement, so a part stopped at its time keeps what it
 finished.
@@ -82,6 +84,7 @@ PARTS = [
     ("regulariser", 0.5, 2, lambda a: [PY, "benchmarks/bench_regulariser.py", "--device", "cuda"]),
     ("memory", 2, 6, lambda a: [PY, "benchmarks/bench_memory.py", "--device", "cuda"]),
     ("reversible_peers", 1, 4, lambda a: [PY, "benchmarks/bench_reversible_peers.py", "--device", "cuda", "--profile"]),
+    ("guards", 0.5, 2, lambda a: [PY, "benchmarks/bench_guards.py", "--device", "cuda"]),
     ("tests", 1, 4, lambda a: [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "cuda", "tests"]),
     ("analysis", 2, 12, lambda a: [PY, "benchmarks/bench_analysis.py", "--device", "cuda", "--stl10"]),
     ("analyze", 2, 10, lambda a: [PY, "-m", "pdenet_analysis", "analyze", "cifar10-hamiltonian", "--all-blocks",
@@ -108,6 +111,8 @@ DRY = {
     "reversible_peers": lambda a: [PY, "benchmarks/bench_reversible_peers.py", "--device", "cpu", "--quick",
                                    "--depths", "2", "4", "--repeats", "1", "--profile", "--recorded", "eager", "--out",
                                    os.path.join(a.scratch, "reversible_peers.json")],
+    "guards": lambda a: [PY, "benchmarks/bench_guards.py", "--device", "cpu", "--repeats", "3", "--out",
+                         os.path.join(a.scratch, "guards.json")],
     "tests": lambda a: [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--collect-only", "-k", "cuda", "tests"],
     "analysis": lambda a: [PY, "benchmarks/bench_analysis.py", "--device", "cpu", "--quick", "--out",
                            os.path.join(a.scratch, "analysis.json")],
