@@ -150,7 +150,7 @@ class ReversibleFunction(torch.autograd.Function):
                     tail_records = tuple(run.trajectory[head + 1:])
                 ctx.tail = (leaves, out, tail_records)
                 final = tuple(x.detach() for x in out)
-        records = ()
+        records, ctx.record_sizes = (), []
         if run.trajectory is not None:
             run.trajectory = [tuple(x.detach() for x in s) for s in run.trajectory]
             ctx.record_sizes = [len(s) for s in run.trajectory]
@@ -162,14 +162,10 @@ class ReversibleFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, *grad_out):
-        if torch.is_grad_enabled():  # backward(create_graph=True): a double backward is coming
-            raise IncompatibleSchemeError(
-                "the reversible gradient is differentiable once: its backward pass rebuilds the states "
-                "without a graph, so a second derivative through it (backward(create_graph=True), a "
-                "Hessian-vector product) would miss every term that passes through them; use "
-                "gradient='backprop' for higher derivatives")
+        _refuse_double_backward("the reversible gradient", "rebuilds the states without a graph")
         run, params, n = ctx.run, ctx.params, ctx.n_state
-        record_grads = _grouped(grad_out[n:], getattr(ctx, "record_sizes", []))  # per recorded state
+        # per recorded state; none where the loss used no record
+        record_grads = [] if all(g is None for g in grad_out[n:]) else grouped(grad_out[n:], ctx.record_sizes)
         state = tuple(x.detach() for x in ctx.saved_tensors)
         grads = tuple(torch.zeros_like(x) if g is None else g for x, g in zip(state, grad_out[:n]))
         acc = ParamGrads(params)
@@ -197,10 +193,9 @@ class ReversibleFunction(torch.autograd.Function):
         return (None, None, None, *grads, *acc.sums)
 
 
-def _grouped(flat, sizes) -> list:
-    """``flat`` cut into consecutive groups of the given sizes; [] where no group has a gradient."""
-    if all(g is None for g in flat):
-        return []
+def grouped(flat, sizes) -> list[tuple]:
+    """``flat`` cut into consecutive tuples of the given sizes (a trajectory's records, flattened
+    into the reversible function's outputs, back into one tuple per recorded state)."""
     out, i = [], 0
     for k in sizes:
         out.append(tuple(flat[i:i + k]))
@@ -235,12 +230,18 @@ class OnceDifferentiable(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, *grads):
-        if torch.is_grad_enabled():
-            raise IncompatibleSchemeError(
-                f"{ctx.what} is differentiable once: its backward pass runs without a graph, so a second "
-                "derivative through it (backward(create_graph=True), a Hessian-vector product, a gradient "
-                "penalty) would be missing terms; use gradient='backprop' for higher derivatives")
+        _refuse_double_backward(ctx.what, "runs without a graph")
         return (None, *grads)
+
+
+def _refuse_double_backward(what: str, why: str) -> None:
+    """Inside a backward pass: raise if it runs with ``create_graph=True`` (grad mode on), that is,
+    if a second derivative is to be taken through a method whose backward pass ``why``."""
+    if torch.is_grad_enabled():
+        raise IncompatibleSchemeError(
+            f"{what} is differentiable once: its backward pass {why}, so a second derivative through it "
+            "(backward(create_graph=True), a Hessian-vector product, a gradient penalty) would miss every term "
+            "that passes through what it does not record; use gradient='backprop' for higher derivatives")
 
 
 def _watched(run, device: torch.device):

@@ -22,7 +22,7 @@ import torch
 
 from .errors import (IncompatibleSchemeError, IntegrationError, InvalidArgumentError, NonFiniteError, failure_status,
                      require_positive)
-from .gradients import Adjoint, OnceDifferentiable, ReversibleFunction, Reversible, get_gradient
+from .gradients import Adjoint, OnceDifferentiable, ReversibleFunction, Reversible, get_gradient, grouped
 from .replay import ReplayGuard
 from .schemes import get_scheme
 from .schemes.base import Scheme
@@ -353,11 +353,7 @@ def _reversible_apply(run, keep: int, internal0, params):
     out = out if isinstance(out, tuple) else (out,)
     n = len(internal0)
     if run.trajectory is not None:  # the recorded states, as outputs of the function: differentiable
-        records, i = [], n
-        for s in run.trajectory:
-            records.append(tuple(out[i:i + len(s)]))
-            i += len(s)
-        run.trajectory = records
+        run.trajectory = grouped(out[n:], [len(s) for s in run.trajectory])
     return out[:n]
 
 
