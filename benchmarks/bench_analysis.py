@@ -34,8 +34,9 @@ from _provenance import interleaved_medians, provenance, result_path, save, time
 def block_input(preset, dev, seed=0):
     torch.manual_seed(seed)
     model = pa.build_preset(preset).double().to(dev)
+    # drawn on the CPU for every device, so that a GPU run analyses the input the CPU run analyses
     x = torch.randn(1, model.config["in_channels"], *([pa.networks.presets.DATASET_SHAPES[preset.split("-")[0]].image_size] * 2),
-                    dtype=torch.float64, device=dev)
+                    dtype=torch.float64).to(dev)
     from pdenet_analysis.analysis.model import block_inputs
 
     return model.blocks[0], block_inputs(model, x)[0]
