@@ -18,6 +18,7 @@ import contextlib
 import math
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 
 from .errors import (IncompatibleSchemeError, IntegrationError, InvalidArgumentError, NonFiniteError, failure_status,
@@ -269,29 +270,57 @@ def integrate(
                         message=str(e), failed_step=getattr(e, "step", None), failed_time=getattr(e, "time", None))
 
 
+def _host_times(t_eval, T: float, n: int, dtype: torch.dtype) -> list[float]:
+    """The output times of an adaptive solve as Python floats, each rounded to ``dtype`` as the
+    device tensor of them holds it: ``n`` equal steps from 0 to T, or the user's ``t_eval``. Kept
+    on the host, so that checking them and ending steps on them reads nothing from the device
+    (a user's ``t_eval`` tensor is read once); a 1-D sequence of numbers is required."""
+    if t_eval is None:
+        values = [T * k / n for k in range(n + 1)]
+    elif isinstance(t_eval, torch.Tensor):
+        if t_eval.dim() != 1:
+            raise InvalidArgumentError(f"t_eval must be a 1-D sequence of times, got shape {tuple(t_eval.shape)}")
+        return t_eval.detach().to(dtype).tolist()
+    else:
+        try:
+            values = [float(t) for t in t_eval]
+        except (TypeError, ValueError) as e:
+            raise InvalidArgumentError(f"t_eval must be a 1-D sequence of times, got {t_eval!r}") from e
+    return _rounded(values, dtype)
+
+
+#: numpy's types of the same IEEE formats, which round a Python float as torch does
+_NUMPY_FLOAT = {torch.float64: np.float64, torch.float32: np.float32, torch.float16: np.float16}
+
+
+def _rounded(values: list[float], dtype: torch.dtype) -> list[float]:
+    """``values`` rounded to ``dtype`` (round to nearest even), as Python floats, without a tensor."""
+    if dtype in _NUMPY_FLOAT:
+        with np.errstate(over="ignore"):  # a time beyond the type's range is ±inf, as in torch
+            return np.asarray(values, dtype=np.float64).astype(_NUMPY_FLOAT[dtype]).astype(np.float64).tolist()
+    return torch.tensor(values, dtype=dtype).tolist()  # bfloat16: numpy has no such type
+
+
 def _integrate_adaptive(operator, op, y0, state0, scheme, grad, T, n_steps, trajectory, t_eval, check_finite,
                         record_steps) -> Solution:
     op.step_log = [] if record_steps else None
     grid = operator.grid
     jumps = [] if grid is None else [k * grid.spacing for k in range(1, grid.n_pieces)]
-    if t_eval is None:
-        n = n_steps if (trajectory and n_steps) else 1
-        t_eval = torch.linspace(0.0, T, n + 1, dtype=state0[0].dtype, device=state0[0].device)
-    t_eval = torch.as_tensor(t_eval, dtype=state0[0].dtype, device=state0[0].device)
-    if t_eval.dim() != 1 or len(t_eval) < 2 or not bool(torch.isfinite(t_eval).all()) \
-            or not bool((t_eval[1:] > t_eval[:-1]).all()) or float(t_eval[0]) != 0.0 \
-            or float(t_eval[-1]) > T * (1 + 1e-12):
+    dtype, device = state0[0].dtype, state0[0].device
+    times = _host_times(t_eval, T, n_steps if (trajectory and n_steps) else 1, dtype)
+    if len(times) < 2 or not all(map(math.isfinite, times)) or any(b <= a for a, b in zip(times, times[1:])) \
+            or times[0] != 0.0 or times[-1] > T * (1 + 1e-12):
         raise InvalidArgumentError(f"t_eval must be increasing finite times from 0 to at most T = {T:g} (θ(t) is only defined "
-                         f"there), got {t_eval.tolist() if t_eval.numel() <= 8 else tuple(t_eval.shape)}")
-    if check_finite and not _all_finite(state0):
-        raise NonFiniteError("the initial state contains NaN or Inf", step=0, time=0.0)
+                                   f"there), got {times if len(times) <= 8 else f'{len(times)} times'}")
+    t_eval = torch.tensor(times, dtype=dtype, device=device)  # host to device: no wait for the device
     adjoint = isinstance(grad, Adjoint) and torch.is_grad_enabled()
     # the adjoint's backward pass evaluates the operator again, inside torchdiffeq
     watch = ReplayGuard(operator, "the adjoint gradient", restorable=False).watch(state0[0].device) if adjoint \
         else contextlib.nullcontext()
     try:
         with watch:
-            states = scheme.solve(op, state0, t_eval, op, adjoint=isinstance(grad, Adjoint), jumps=jumps)
+            states = scheme.solve(op, state0, times, op, adjoint=isinstance(grad, Adjoint), jumps=jumps,
+                                  check_initial=check_finite)
         if adjoint:
             marked = OnceDifferentiable.apply("the adjoint gradient", *states)
             states = marked if isinstance(marked, tuple) else (marked,)

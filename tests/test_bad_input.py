@@ -147,6 +147,25 @@ def test_deferred_nan_check_of_adaptive_solves_names_the_same_time(backend, monk
     assert torch.equal(sols[True].y, sols[False].y) and sols[True].stats == sols[False].stats
 
 
+@pytest.mark.parametrize("backend", ["torchdiffeq", "torchode"])
+@pytest.mark.parametrize("host", [True, False])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_nonfinite_initial_state_of_adaptive_solves_is_named(backend, host, bad, monkeypatch):
+    """A NaN or Inf in the initial state is named as such, whether it is read at once (the CPU's
+    default) or with the evaluations' deferred check at the end of the solve (a GPU's: no host read
+    before the solve starts)."""
+    pytest.importorskip(backend)
+    from pdenet_analysis.schemes import adaptive
+
+    monkeypatch.setattr(adaptive, "HOST_CHECK_EVERY_EVALUATION", host)
+    op, y0 = paper_operator("parabolic")
+    y0 = y0.clone()
+    y0.view(-1)[3] = bad
+    with pytest.raises(pa.NonFiniteError, match="initial state contains NaN or Inf") as e:
+        pa.integrate(op, y0, pa.schemes.get_scheme("dopri5", backend=backend, max_steps=50))
+    assert e.value.step == 0 and e.value.time == 0.0
+
+
 def test_nan_during_fixed_integration_of_custom_operator():
     with pytest.raises(pa.NonFiniteError, match=r"step 7 of 10 \(t = 0.7\)"):
         pa.integrate(_NaNAfterHalf(), torch.ones(3), "euler", T=1.0, n_steps=10)

@@ -11,7 +11,7 @@ from pdenet_analysis.gradients import Reversible
 from pdenet_analysis.operators import functional as F
 from pdenet_analysis.testing import SavedBytes
 
-from .helpers import ARCH_OF_KIND, REVERSIBLE_SCHEMES, assert_same_arithmetic, paper_operator
+from .helpers import ADAPTIVE_SCHEMES, ARCH_OF_KIND, REVERSIBLE_SCHEMES, assert_same_arithmetic, paper_operator
 
 
 def _sym(layer, j, y):
@@ -263,3 +263,43 @@ def test_all_finite_is_the_exact_check_with_one_host_read_when_finite(values, dt
     if exact and tensors and all(bool(torch.isfinite(x.sum())) for x in tensors) \
             and bool(torch.isfinite(sum(x.sum() for x in tensors))):
         assert reads.count == 1
+
+
+@given(values=st.lists(st.floats(allow_nan=False, allow_infinity=False, min_value=-1e30, max_value=1e30), max_size=6),
+       dtype=st.sampled_from([torch.float64, torch.float32, torch.float16, torch.bfloat16]))
+def test_host_times_round_as_the_device_tensor_holds_them(values, dtype):
+    """The adaptive solves keep their output times on the host as Python floats: each is the value
+    the device tensor of the same times holds (round to nearest even, overflow to ±inf), so the
+    steps end exactly where the solution's times say."""
+    from pdenet_analysis.integrate import _rounded
+
+    assert _rounded(values, dtype) == torch.tensor(values, dtype=dtype).tolist()
+
+
+@pytest.mark.parametrize("name,backend", [(n, "torchdiffeq") for n in ADAPTIVE_SCHEMES] + [("dopri5", "torchode")])
+def test_an_adaptive_solve_reads_no_output_time_from_the_device(name, backend, monkeypatch):
+    """The output times of an adaptive solve (default, or given as a list) are checked and
+    stepped to on the host: given as a tensor they cost one read more than as a list (the same
+    times, the same steps), and nothing else. With torchode's loop the whole count is known: 3
+    per step and 1 in its initial step selection, 1 per segment between output times, 1 for the
+    deferred finiteness checks."""
+    pytest.importorskip(backend)
+    from pdenet_analysis.schemes import adaptive
+    from pdenet_analysis.testing import HostReads
+
+    from pdenet_analysis.operators import timegrid
+
+    monkeypatch.setattr(adaptive, "HOST_CHECK_EVERY_EVALUATION", False)  # as on a GPU: one deferred read
+    monkeypatch.setattr(timegrid, "LOOKUP_ON_DEVICE", True)  # and θ(t) looked up without reading t
+    op, y0 = paper_operator("parabolic", n_pieces=1, T=1.0)
+    scheme = pa.schemes.get_scheme(name, backend=backend, rtol=1e-4, atol=1e-4)
+    times = [0.0, 0.25, 0.5, 0.75, 1.0]
+    counts, steps = {}, {}
+    for kind, t_eval in {"default": None, "list": times, "tensor": torch.tensor(times)}.items():
+        with torch.no_grad(), HostReads() as reads:
+            sol = pa.integrate(op, y0, scheme, t_eval=t_eval, trajectory=t_eval is not None)
+        counts[kind], steps[kind] = reads.count, sol.stats.n_accepted + sol.stats.n_rejected
+    assert counts["tensor"] == counts["list"] + 1 and steps["tensor"] == steps["list"], counts
+    if backend == "torchode":
+        assert counts["default"] == 3 * steps["default"] + 1 + 1 + 1, (counts, steps)
+        assert counts["list"] == 3 * steps["list"] + 1 + 4 + 1, (counts, steps)

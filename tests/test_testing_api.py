@@ -55,3 +55,23 @@ def test_adjoint_check_on_drawn_states(x, y):
     h, w = min(x.shape[2], y.shape[2]), min(x.shape[3], y.shape[3])
     b = min(x.shape[0], y.shape[0])
     check_adjoint(lambda u: F.conv(u, W), lambda v: F.conv_adjoint(v, W), x[:b, :, :h, :w], y[:b, :, :h, :w])
+
+
+def test_host_reads_counts_scalar_and_whole_tensor_reads():
+    """Each value brought to Python is one read: .item(), float(), bool() (an if), and a whole
+    tensor's .tolist() or .numpy(), which dispatch no operation on the CPU but copy and wait on a
+    GPU. Arithmetic, moves between devices and views read nothing."""
+    from pdenet_analysis.testing import HostReads
+
+    x = torch.arange(6.0).reshape(2, 3)
+    with HostReads() as none:
+        y = (x * 2).sum(0).cpu()[1:]
+    assert none.count == 0
+    with HostReads() as reads:
+        x[0, 0].item()
+        float(x[1, 2])
+        if x.sum() > 0:
+            pass
+        x.tolist()
+        y.numpy()
+    assert reads.count == 5

@@ -68,6 +68,20 @@ def _torchdiffeq_tableau(method: str):
 HOST_CHECK_EVERY_EVALUATION: bool | None = None
 
 
+def _float64_sum(tensors) -> torch.Tensor:
+    """The float64 sum of every entry, on the device: finite iff every entry is, for a float32 (or
+    narrower) state, which cannot overflow it (3.4e38 · numel < 1.8e308); a float64 state's sum
+    also overflows where its entries exceed 1.8e308/numel, which counts as blowing up."""
+    s = tensors[0].sum(dtype=torch.float64)
+    for x in tensors[1:]:
+        s = s + x.sum(dtype=torch.float64)
+    return s
+
+
+def _initial_nonfinite_error() -> NonFiniteError:
+    return NonFiniteError("the initial state contains NaN or Inf", step=0, time=0.0)
+
+
 def _nonfinite_error(t: float) -> NonFiniteError:
     return NonFiniteError(
         f"NaN or Inf in the right-hand side at t = {t:.6g} during adaptive integration; "
@@ -94,6 +108,16 @@ class _Field(nn.Module):
         :meth:`raise_if_nonfinite` reads them all at once."""
         self.deferred = {"sums": [], "times": []}
 
+    def check_initial(self, state0) -> None:
+        """The initial state is finite: read now where every evaluation is checked on the host, else
+        its sum joins the deferred ones (first, with time None), read when the solve ends."""
+        if self.deferred is None:
+            if not all_finite(state0):
+                raise _initial_nonfinite_error()
+            return
+        self.deferred["sums"].append(_float64_sum(state0))
+        self.deferred["times"].append(None)
+
     def raise_if_nonfinite(self) -> None:
         """One host read: raise for the first non-finite evaluation since :meth:`defer_checks`, and go
         back to checking each evaluation on the host."""
@@ -102,20 +126,16 @@ class _Field(nn.Module):
             return
         bad = ~torch.isfinite(torch.stack(deferred["sums"]))
         if bool(bad.any()):
-            raise _nonfinite_error(float(deferred["times"][int(bad.nonzero()[0, 0])]))
+            t = deferred["times"][int(bad.nonzero()[0, 0])]
+            raise _initial_nonfinite_error() if t is None else _nonfinite_error(float(t))
 
     def forward(self, t, state):
         out = self.op.vector_field(t, state)
         deferred = self.deferred
         if deferred is not None:
-            # one reduction per evaluation, no host read: the float64 sum of a float32 (or narrower) field is
-            # finite iff every entry is (it cannot overflow: 3.4e38 · numel < 1.8e308); a float64 field's sum
-            # also overflows where its entries exceed 1.8e308/numel, which counts as blowing up. The solvers
-            # build each t afresh, so keeping the tensor itself (no copy) keeps its value
-            s = out[0].sum(dtype=torch.float64)
-            for x in out[1:]:
-                s = s + x.sum(dtype=torch.float64)
-            deferred["sums"].append(s)
+            # one reduction per evaluation, no host read. The solvers build each t afresh, so keeping the
+            # tensor itself (no copy) keeps its value
+            deferred["sums"].append(_float64_sum(out))
             deferred["times"].append(t)
         elif not all_finite(out):
             raise _nonfinite_error(float(t))
@@ -183,8 +203,11 @@ class TorchDiffEq(Scheme):
         """|R(z)| of the propagated solution's tableau, for an accepted step of size h (z = hλ)."""
         return self.step_scheme.amplification(z)
 
-    def solve(self, op, state0, times: torch.Tensor, counter, adjoint: bool = False, jumps=()):
-        """States at ``times`` (a tuple of tensors with a leading time dimension).
+    def solve(self, op, state0, times, counter, adjoint: bool = False, jumps=(), check_initial: bool = False):
+        """States at ``times`` (increasing Python floats: kept on the host, so that ending steps on
+        them reads nothing from the device), a tuple of tensors with a leading time dimension.
+        ``check_initial``: raise :class:`NonFiniteError` if ``state0`` holds NaN or Inf, read with
+        the evaluations' deferred check where there is one.
 
         Steps are forced to end at every output time (torchdiffeq's ``step_t``) and at the
         ``jumps`` of θ(t) (``jump_t``, where the right-hand side is discontinuous or has a kink),
@@ -197,6 +220,8 @@ class TorchDiffEq(Scheme):
         if not host_check:  # the forward solve only: an adjoint's backward pass checks on the host
             field.defer_checks()
         try:
+            if check_initial:
+                field.check_initial(state0)
             out = self._solve(field, op, state0, times, counter, adjoint, jumps)
         except Exception:
             field.raise_if_nonfinite()  # a solver that failed on NaN/Inf: say that, with its t
@@ -208,10 +233,11 @@ class TorchDiffEq(Scheme):
         import torchdiffeq
 
         options = {} if self.max_steps is None else {"max_num_steps": int(self.max_steps)}
-        t0, t1 = float(times[0]), float(times[-1])
+        times = [float(t) for t in times]
+        t0, t1 = times[0], times[-1]
         lo, hi = min(t0, t1), max(t0, t1)
         jump_t = sorted({float(j) for j in jumps if lo < float(j) < hi})
-        step_t = sorted({float(t) for t in times[1:].tolist()} - set(jump_t))
+        step_t = sorted(set(times[1:]) - set(jump_t))
         if jump_t:
             options["jump_t"] = torch.tensor(jump_t, dtype=torch.float64)
         if step_t:
@@ -223,6 +249,7 @@ class TorchDiffEq(Scheme):
             return torchode_backend.solve(field, state0, times, bounds, self.rtol, self.atol, self.max_steps, counter,
                                           jumps=jump_t)
         kw = dict(rtol=self.rtol, atol=self.atol, method=self.method, options=options)
+        times = torch.tensor(times, dtype=state0[0].dtype, device=state0[0].device)  # host to device: no wait
         if adjoint:
             params = tuple(p for p in op.operator.parameters() if p.requires_grad)
             if torch.is_grad_enabled():  # one evaluation's graph: does it reach beyond state and θ?

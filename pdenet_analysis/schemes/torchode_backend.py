@@ -111,19 +111,23 @@ def solve(field, state0: tuple, times: torch.Tensor, bounds, rtol: float, atol: 
     y = flat(state0)
     out = [y]
     jumps = set(jumps)
+    proposed = False  # has the controller proposed a step size to carry over yet?
     for a, b in zip(bounds[:-1], bounds[1:]):
         span = torch.tensor([a, b], dtype=y.dtype, device=y.device).expand(batch, 2)
         controller.end = b if b != bounds[-1] else None
         seg["last"] = torch.tensor(math.nextafter(b, a), dtype=y.dtype, device=y.device) if b in jumps else None
-        # one host read per segment (not per step): has a step size been proposed yet?
-        dt0 = None if bool(torch.isnan(controller.proposed[0])) else controller.proposed.clamp(max=b - a)
+        dt0 = controller.proposed.clamp(max=b - a) if proposed else None
         sol = solver.solve(to.InitialValueProblem(y, span[:, 0], span[:, 1], span), dt0=dt0)
-        if bool((sol.status != 0).any()):
-            code = int(sol.status.max())
+        # one host read per segment, not per step: the status, the step counts and whether a step
+        # size has been proposed, read together
+        code, accepted, steps, none_proposed = (int(v) for v in torch.stack([
+            sol.status.max().double(), sol.stats["n_accepted"].max().double(), sol.stats["n_steps"].max().double(),
+            torch.isnan(controller.proposed[0]).double()]).tolist())
+        if code != 0:
             raise IntegrationError(f"adaptive scheme 'dopri5' (torchode) failed on [{a:g}, {b:g}]: "
                                    f"{to.Status(code).name}. The dynamics may be stiff or blowing up; loosen rtol/atol, "
                                    "raise max_steps, or use a fixed-step scheme")
-        accepted, steps = int(sol.stats["n_accepted"].max()), int(sol.stats["n_steps"].max())
+        proposed = not none_proposed
         counter.accepted += accepted
         counter.rejected += steps - accepted
         y = sol.ys[:, -1]
