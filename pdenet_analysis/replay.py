@@ -76,6 +76,30 @@ def _generator_states(device: torch.device) -> list[torch.Tensor]:
     return states
 
 
+class SideEffects:
+    """What :func:`side_effects` saw: ``drew`` (a generator's state changed) and ``written`` (the
+    names of the buffers whose contents changed)."""
+
+    def __init__(self):
+        self.drew, self.written = False, []
+
+
+@contextmanager
+def side_effects(module: nn.Module, device: torch.device, allowed=()):
+    """Records what ``module`` did beyond computing, inside the block: a draw from the CPU
+    generator or the CUDA one of ``device`` (seen as a change of its state), and a write to any
+    of its buffers but those in ``allowed`` (seen by the tensors' version counters). Either makes
+    the next evaluation another function of the same input."""
+    seen = SideEffects()
+    before = _generator_states(device)
+    allowed = {id(b) for b in allowed}
+    buffers = [(name, b, b._version) for name, b in module.named_buffers() if id(b) not in allowed]
+    yield seen
+    after = _generator_states(device)
+    seen.drew = len(after) == len(before) and any(not torch.equal(a, b) for a, b in zip(before, after))
+    seen.written = [name for name, b, version in buffers if b._version != version]
+
+
 class ReplayGuard:
     """Checks that ``module`` (an operator) can be evaluated again by a reversible backward pass,
     and keeps its batch-norm running statistics from being moved twice (see the module docstring).
@@ -106,23 +130,17 @@ class ReplayGuard:
     def watch(self, device: torch.device):
         """Around the forward pass: refuse it if it drew random numbers or wrote a buffer other
         than batch norm's running statistics."""
-        before = _generator_states(device)
-        buffers = list(self.module.buffers())
-        versions = [b._version for b in buffers]
-        yield
-        after = _generator_states(device)
-        if len(after) == len(before) and any(not torch.equal(a, b) for a, b in zip(before, after)):
+        with side_effects(self.module, device, allowed=self.running) as seen:
+            yield
+        if seen.drew:
             raise IncompatibleOperatorError(
                 f"{self.by} evaluates the operator again in the backward pass, and the operator "
                 "drew random numbers in the forward pass (noise or functional dropout in a layer): the "
                 f"backward pass would draw others, so the rebuilt states and the gradient would be wrong; {_FIX}")
-        running = {id(b) for b in self.running}
-        if any(b._version != v and id(b) not in running for b, v in zip(buffers, versions)):
-            written = [name for (name, b), v in zip(self.module.named_buffers(), versions)
-                       if b._version != v and id(b) not in running]
+        if seen.written:
             raise IncompatibleOperatorError(
                 f"{self.by} evaluates the operator again in the backward pass, and the operator "
-                f"changed its buffer(s) {', '.join(written)} while it ran (spectral normalisation's power "
+                f"changed its buffer(s) {', '.join(seen.written)} while it ran (spectral normalisation's power "
                 f"iteration does so in training mode), so a second evaluation is another function; {_FIX}")
 
     @contextmanager

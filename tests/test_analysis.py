@@ -315,11 +315,47 @@ def test_analyze_model_analyses_in_eval_mode_and_leaves_the_modes_as_found(monke
     assert [m.training for m in net.modules()] == modes
 
 
-@pytest.mark.parametrize("extra", [lambda c: torch.nn.Dropout(0.2), lambda c: torch.nn.BatchNorm2d(c)])
-def test_the_analyses_of_an_operator_refuse_a_layer_in_training_mode(extra):
-    """Dropout draws a new map at every evaluation and batch norm couples the examples in
-    training mode: each analysis of an operator refuses it, naming the layer; in eval mode they run."""
+class _Noise(torch.nn.Module):
+    """A custom random layer, no PyTorch dropout class: adds noise in training mode."""
+
+    def forward(self, y):
+        return y + 0.1 * torch.randn_like(y) if self.training else y
+
+
+class _PowerIteration(torch.nn.Module):
+    """A layer that writes a buffer as it runs in training mode (as spectral normalisation does)."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.register_buffer("u", torch.ones(c, dtype=torch.float64))
+
+    def forward(self, y):
+        if self.training:
+            self.u.mul_(0.5)
+        return y * self.u.view(1, -1, 1, 1)
+
+
+def _analyses_of(op, y0):
     from pdenet_analysis import analysis as A
+
+    return {
+        "discretise": lambda: A.discretise(op, y0, "euler", T=1.0, n_steps=2),
+        "conditioning": lambda: A.conditioning(op, y0, "euler", T=1.0, n_steps=2, k=1),
+        "spectrum_along_trajectory": lambda: A.spectrum_along_trajectory(op, y0, "euler", T=1.0, n_steps=2, k=2),
+        "spectral_density": lambda: A.spectral_density(op, y0, "euler", T=1.0, n_steps=2, m=10, n_arnoldi=10),
+        "reversibility": lambda: A.reversibility(op, y0, "reversible_heun", T=1.0, n_steps_list=(1, 2)),
+        "energy": lambda: A.energy(op, y0, "euler", T=1.0, n_steps=2),
+        "convergence_study": lambda: A.convergence_study(op, y0, "euler", [2, 4, 8], T=1.0),
+        "operator_jacobian": lambda: A.operator_jacobian(op, (y0,)),
+    }
+
+
+@pytest.mark.parametrize("extra,match", [(lambda c: _Noise(), r"drew random numbers.*another map"),
+                                         (_PowerIteration, r"changed its buffer\(s\) layer\.extra\.u.*operator\.eval\(\)")])
+def test_the_analyses_refuse_an_operator_that_is_another_map_at_every_evaluation(extra, match):
+    """A layer the mode check does not know (a custom random layer, a buffer written as it runs)
+    is found by one evaluation before the analysis: each analysis refuses it, the caller's random
+    numbers are left as they were, and in eval mode they run."""
     from pdenet_analysis.operators.operators import FirstOrderOperator
 
     class Layer(torch.nn.Module):
@@ -333,16 +369,34 @@ def test_the_analyses_of_an_operator_refuse_a_layer_in_training_mode(extra):
     torch.manual_seed(0)
     op = FirstOrderOperator(Layer(2)).double()
     y0 = torch.randn(2, 2, 3, 3, dtype=torch.float64)
-    calls = {
-        "discretise": lambda: A.discretise(op, y0, "euler", T=1.0, n_steps=2),
-        "conditioning": lambda: A.conditioning(op, y0, "euler", T=1.0, n_steps=2, k=1),
-        "spectrum_along_trajectory": lambda: A.spectrum_along_trajectory(op, y0, "euler", T=1.0, n_steps=2, k=2),
-        "spectral_density": lambda: A.spectral_density(op, y0, "euler", T=1.0, n_steps=2, m=10, n_arnoldi=10),
-        "reversibility": lambda: A.reversibility(op, y0, "reversible_heun", T=1.0, n_steps_list=(1, 2)),
-        "energy": lambda: A.energy(op, y0, "euler", T=1.0, n_steps=2),
-        "convergence_study": lambda: A.convergence_study(op, y0, "euler", [2, 4, 8], T=1.0),
-        "operator_jacobian": lambda: A.operator_jacobian(op, (y0,)),
-    }
+    for name, call in _analyses_of(op, y0).items():
+        state = torch.random.get_rng_state()
+        with pytest.raises(pa.IncompatibleOperatorError, match=match):
+            call()
+        assert torch.equal(torch.random.get_rng_state(), state), name
+    op.eval()
+    for name, call in _analyses_of(op, y0).items():
+        call()
+
+
+@pytest.mark.parametrize("extra", [lambda c: torch.nn.Dropout(0.2), lambda c: torch.nn.BatchNorm2d(c)])
+def test_the_analyses_of_an_operator_refuse_a_layer_in_training_mode(extra):
+    """Dropout draws a new map at every evaluation and batch norm couples the examples in
+    training mode: each analysis of an operator refuses it, naming the layer; in eval mode they run."""
+    from pdenet_analysis.operators.operators import FirstOrderOperator
+
+    class Layer(torch.nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.conv, self.extra = torch.nn.Conv2d(c, c, 3, padding=1, bias=False), extra(c)
+
+        def forward(self, t, y):
+            return -torch.tanh(self.extra(self.conv(y)))
+
+    torch.manual_seed(0)
+    op = FirstOrderOperator(Layer(2)).double()
+    y0 = torch.randn(2, 2, 3, 3, dtype=torch.float64)
+    calls = _analyses_of(op, y0)
     for name, call in calls.items():
         with pytest.raises(pa.IncompatibleOperatorError, match=r"layer\.extra is in training mode.*operator\.eval\(\)"):
             call()

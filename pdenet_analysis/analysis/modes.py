@@ -14,6 +14,12 @@ running statistics move at every one of the thousands of evaluations an analysis
   training mode (:func:`analyses_an_operator`), naming it: some of them return objects that
   evaluate the operator later, beyond the reach of a mode switched for the call. Call
   ``operator.eval()`` first.
+* Any other layer that computes another map at every evaluation is found by evaluating the
+  operator once at the analysis's initial state before the analysis starts
+  (:func:`require_one_map`): a draw from the random generator (noise, functional dropout, a
+  custom random layer, in any mode) or a write to one of its buffers (spectral normalisation's
+  power iteration in training mode) is refused, naming what happened. The generator's state is
+  put back after that evaluation, so the check changes no random number the caller draws later.
 """
 
 from __future__ import annotations
@@ -23,8 +29,8 @@ import functools
 
 import torch
 from torch import nn
-from ..errors import IncompatibleOperatorError
-from ..replay import draws_at_random, normalises_by_batch
+from ..errors import IncompatibleOperatorError, PDENetError
+from ..replay import draws_at_random, normalises_by_batch, side_effects
 
 
 @contextlib.contextmanager
@@ -59,13 +65,63 @@ def require_prediction_mode(operator) -> None:
         "operator computes as it predicts: call operator.eval() first")
 
 
+def _probe_state(operator, y0) -> tuple | None:
+    """The state an evaluation of ``operator`` takes, from an analysis's initial value (or state)
+    ``y0``; None where it cannot be formed (the analysis then reports the problem itself)."""
+    if isinstance(y0, (tuple, list)) and getattr(operator, "kind", None) == "first_order":
+        return tuple(y0)
+    try:
+        return operator.to_state(y0)
+    except (PDENetError, NotImplementedError):
+        return None
+
+
+def require_one_map(operator, y0) -> None:
+    """Raise :class:`IncompatibleOperatorError` if one evaluation of ``operator`` at the state of
+    ``y0`` (at t = 0) draws random numbers or writes one of its buffers: then the Jacobian-vector
+    products of one analysis would belong to different maps. The generator states are put back
+    after the evaluation. Where the operator cannot be evaluated at ``y0`` as given (a dtype the
+    analysis converts first, a shape it refuses with its own message), nothing is checked here."""
+    if not isinstance(operator, nn.Module) or not hasattr(operator, "vector_field"):
+        return
+    state = _probe_state(operator, y0)
+    if state is None or not all(isinstance(x, torch.Tensor) for x in state):
+        return
+    device = state[0].device
+    cpu = torch.random.get_rng_state()
+    gpu = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    try:
+        with torch.no_grad(), side_effects(operator, device) as seen:
+            operator.vector_field(0.0, state)
+    except (PDENetError, NotImplementedError):
+        return  # an input the analysis converts first (a dtype, say), or refuses with its own message
+    finally:
+        torch.random.set_rng_state(cpu)
+        if gpu is not None:
+            torch.cuda.set_rng_state(gpu, device)
+    if seen.drew:
+        raise IncompatibleOperatorError(
+            "the operator drew random numbers when it was evaluated (noise, functional dropout or another random "
+            "layer): every evaluation is then another map, and an analysis linearises one map; make the layer "
+            "deterministic for the analysis (its eval mode, or a fixed draw)")
+    if seen.written:
+        raise IncompatibleOperatorError(
+            f"the operator changed its buffer(s) {', '.join(seen.written)} when it was evaluated (spectral "
+            "normalisation's power iteration does so in training mode): every evaluation is then another map, "
+            "and an analysis linearises one map; call operator.eval() first")
+
+
 def analyses_an_operator(fn):
-    """Decorate an analysis whose first argument is the operator: refuse it in a training mode
-    that changes its map (:func:`require_prediction_mode`)."""
+    """Decorate an analysis whose first two arguments are the operator and its initial value (or
+    state): refuse it in a training mode that changes its map (:func:`require_prediction_mode`),
+    or where one evaluation draws random numbers or writes a buffer (:func:`require_one_map`)."""
 
     @functools.wraps(fn)
     def checked(operator, *args, **kwargs):
         require_prediction_mode(operator)
+        y0 = args[0] if args else kwargs.get("y0", kwargs.get("state"))
+        if y0 is not None:
+            require_one_map(operator, y0)
         return fn(operator, *args, **kwargs)
 
     return checked
