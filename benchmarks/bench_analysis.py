@@ -105,11 +105,14 @@ def main():
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--stl10", action="store_true", help="also the STL-10 first unit (147,456 unknowns)")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--count-budget", type=int, default=A.COUNT_BUDGET,
+                    help="products per ARPACK count of the step maps' modes outside (the analyses' count_budget; "
+                         "raise it where the STL-10 counts stop at '≥')")
     ap.add_argument("--quick", action="store_true",
                     help="the digits presets' first unit and tiny dense sizes instead (a smoke run of every part)")
     args = ap.parse_args()
     dev = torch.device(args.device)
-    res = dict(provenance=provenance(), sizes=[], quick=args.quick)
+    res = dict(provenance=provenance(), sizes=[], quick=args.quick, count_budget=args.count_budget)
     out = args.out or result_path(f"analysis_{dev.type}.json")
     dense = dense_costs(dev, QUICK_DENSE_SIZES if args.quick else DENSE_SIZES)
     res["dense"] = dense
@@ -129,7 +132,8 @@ def main():
         entry["products"] = product_costs(block, x, dev)
         print(ds, "products", entry["products"], flush=True)
         save(out, res)  # kept if the run is stopped
-        rep, t = timed(lambda: A.spectrum_along_trajectory(block.operator, x, "euler", k=6), dev)
+        rep, t = timed(lambda: A.spectrum_along_trajectory(block.operator, x, "euler", k=6,
+                                                            count_budget=args.count_budget), dev)
         s0 = rep.data["steps"]
         entry["stability_parabolic_euler"] = dict(
             seconds=t, steps=len(s0), radius=[s["max_amplification"] for s in s0], modes_outside=[s["n_outside_max"] for s in s0],
@@ -138,7 +142,8 @@ def main():
         print(ds, "stability parabolic", entry["stability_parabolic_euler"], flush=True)
         save(out, res)  # kept if the run is stopped
         hblock, hx = block_input(f"{ds}-hamiltonian", dev)
-        rep, t = timed(lambda: A.spectrum_along_trajectory(hblock.operator, hx, hblock.scheme, k=6), dev)
+        rep, t = timed(lambda: A.spectrum_along_trajectory(hblock.operator, hx, hblock.scheme, k=6,
+                                                            count_budget=args.count_budget), dev)
         s0 = rep.data["steps"]
         entry["stability_hamiltonian_symplectic_euler"] = dict(
             seconds=t, unknowns=sum(c.numel() for c in hx) if isinstance(hx, tuple) else hx.numel(), steps=len(s0),

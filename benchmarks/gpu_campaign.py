@@ -30,7 +30,8 @@ Parts, in order (each with a generous least and most time; ``--cap PART=MIN`` sh
    cost per block call (``bench_guards.py``, half a minute);
 5. ``tests``: the device-parametrised tests on CUDA (``pytest -k cuda``);
 6. ``analysis``: the analysis benchmarks at CIFAR-10's and STL-10's first-unit sizes
-   (``bench_analysis.py --stl10``);
+   (``bench_analysis.py --stl10 --count-budget 20000``: on a GPU a product is cheap, so each
+   ARPACK count may take five times the default's products, for complete counts at STL-10);
 7. ``analyze``: ``pdenet-analysis analyze cifar10-hamiltonian --all-blocks --examples 32`` on
    CUDA, the analysis issue's end-to-end case (its minutes are the measurement; the report lands
    in ``benchmarks/results/gpu_campaign/analyze-cifar10-hamiltonian``);
@@ -86,7 +87,8 @@ PARTS = [
     ("reversible_peers", 1, 4, lambda a: [PY, "benchmarks/bench_reversible_peers.py", "--device", "cuda", "--profile"]),
     ("guards", 0.5, 2, lambda a: [PY, "benchmarks/bench_guards.py", "--device", "cuda"]),
     ("tests", 1, 4, lambda a: [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "cuda", "tests"]),
-    ("analysis", 2, 12, lambda a: [PY, "benchmarks/bench_analysis.py", "--device", "cuda", "--stl10"]),
+    ("analysis", 2, 12, lambda a: [PY, "benchmarks/bench_analysis.py", "--device", "cuda", "--stl10",
+                                   "--count-budget", "20000"]),
     ("analyze", 2, 10, lambda a: [PY, "-m", "pdenet_analysis", "analyze", "cifar10-hamiltonian", "--all-blocks",
                                   "--examples", "32", "--device", "cuda", "--out",
                                   "benchmarks/results/gpu_campaign/analyze-cifar10-hamiltonian"]),
@@ -114,7 +116,8 @@ DRY = {
     "guards": lambda a: [PY, "benchmarks/bench_guards.py", "--device", "cpu", "--repeats", "3", "--out",
                          os.path.join(a.scratch, "guards.json")],
     "tests": lambda a: [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--collect-only", "-k", "cuda", "tests"],
-    "analysis": lambda a: [PY, "benchmarks/bench_analysis.py", "--device", "cpu", "--quick", "--out",
+    "analysis": lambda a: [PY, "benchmarks/bench_analysis.py", "--device", "cpu", "--quick", "--count-budget", "20000",
+                           "--out",
                            os.path.join(a.scratch, "analysis.json")],
     "analyze": lambda a: [PY, "-m", "pdenet_analysis", "analyze", "digits-hamiltonian", "--all-blocks", "--examples", "1",
                           "--device", "cpu", "--quiet", "--out", os.path.join(a.scratch, "analyze")],

@@ -335,6 +335,23 @@ class _PowerIteration(torch.nn.Module):
         return y * self.u.view(1, -1, 1, 1)
 
 
+def _operator_with(extra):
+    """A first-order operator −tanh(extra(conv(y))) with the layer ``extra(channels)`` inside, and a
+    state for it."""
+    from pdenet_analysis.operators.operators import FirstOrderOperator
+
+    class Layer(torch.nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.conv, self.extra = torch.nn.Conv2d(c, c, 3, padding=1, bias=False), extra(c)
+
+        def forward(self, t, y):
+            return -torch.tanh(self.extra(self.conv(y)))
+
+    torch.manual_seed(0)
+    return FirstOrderOperator(Layer(2)).double(), torch.randn(2, 2, 3, 3, dtype=torch.float64)
+
+
 def _analyses_of(op, y0):
     from pdenet_analysis import analysis as A
 
@@ -356,19 +373,7 @@ def test_the_analyses_refuse_an_operator_that_is_another_map_at_every_evaluation
     """A layer the mode check does not know (a custom random layer, a buffer written as it runs)
     is found by one evaluation before the analysis: each analysis refuses it, the caller's random
     numbers are left as they were, and in eval mode they run."""
-    from pdenet_analysis.operators.operators import FirstOrderOperator
-
-    class Layer(torch.nn.Module):
-        def __init__(self, c):
-            super().__init__()
-            self.conv, self.extra = torch.nn.Conv2d(c, c, 3, padding=1, bias=False), extra(c)
-
-        def forward(self, t, y):
-            return -torch.tanh(self.extra(self.conv(y)))
-
-    torch.manual_seed(0)
-    op = FirstOrderOperator(Layer(2)).double()
-    y0 = torch.randn(2, 2, 3, 3, dtype=torch.float64)
+    op, y0 = _operator_with(extra)
     for name, call in _analyses_of(op, y0).items():
         state = torch.random.get_rng_state()
         with pytest.raises(pa.IncompatibleOperatorError, match=match):
@@ -383,19 +388,7 @@ def test_the_analyses_refuse_an_operator_that_is_another_map_at_every_evaluation
 def test_the_analyses_of_an_operator_refuse_a_layer_in_training_mode(extra):
     """Dropout draws a new map at every evaluation and batch norm couples the examples in
     training mode: each analysis of an operator refuses it, naming the layer; in eval mode they run."""
-    from pdenet_analysis.operators.operators import FirstOrderOperator
-
-    class Layer(torch.nn.Module):
-        def __init__(self, c):
-            super().__init__()
-            self.conv, self.extra = torch.nn.Conv2d(c, c, 3, padding=1, bias=False), extra(c)
-
-        def forward(self, t, y):
-            return -torch.tanh(self.extra(self.conv(y)))
-
-    torch.manual_seed(0)
-    op = FirstOrderOperator(Layer(2)).double()
-    y0 = torch.randn(2, 2, 3, 3, dtype=torch.float64)
+    op, y0 = _operator_with(extra)
     calls = _analyses_of(op, y0)
     for name, call in calls.items():
         with pytest.raises(pa.IncompatibleOperatorError, match=r"layer\.extra is in training mode.*operator\.eval\(\)"):

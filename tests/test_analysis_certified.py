@@ -486,6 +486,35 @@ def test_arpack_count_of_modes_outside_is_complete():
     assert r["radius"] == pytest.approx(dense.max(), rel=1e-8)
 
 
+def test_count_budget_bounds_the_arpack_count_and_reaches_the_report(monkeypatch):
+    """``count_budget`` is the products one ARPACK count may take: cut short, the count of the 37
+    modes outside is a lower bound, not exact; with the default it is complete. The stability
+    report passes it to every count, records it, and refuses a budget that is not a positive
+    integer."""
+    from pdenet_analysis.analysis import stepmap
+
+    g = np.random.default_rng(3)
+    n = 120
+    mods = np.r_[1 + 0.05 * g.random(37), np.ones(n - 37) * 0.97]
+    Q, _ = np.linalg.qr(g.standard_normal((n, n)))
+    M = torch.tensor(Q @ np.diag(mods) @ Q.T)
+    J = A.JacobianOperator(lambda v: v @ M.T, torch.zeros(n))
+    short = A.count_outside(J, 1 + 1e-6, budget=60, dense_fallback=0)
+    full = A.count_outside(J, 1 + 1e-6, dense_fallback=0)
+    assert not short["exact"] and short["count"] <= 37 and short["n_matvecs"] <= 60 + 128
+    assert full["exact"] and full["count"] == 37
+
+    seen = []
+    real = stepmap.count_outside
+    monkeypatch.setattr(stepmap, "count_outside", lambda *a, **kw: seen.append(kw["budget"]) or real(*a, **kw))
+    op, y0 = paper_operator("hamiltonian", channels=2, size=3, activation="relu", n_pieces=1, T=1.0, scale=4.0)
+    rep = A.spectrum_along_trajectory(op, y0[:1], "rk4", n_steps=1, dense_max=0, k=2, count_budget=123)
+    assert rep.data["count_budget"] == 123 and seen and set(seen) == {123}
+    for bad in (0, -5, 2.5, True, "many"):
+        with pytest.raises(pa.InvalidArgumentError, match="count_budget"):
+            A.spectrum_along_trajectory(op, y0[:1], "rk4", n_steps=1, count_budget=bad)
+
+
 def test_contractive_steps_are_certified_by_the_norm_bound():
     """Parabolic, N = id, small h: S = I − hKᵀDK has ‖S‖₂ ≤ 1, which certifies that no mode is
     outside without an eigenvalue solve; the radius reported is that bound, above the dense ρ."""

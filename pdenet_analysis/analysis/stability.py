@@ -24,7 +24,7 @@ from .linear import operator_jacobian
 from .modes import analyses_an_operator
 from .precision import UNIT_ROUNDOFF, dtype_named
 from .report import Report, sweepable
-from .stepmap import REDUCED_DENSE_MAX, step_map_spectra
+from .stepmap import COUNT_BUDGET, REDUCED_DENSE_MAX, step_map_spectra
 
 
 def to_stability_variable(mu: np.ndarray, how: str, scheme, h: float) -> np.ndarray:
@@ -144,7 +144,7 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
                               delta: float = 1e-6, dense_max: int = 2048, count_max: int = 256,
                               rtol: float = 1e-6, atol: float = 1e-8, count_examples: int | None = None,
                               reduced_dense_max: int = REDUCED_DENSE_MAX, failure_probability: float = 1e-6,
-                              seed: int = 0, progress=None) -> Report:
+                              seed: int = 0, count_budget: int = COUNT_BUDGET, progress=None) -> Report:
     """Stability of ``scheme`` along its own solve from ``y0``, for every example (or ``examples``).
 
     At every step j (the accepted steps of an adaptive scheme):
@@ -177,7 +177,11 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
     half-size form, and forward Euler on a first-order operator from S = I + hM (:mod:`.stepmap`),
     reduced to the hidden units a ReLU keeps on, while that matrix has at most
     ``reduced_dense_max`` rows (per example and step on 2 CPU cores: about 2 s at 2,000 rows, 5 s
-    at 3,000 and 43 s at 6,100 — CIFAR-10's Hamiltonian units 3, 2 and 1); beyond, by ARPACK.
+    at 3,000 and 43 s at 6,100 — CIFAR-10's Hamiltonian units 3, 2 and 1); beyond, by ARPACK,
+    with at most ``count_budget`` products per example and step (default 4,000). A count that
+    ran out of it is reported as the lower bound it is ("≥", status "not_converged"): raise
+    ``count_budget`` for a complete one (each product costs about one evaluation of the operator
+    and its vjp; on a GPU they are cheap).
 
     ``progress(where)``, if given, is called after each example of each step with a label such
     as "step 2/3, example 5/32".
@@ -186,6 +190,9 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
     from .steps import discretise, distribution, select_examples
 
     tol, seed = require_tolerance("tol", tol), require_seed(seed)
+    if isinstance(count_budget, bool) or not isinstance(count_budget, int) or count_budget < 1:
+        raise InvalidArgumentError(f"count_budget is the most Jacobian-vector products one ARPACK count of the modes "
+                                   f"outside may take, a positive integer (default {COUNT_BUDGET}), got {count_budget!r}")
     failure_probability = require_probability("failure_probability", failure_probability)
     if not 0.0 <= real_or_nan(delta) < 1.0:
         raise InvalidArgumentError(f"delta is the margin of the unit circle, |ξ| > 1 + delta counting as unstable: a "
@@ -211,7 +218,8 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
         tick = (lambda j=j: progress(f"step {j + 1}/{disc.n_steps}, example {next(done)}/{batch}")) if progress else None
         spectra = step_map_spectra(disc, j, delta=delta, dense_max=dense_max, count_max=count_max, tol=tol, backend=backend,
                                    norms=norms, progress=tick, S=S, count_examples=count_examples,
-                                   reduced_dense_max=reduced_dense_max, failure_probability=failure_probability)
+                                   reduced_dense_max=reduced_dense_max, failure_probability=failure_probability,
+                                   count_budget=count_budget)
         per_ex = [dict(example=b, step_map_radius=sm["radius"], step_map_radius_upper=sm["radius_upper"],
                        step_map_radius_lower=sm["radius_lower"],
                        step_map_radius_residual=sm["radius_residual"], step_map_status=sm["status"], n_outside=sm["count"],
@@ -316,8 +324,8 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
     notes = [f"max amplification = ρ(S_j), the spectral radius of the one-step map's Jacobian through the scheme's own step, "
              f"worst over {batch} example(s) (‖S_j‖₂ where that bound already certifies ρ ≤ 1 + δ); modes outside: "
              f"eigenvalues of S_j with {delta_txt}, counted completely ('≥' where the count stopped at its cap or did "
-             "not converge; the radius is then shown as [largest |ξ| found with relative residual ≤ 1e-6, ‖S_j‖₂]: ρ ≤ ‖S_j‖₂ "
-             "always, and a value with residual r is an eigenvalue of a matrix within r·|ξ| of S_j); ‖S_j‖₂ from above by "
+             f"not converge within {count_budget} products: raise count_max or count_budget; the radius is then "
+             "shown as [largest |ξ| found with relative residual ≤ 1e-6, ‖S_j‖₂]: ρ ≤ ‖S_j‖₂ always, and a value with residual r is an eigenvalue of a matrix within r·|ξ| of S_j); ‖S_j‖₂ from above by "
              f"the Lanczos polynomial bound of a Golub–Kahan run from a random start (seed {seed}), which fails with "
              f"probability at most {failure_probability:g} per example and step whatever the spectrum",
              f"Π_j ‖S_j‖₂ (a-priori growth bound over the block): median {growth_bound['median']:.4g}, worst {growth_bound['max']:.4g}",
@@ -366,5 +374,6 @@ def spectrum_along_trajectory(operator, y0, scheme="euler", *, T=None, n_steps=N
                   ["step", "t", "h", "ρ(S_j) max", "modes outside", "‖S_j‖ max", "R(z) max (few λ)", "ρ(∂F/∂Y)",
                    "largest stable h", "status"], rows,
                   dict(scheme=scheme.name, h=h_used, steps=steps, examples=batch, delta=delta, failure_probability=failure_probability,
+                       count_budget=count_budget,
                        seed=seed, growth_bound=growth_bound,
                        growth_bound_per_example=norm_product.tolist()), plot, notes)

@@ -178,8 +178,12 @@ def reduced_count(scheme, op, point: tuple, t: float, h: float, radius: float, m
     return dict(_exact_count(np.asarray(form.roots(mu)), radius, products, method), rows=rows)
 
 
+#: the default bound on the Jacobian-vector products of one ARPACK count (per example and step)
+COUNT_BUDGET = 4000
+
+
 def count_outside(J, radius: float, k0: int = 4, count_max: int = 256, tol: float = 1e-8,
-                  backend: str = "auto", budget: int = 4000, dense_fallback: int = 4096, ncv: int = 128) -> dict:
+                  backend: str = "auto", budget: int = COUNT_BUDGET, dense_fallback: int = 4096, ncv: int = 128) -> dict:
     """Eigenvalues of the (unbatched) operator ``J`` with |ξ| > ``radius``, found by asking for the
     k largest in modulus with k doubling until the smallest of them has |ξ| ≤ ``radius``.
 
@@ -262,7 +266,8 @@ def _rank_key(estimate: dict) -> float:
 def step_map_spectra(disc, j: int, *, delta: float = 1e-6, dense_max: int = 2048, count_max: int = 256,
                      tol: float = 1e-8, backend: str = "auto", norms=None, progress=None, S=None,
                      count_examples: int | None = None, estimate_steps: int = 40,
-                     reduced_dense_max: int = REDUCED_DENSE_MAX, failure_probability: float = 1e-6) -> list[dict]:
+                     reduced_dense_max: int = REDUCED_DENSE_MAX, failure_probability: float = 1e-6,
+                     count_budget: int = COUNT_BUDGET) -> list[dict]:
     """ρ(S_j) and the eigenvalues of S_j outside the disc of radius 1 + δ, for every example.
 
     Up to ``dense_max`` unknowns S_j is formed for all examples at once (n batched products) and
@@ -281,6 +286,7 @@ def step_map_spectra(disc, j: int, *, delta: float = 1e-6, dense_max: int = 2048
     (status "estimate", count a lower bound). Every result carries
     ``radius_upper`` = that upper bound on ‖S_j‖₂ when ``norms`` is given (ρ ≤ ‖S‖ always), so a
     radius that did not converge still comes with a bracket. ``progress()`` is called per example.
+    ``count_budget`` bounds the products of each ARPACK count (:func:`count_outside`'s ``budget``).
     """
     if count_examples is not None and (isinstance(count_examples, bool) or not isinstance(count_examples, int)
                                        or count_examples < 1):
@@ -307,7 +313,7 @@ def step_map_spectra(disc, j: int, *, delta: float = 1e-6, dense_max: int = 2048
         exact = reducible and reduced_count(scheme, disc.operator, tuple(c[b : b + 1] for c in point), t, h, 1 + delta,
                                             max_rows=reduced_dense_max)
         return exact or count_outside(_example_step_operator(disc, j, b), 1 + delta, count_max=count_max, tol=tol,
-                                      backend=backend)
+                                      backend=backend, budget=count_budget)
 
     need = [b for b in range(S.batch) if not upper[b] <= 1 + delta]
     counted, estimates = set(need), {}

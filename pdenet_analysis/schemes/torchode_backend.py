@@ -51,10 +51,10 @@ def _batch_rms(y: torch.Tensor) -> torch.Tensor:
     return (torch.linalg.vector_norm(y) / math.sqrt(y.numel())).expand(y.shape[0])
 
 
-def solve(field, state0: tuple, times: torch.Tensor, bounds, rtol: float, atol: float, max_steps, counter,
+def solve(field, state0: tuple, times: list[float], bounds, rtol: float, atol: float, max_steps, counter,
           jumps=()) -> tuple:
-    """States at ``times`` (a tuple of tensors with a leading time dimension), as
-    :meth:`~.adaptive.TorchDiffEq.solve` returns them. ``field(t, state)`` is the counted,
+    """States at ``times`` (Python floats, kept on the host), a tuple of tensors with a leading time
+    dimension, as :meth:`~.adaptive.TorchDiffEq.solve` returns them. ``field(t, state)`` is the counted,
     finiteness-checked right-hand side; ``bounds`` are the increasing times where a step must
     end (the output times and θ's jumps between the first and the last), ``jumps`` those of them
     where θ jumps.
