@@ -110,6 +110,8 @@ def _check_common(args) -> None:
             raise PDENetError(f"--{name} must be a positive integer, got {v}")
     if getattr(args, "count_examples", None) is not None and args.count_examples < 0:
         raise PDENetError(f"--count-examples must be 0 (count every example) or a positive integer, got {args.count_examples}")
+    if getattr(args, "count_budget", None) is not None and args.count_budget < 1:
+        raise PDENetError(f"--count-budget must be a positive number of products, got {args.count_budget}")
     for flag in ("reduced_dense_max", "reduced_sparse_max"):
         if getattr(args, flag, None) is not None and getattr(args, flag) < 0:
             raise PDENetError(f"--{flag.replace('_', '-')} must be 0 (never) or a positive number of rows, "
@@ -191,7 +193,7 @@ def _cmd_analyze(args) -> int:
     if not args.quiet:
         print(f"analyze: {args.model}, {source}", file=sys.stderr)
     blocks = None if args.all_blocks else [0]
-    given = {k: getattr(args, k) for k in ("reduced_dense_max", "reduced_sparse_max")
+    given = {k: getattr(args, k) for k in ("reduced_dense_max", "reduced_sparse_max", "count_budget")
              if getattr(args, k) is not None}  # else the library's defaults
     res = analyze_model(model, x, args.out, blocks=blocks, with_conditioning=not args.no_conditioning, quiet=args.quiet,
                         count_examples=args.count_examples or None, failure_probability=args.failure_probability,
@@ -355,6 +357,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "many rows (default 8192; dense eigenvalues, per counted example and step on 2 cores: about 2 s "
                         "at 2000 rows, 8 s at 3000, 1 min at 6000); forward Euler's σ_min then also comes from "
                         "exact inverse step maps (one LU of that size per example and step)")
+    a.add_argument("--count-budget", type=int, default=None,
+                   help="where the step map's unstable modes are counted by ARPACK (above --reduced-dense-max, or "
+                        "schemes without a reduced form), the most Jacobian-vector products one count may take "
+                        "(default 4000); a count that runs out is reported as '≥': raise this for a complete one")
     a.add_argument("--reduced-sparse-max", type=int, default=None,
                    help="forward Euler's σ_min: above --reduced-dense-max and up to this many active units per example "
                         "and step, the exact inverse step maps use a sparse LU (default 131072; at STL-10's first unit "

@@ -23,6 +23,7 @@ CASES = {
     "zero examples": (["analyze", "digits-parabolic", "--examples", "0"], "--examples must be"),
     "negative count examples": (["analyze", "digits-parabolic", "--count-examples", "-1"], "--count-examples must be"),
     "negative reduced dense max": (["analyze", "digits-parabolic", "--reduced-dense-max", "-5"], "--reduced-dense-max must be"),
+    "zero count budget": (["analyze", "digits-parabolic", "--count-budget", "0"], "--count-budget must be a positive"),
     "negative reduced sparse max": (["analyze", "digits-parabolic", "--reduced-sparse-max", "-1"],
                                     "--reduced-sparse-max must be"),
     "failure probability out of range": (["analyze", "digits-parabolic", "--failure-probability", "1.5"],
@@ -118,3 +119,18 @@ def test_schemes_and_presets_have_json_output(capsys):
     assert main(["presets", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {r["name"]: r["weights"] for r in rows}["cifar10-hamiltonian"] == pa.build_preset("cifar10-hamiltonian").n_parameters()
+
+
+def test_analyze_passes_its_analysis_options_to_the_library(monkeypatch, tmp_path):
+    """--count-budget, --reduced-dense-max and --reduced-sparse-max reach analyze_model as the
+    library's keywords; left out, the library's defaults apply (no keyword passed)."""
+    from pdenet_analysis.analysis import model as M
+
+    seen = []
+    monkeypatch.setattr(M, "analyze_model", lambda *a, **kw: seen.append(kw) or {})
+    out = str(tmp_path / "o")
+    assert main(["analyze", "digits-parabolic", "--examples", "1", "--quiet", "--out", out, "--count-budget", "123",
+                 "--reduced-dense-max", "7", "--reduced-sparse-max", "9"]) == 0
+    assert main(["analyze", "digits-parabolic", "--examples", "1", "--quiet", "--out", out]) == 0
+    assert (seen[0]["count_budget"], seen[0]["reduced_dense_max"], seen[0]["reduced_sparse_max"]) == (123, 7, 9)
+    assert not {"count_budget", "reduced_dense_max", "reduced_sparse_max"} & set(seen[1])

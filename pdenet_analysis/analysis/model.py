@@ -32,7 +32,7 @@ from .precision import ieee_float32
 from .report import Report
 from .stability import spectrum_along_trajectory
 from .reduced_inverse import REDUCED_SPARSE_MAX
-from .stepmap import REDUCED_DENSE_MAX
+from .stepmap import COUNT_BUDGET, REDUCED_DENSE_MAX
 
 ANALYSES = ("stability", "conditioning", "density", "reversibility", "convergence", "energy")
 
@@ -93,7 +93,7 @@ def analyze_block(block, x: torch.Tensor, out: str, k: int = 6, convergence_step
                   with_conditioning: bool = True, analyses=ANALYSES, dense_max: int = 2048, count_examples: int | None = 1,
                   reduced_dense_max: int = REDUCED_DENSE_MAX, reduced_sparse_max: int = REDUCED_SPARSE_MAX,
                   order_estimate: str = "successive", reference_factor: int = 8, failure_probability: float = 1e-6,
-                  seed: int = 0, progress=None) -> dict:
+                  seed: int = 0, count_budget: int = COUNT_BUDGET, progress=None) -> dict:
     """Run the ``analyses`` on one block for the examples ``x``; save the reports in ``out``.
 
     ``count_examples``: above ``dense_max`` unknowns, how many examples per step get the complete
@@ -107,7 +107,8 @@ def analyze_block(block, x: torch.Tensor, out: str, k: int = 6, convergence_step
     scheme's own solves (default: one extra solve), or "reference" (RK4 with ``reference_factor``×
     the finest step count: about 7× the cost at the paper's sizes). ``failure_probability`` and
     ``seed``: of the probable bounds of stability and conditioning and their Krylov start vectors
-    (:func:`~.conditioning.conditioning`)."""
+    (:func:`~.conditioning.conditioning`). ``count_budget``: the products of each ARPACK count of
+    the modes outside (:func:`~.stability.spectrum_along_trajectory`)."""
     # analyses run in float64 on a copy of the block (the trained model keeps its dtype)
     op, scheme = copy.deepcopy(block.operator).double(), block.scheme
     n = None if scheme.adaptive else (block.n_steps or (op.grid.n_pieces if op.grid else 8))
@@ -119,6 +120,7 @@ def analyze_block(block, x: torch.Tensor, out: str, k: int = 6, convergence_step
         reports["stability"] = spectrum_along_trajectory(op, x, scheme, n_steps=n, k=k, backend=backend, dense_max=dense_max,
                                                          count_examples=count_examples, reduced_dense_max=reduced_dense_max,
                                                          failure_probability=failure_probability, seed=seed,
+                                                         count_budget=count_budget,
                                                          progress=lambda where: tick(0, f"stability {where}"))
         tick(1, "stability")
     if "conditioning" in wanted:
