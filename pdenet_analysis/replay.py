@@ -85,19 +85,27 @@ class SideEffects:
 
 
 @contextmanager
-def side_effects(module: nn.Module, device: torch.device, allowed=()):
+def side_effects(module: nn.Module, device: torch.device, allowed=(), restore_generators: bool = False):
     """Records what ``module`` did beyond computing, inside the block: a draw from the CPU
     generator or the CUDA one of ``device`` (seen as a change of its state), and a write to any
     of its buffers but those in ``allowed`` (seen by the tensors' version counters). Either makes
-    the next evaluation another function of the same input."""
+    the next evaluation another function of the same input. With ``restore_generators`` the
+    generators are put back as they were, also if the block raised: a probe then draws nothing
+    its caller would see."""
     seen = SideEffects()
     before = _generator_states(device)
     allowed = {id(b) for b in allowed}
     buffers = [(name, b, b._version) for name, b in module.named_buffers() if id(b) not in allowed]
-    yield seen
-    after = _generator_states(device)
-    seen.drew = len(after) == len(before) and any(not torch.equal(a, b) for a, b in zip(before, after))
-    seen.written = [name for name, b, version in buffers if b._version != version]
+    try:
+        yield seen
+    finally:
+        after = _generator_states(device)
+        seen.drew = len(after) == len(before) and any(not torch.equal(a, b) for a, b in zip(before, after))
+        seen.written = [name for name, b, version in buffers if b._version != version]
+        if restore_generators and len(after) == len(before):
+            torch.random.set_rng_state(before[0])
+            if len(before) > 1:
+                torch.cuda.set_rng_state(before[1], device)
 
 
 class ReplayGuard:

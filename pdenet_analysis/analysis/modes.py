@@ -87,18 +87,11 @@ def require_one_map(operator, y0) -> None:
     state = _probe_state(operator, y0)
     if state is None or not all(isinstance(x, torch.Tensor) for x in state):
         return
-    device = state[0].device
-    cpu = torch.random.get_rng_state()
-    gpu = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
     try:
-        with torch.no_grad(), side_effects(operator, device) as seen:
+        with torch.no_grad(), side_effects(operator, state[0].device, restore_generators=True) as seen:
             operator.vector_field(0.0, state)
     except (PDENetError, NotImplementedError):
         return  # an input the analysis converts first (a dtype, say), or refuses with its own message
-    finally:
-        torch.random.set_rng_state(cpu)
-        if gpu is not None:
-            torch.cuda.set_rng_state(gpu, device)
     if seen.drew:
         raise IncompatibleOperatorError(
             "the operator drew random numbers when it was evaluated (noise, functional dropout or another random "
