@@ -15,7 +15,7 @@ Parts, in order (each with a generous least and most time; ``--cap PART=MIN`` sh
 1. ``training``: images/s of the four CIFAR-10 presets (synthetic CIFAR-sized tensors) against a
    plain PyTorch fp32 loop of the same network in the same process — ours in fp32, ours with
    bf16 autocast + channels-last, that under ``torch.compile`` for the presets named by
-   ``--compile``, and each recorded as a CUDA graph — and the projected time of the paper's 100-epoch protocol (``bench_training.py``);
+   ``--compile`` (default: all four), and each recorded as a CUDA graph — and the projected time of the paper's 100-epoch protocol (``bench_training.py``);
    then ``regulariser``: the regulariser's forward + backward and the box constraint, fused against
    per parameter, in kernels and time (``bench_regulariser.py``, a few seconds);
 2. ``memory``: peak CUDA memory, saved bytes and time of forward + backward for Hamiltonian and
@@ -32,6 +32,9 @@ Parts, in order (each with a generous least and most time; ``--cap PART=MIN`` sh
 6. ``analysis``: the analysis benchmarks at CIFAR-10's and STL-10's first-unit sizes
    (``bench_analysis.py --stl10 --count-budget 20000``: on a GPU a product is cheap, so each
    ARPACK count may take five times the default's products, for complete counts at STL-10);
+   ``analysis_stl10``: the STL-10 rows alone, the Hamiltonian block's count last (``--datasets
+   stl10 --skip-dense``, into ``analysis_stl10_cuda.json``): for a lease whose ``analysis`` has
+   already been run, so that its minutes go to the size not yet measured on a GPU;
 7. ``analyze``: ``pdenet-analysis analyze cifar10-hamiltonian --all-blocks --examples 32`` on
    CUDA, the analysis issue's end-to-end case (its minutes are the measurement; the report lands
    in ``benchmarks/results/gpu_campaign/analyze-cifar10-hamiltonian``);
@@ -89,6 +92,9 @@ PARTS = [
     ("tests", 1, 4, lambda a: [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "cuda", "tests"]),
     ("analysis", 2, 12, lambda a: [PY, "benchmarks/bench_analysis.py", "--device", "cuda", "--stl10",
                                    "--count-budget", "20000"]),
+    ("analysis_stl10", 3, 15, lambda a: [PY, "benchmarks/bench_analysis.py", "--device", "cuda", "--datasets", "stl10",
+                                         "--skip-dense", "--count-budget", "20000", "--out",
+                                         "benchmarks/results/analysis_stl10_cuda.json"]),
     ("analyze", 2, 10, lambda a: [PY, "-m", "pdenet_analysis", "analyze", "cifar10-hamiltonian", "--all-blocks",
                                   "--examples", "32", "--device", "cuda", "--out",
                                   "benchmarks/results/gpu_campaign/analyze-cifar10-hamiltonian"]),
@@ -119,6 +125,8 @@ DRY = {
     "analysis": lambda a: [PY, "benchmarks/bench_analysis.py", "--device", "cpu", "--quick", "--count-budget", "20000",
                            "--out",
                            os.path.join(a.scratch, "analysis.json")],
+    "analysis_stl10": lambda a: [PY, "benchmarks/bench_analysis.py", "--device", "cpu", "--quick", "--skip-dense",
+                                 "--count-budget", "20000", "--out", os.path.join(a.scratch, "analysis_stl10.json")],
     "analyze": lambda a: [PY, "-m", "pdenet_analysis", "analyze", "digits-hamiltonian", "--all-blocks", "--examples", "1",
                           "--device", "cpu", "--quiet", "--out", os.path.join(a.scratch, "analyze")],
     "adaptive": lambda a: [PY, "benchmarks/bench_adaptive.py", "--device", "cpu", "--quick", "--repeats", "1", "--out",
@@ -185,7 +193,7 @@ def main():
     ap.add_argument("--epochs", type=int, default=100, help="epochs of the Fashion-MNIST protocol")
     ap.add_argument("--only", nargs="+", default=None, help=f"run only these parts: {[p[0] for p in PARTS]}")
     ap.add_argument("--cap", nargs="+", default=[], metavar="PART=MIN", help="at most MIN minutes for PART")
-    ap.add_argument("--compile", nargs="*", default=["hamiltonian"],
+    ap.add_argument("--compile", nargs="*", default=["parabolic", "hamiltonian", "second_order", "resnet"],
                     help="presets whose training step is also measured under torch.compile (its compile time is long)")
     ap.add_argument("--dry-run", action="store_true",
                     help="run every part's script on the CPU at the smallest sizes, into --scratch (no GPU needed, "

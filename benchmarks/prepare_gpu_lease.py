@@ -81,7 +81,7 @@ def device_command(commit: str, budget_min: float, timeout_s: int, only=(), caps
            "python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl; "
            "export PYTHONPATH=$PWD:/tmp/site; "
            f"timeout {timeout_s - 10} python3 benchmarks/gpu_campaign.py --budget-min {budget_min:g}{parts}; "
-           "tar czf $OUT/results.tgz benchmarks/results studies/results runs")
+           "mkdir -p runs; tar czf $OUT/results.tgz benchmarks/results studies/results runs")
     if len(cmd) > COMMAND_LIMIT:
         raise SystemExit(f"the device command has {len(cmd)} characters, over the tool's {COMMAND_LIMIT}: "
                          "name fewer parts or caps")

@@ -20,7 +20,7 @@ def test_campaign_without_cuda_says_so_and_measures_nothing():
 def test_campaign_parts_point_at_existing_scripts():
     gpu_campaign = _campaign()
     names = [p[0] for p in gpu_campaign.PARTS]
-    assert names == ["training", "regulariser", "memory", "reversible_peers", "guards", "tests", "analysis", "analyze", "adaptive", "fashion_mnist", "study",
+    assert names == ["training", "regulariser", "memory", "reversible_peers", "guards", "tests", "analysis", "analysis_stl10", "analyze", "adaptive", "fashion_mnist", "study",
                      "tests_full"]
     args = type("A", (), dict(epochs=100, data_dir="data/fashion_mnist", compile=["hamiltonian"]))()
     for _, least, most, cmd in gpu_campaign.PARTS:
