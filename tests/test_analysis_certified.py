@@ -384,6 +384,35 @@ def test_dense_route_is_exact_and_used_for_small_states():
     assert rep.data["condition"]["n"] == 2  # a distribution over both examples
 
 
+def test_dense_route_bracket_holds_in_float32_with_the_svds_rounding():
+    """In float32 the dense route's κ is off by rounding, and in either direction: the SVD's pad
+    10·n·u·σ_max (``_probable_bracket``) is what keeps ``condition_upper_probable`` above κ.
+    For every registered fixed scheme with each architecture it runs, at two weight scales (κ from
+    2.5 to 7.8·10⁹), the float32 report is checked against κ of the same weights and input in
+    float64 (autograd, independent of the analysis): the upper end holds in all 47 cases it bounds;
+    the 5 where κ·u is too large for float32 to bound σ_min away from 0 (κ ≥ 1.1·10⁵ here) are
+    left open (None). The reported κ, the upper end without the pad, falls below the float64 κ in
+    18 of the 47, so the pad is needed."""
+    u32 = 2.0**-24
+    below, checked = 0, 0
+    for scheme, arch in PAIRS:
+        for scale in (2.0, 6.0):
+            op, y0 = paper_operator(arch, channels=2, size=4, seed=0, scale=scale * (0.5 if arch == "hamiltonian" else 1))
+            kappa = _dense_state_flow(op, y0, scheme, 8)
+            kappa = kappa[0] / kappa[-1]
+            rep = A.conditioning(op.float(), y0.float()[:1], scheme, n_steps=8)
+            assert rep.data["method_min"] == "dense", (scheme, arch)
+            e = rep.data["examples"][0]
+            upper = e["condition_upper_probable"]
+            if upper is None:  # float32 cannot bound σ_min away from 0 here
+                assert kappa * u32 > 1e-4, (scheme, arch, scale, kappa)
+                continue
+            checked += 1
+            assert kappa <= upper, (scheme, arch, scale, kappa, upper)
+            below += e["condition"] < kappa
+    assert checked >= 40 and below >= 10, (checked, below)
+
+
 def _dense_step_matrix(scheme, op, internal, t, h) -> np.ndarray:
     """S_j of the first example by autograd on the scheme's step (independent of the analysis)."""
     f = lambda *s: torch.cat([o[:1].reshape(-1) for o in scheme.step(op, s, t, h)])  # noqa: E731
