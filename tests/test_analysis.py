@@ -384,6 +384,38 @@ def test_the_analyses_refuse_an_operator_that_is_another_map_at_every_evaluation
         call()
 
 
+def test_the_analyses_refuse_an_operator_that_draws_only_later_in_the_solve():
+    """A layer that draws only at t > 0.25 passes the probe at t = 0; the record kept over the whole
+    analysis refuses it when the analysis ends (the result is not returned), with the caller's
+    random numbers as they were; in eval mode every analysis runs. (``operator_jacobian``
+    evaluates at t = 0 only, where this operator is one map.)"""
+    from pdenet_analysis.operators.operators import FirstOrderOperator
+
+    class Late(torch.nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(c, c, 3, padding=1, bias=False)
+
+        def forward(self, t, y):
+            z = self.conv(y)
+            if self.training and float(t) > 0.25:
+                z = z + 0.1 * torch.randn_like(z)
+            return -torch.tanh(z)
+
+    torch.manual_seed(0)
+    op, y0 = FirstOrderOperator(Late(2)).double(), torch.randn(2, 2, 3, 3, dtype=torch.float64)
+    calls = _analyses_of(op, y0)
+    del calls["operator_jacobian"]
+    for name, call in calls.items():
+        state = torch.random.get_rng_state()
+        with pytest.raises(pa.IncompatibleOperatorError, match=r"drew random numbers during the analysis"):
+            call()
+        assert torch.equal(torch.random.get_rng_state(), state), name
+    op.eval()
+    for call in calls.values():
+        call()
+
+
 @pytest.mark.parametrize("extra", [lambda c: torch.nn.Dropout(0.2), lambda c: torch.nn.BatchNorm2d(c)])
 def test_the_analyses_of_an_operator_refuse_a_layer_in_training_mode(extra):
     """Dropout draws a new map at every evaluation and batch norm couples the examples in

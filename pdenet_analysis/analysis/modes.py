@@ -20,6 +20,11 @@ running statistics move at every one of the thousands of evaluations an analysis
   custom random layer, in any mode) or a write to one of its buffers (spectral normalisation's
   power iteration in training mode) is refused, naming what happened. The generator's state is
   put back after that evaluation, so the check changes no random number the caller draws later.
+  The same record is kept over the whole analysis (the analyses themselves draw only from their
+  own seeded generators), so a layer that draws or writes only at some t > 0, or only from its
+  second call on, is refused when the analysis ends instead of its result returned. What an
+  analysis returns and evaluates later (:func:`~.steps.discretise`'s step maps) is checked only
+  by the first evaluation.
 """
 
 from __future__ import annotations
@@ -76,6 +81,21 @@ def _probe_state(operator, y0) -> tuple | None:
         return None
 
 
+def _refuse_side_effects(seen, when: str) -> None:
+    """Raise :class:`IncompatibleOperatorError` for what :func:`~pdenet_analysis.replay.side_effects`
+    saw the operator do ``when`` (a phrase: "when it was evaluated", ...), if anything."""
+    if seen.drew:
+        raise IncompatibleOperatorError(
+            f"the operator drew random numbers {when} (noise, functional dropout or another random "
+            "layer): every evaluation is then another map, and an analysis linearises one map; make the layer "
+            "deterministic for the analysis (its eval mode, or a fixed draw)")
+    if seen.written:
+        raise IncompatibleOperatorError(
+            f"the operator changed its buffer(s) {', '.join(seen.written)} {when} (spectral "
+            "normalisation's power iteration does so in training mode): every evaluation is then another map, "
+            "and an analysis linearises one map; call operator.eval() first")
+
+
 def require_one_map(operator, y0) -> None:
     """Raise :class:`IncompatibleOperatorError` if one evaluation of ``operator`` at the state of
     ``y0`` (at t = 0) draws random numbers or writes one of its buffers: then the Jacobian-vector
@@ -92,16 +112,16 @@ def require_one_map(operator, y0) -> None:
             operator.vector_field(0.0, state)
     except (PDENetError, NotImplementedError):
         return  # an input the analysis converts first (a dtype, say), or refuses with its own message
-    if seen.drew:
-        raise IncompatibleOperatorError(
-            "the operator drew random numbers when it was evaluated (noise, functional dropout or another random "
-            "layer): every evaluation is then another map, and an analysis linearises one map; make the layer "
-            "deterministic for the analysis (its eval mode, or a fixed draw)")
-    if seen.written:
-        raise IncompatibleOperatorError(
-            f"the operator changed its buffer(s) {', '.join(seen.written)} when it was evaluated (spectral "
-            "normalisation's power iteration does so in training mode): every evaluation is then another map, "
-            "and an analysis linearises one map; call operator.eval() first")
+    _refuse_side_effects(seen, "when it was evaluated")
+
+
+def _device_of(operator, y0) -> torch.device:
+    """Where the operator's CUDA generator would be drawn from: its parameters' device, else the
+    initial value's, else the CPU."""
+    for p in operator.parameters():
+        return p.device
+    first = y0[0] if isinstance(y0, (tuple, list)) and y0 else y0
+    return first.device if isinstance(first, torch.Tensor) else torch.device("cpu")
 
 
 def analyses_an_operator(fn):
@@ -115,6 +135,13 @@ def analyses_an_operator(fn):
         y0 = args[0] if args else kwargs.get("y0", kwargs.get("state"))
         if y0 is not None:
             require_one_map(operator, y0)
-        return fn(operator, *args, **kwargs)
+        if not isinstance(operator, nn.Module):
+            return fn(operator, *args, **kwargs)
+        # and throughout: a layer that draws or writes only at some t, or only after the first call, is
+        # seen when the analysis ends (its result is then refused, not returned)
+        with side_effects(operator, _device_of(operator, y0), restore_generators=True) as seen:
+            out = fn(operator, *args, **kwargs)
+        _refuse_side_effects(seen, "during the analysis")
+        return out
 
     return checked
