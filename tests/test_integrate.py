@@ -284,10 +284,9 @@ def test_an_adaptive_solve_reads_no_output_time_from_the_device(name, backend, m
     per step and 1 in its initial step selection, 1 per segment between output times, 1 for the
     deferred finiteness checks."""
     pytest.importorskip(backend)
+    from pdenet_analysis.operators import timegrid
     from pdenet_analysis.schemes import adaptive
     from pdenet_analysis.testing import HostReads
-
-    from pdenet_analysis.operators import timegrid
 
     monkeypatch.setattr(adaptive, "HOST_CHECK_EVERY_EVALUATION", False)  # as on a GPU: one deferred read
     monkeypatch.setattr(timegrid, "LOOKUP_ON_DEVICE", True)  # and θ(t) looked up without reading t

@@ -127,7 +127,9 @@ def _device_of(operator, y0) -> torch.device:
 def analyses_an_operator(fn):
     """Decorate an analysis whose first two arguments are the operator and its initial value (or
     state): refuse it in a training mode that changes its map (:func:`require_prediction_mode`),
-    or where one evaluation draws random numbers or writes a buffer (:func:`require_one_map`)."""
+    before it starts where one evaluation draws random numbers or writes a buffer
+    (:func:`require_one_map`), and after it ends where any evaluation during it did (the result
+    is then not returned)."""
 
     @functools.wraps(fn)
     def checked(operator, *args, **kwargs):

@@ -233,7 +233,6 @@ class TorchDiffEq(Scheme):
         import torchdiffeq
 
         options = {} if self.max_steps is None else {"max_num_steps": int(self.max_steps)}
-        times = [float(t) for t in times]
         t0, t1 = times[0], times[-1]
         lo, hi = min(t0, t1), max(t0, t1)
         jump_t = sorted({float(j) for j in jumps if lo < float(j) < hi})
