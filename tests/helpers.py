@@ -42,3 +42,17 @@ def assert_same_arithmetic(out: torch.Tensor, ref: torch.Tensor) -> None:
         return
     tol = 16 * torch.finfo(ref.dtype).eps * ref.abs().max().item()
     assert (out - ref).abs().max().item() <= tol
+
+
+def one_fast_per(cases, key):
+    """The parametrisation ``cases`` (tuples) with, for each value of ``key(case)``, the first case in
+    the fast tier and the others marked slow: a registry-driven test still exercises every scheme
+    in the fast tier, and every combination in the slow tier."""
+    import pytest
+
+    seen, out = set(), []
+    for case in cases:
+        k = key(case)
+        out.append(case if k not in seen else pytest.param(*case, marks=pytest.mark.slow))
+        seen.add(k)
+    return out

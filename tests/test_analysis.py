@@ -18,6 +18,7 @@ def _top(vals, k):
     return vals[np.argsort(-np.abs(vals), kind="stable")][:k]
 
 
+@pytest.mark.float64
 @pytest.mark.parametrize("backend", ["scipy", "torch"])
 @pytest.mark.parametrize("arch", ["parabolic", "resnet", "second_order", "hamiltonian"])
 def test_matrix_free_eigenvalues_equal_dense(arch, backend):
@@ -37,6 +38,7 @@ def test_largest_real_part_equals_dense():
     assert res.values.real.max() == pytest.approx(dense.real.max(), rel=1e-6)
 
 
+@pytest.mark.float64
 def test_parabolic_jacobian_symmetric_nsd_without_normalisation_but_not_with():
     op, y0 = paper_operator("parabolic", activation="relu", normalise=False)
     J, _ = A.operator_jacobian(op, op.to_state(y0))
@@ -48,6 +50,7 @@ def test_parabolic_jacobian_symmetric_nsd_without_normalisation_but_not_with():
     assert A.symmetry_defect(J2) > 1e-3  # N_tv breaks the symmetry: reported, not assumed
 
 
+@pytest.mark.float64
 def test_laplacian_stencil_has_analytic_spectrum():
     """K = 5-point Laplacian with zero padding: λ_ij = −4 + 2cos(iπ/(n+1)) + 2cos(jπ/(n+1)).
     F = −KᵀK Y (σ = id, N = id), so the eigenvalues of ∂F/∂Y are −λ_ij²."""
@@ -65,6 +68,7 @@ def test_laplacian_stencil_has_analytic_spectrum():
     assert res_t.values[0] == pytest.approx(lam.min(), rel=1e-8)
 
 
+@pytest.mark.float64
 def test_linear_hamiltonian_product_spectrum():
     Am, Bm = random_spd(4, 1), -random_spd(4, 2)
     op = LinearHamiltonian(Am, Bm)
@@ -97,6 +101,7 @@ def test_largest_stable_step_is_zero_where_every_step_is_unstable(scheme, how, m
     assert np.max(s.amplification(A.to_stability_variable(mu, how, s, 1e-3))) > 1  # unstable at a small h too
 
 
+@pytest.mark.float64
 def test_stability_report_places_points_and_serialises(tmp_path):
     op, y0 = paper_operator("parabolic", activation="relu", normalise=False, interpolation="constant", n_pieces=3, T=3.0, scale=8)
     rep = A.spectrum_along_trajectory(op, y0, "euler", k=3)
@@ -116,6 +121,7 @@ def test_stability_report_places_points_and_serialises(tmp_path):
 # leapfrog (h²ρ ≤ 4, M = h²∂F/∂Y at Y_j)
 @pytest.mark.parametrize("arch,scheme,limit", [("parabolic", "euler", lambda rho: 2 / rho),
                                                ("second_order", "leapfrog", lambda rho: 2 / rho ** 0.5)])
+@pytest.mark.float64
 @pytest.mark.parametrize("scale,dense_max", [(1.0, 2048), (8.0, 2048), (8.0, 0)])
 def test_largest_stable_step_comes_from_the_whole_spectrum_of_every_example(arch, scheme, limit, scale, dense_max):
     """J = −KᵀDK (no normalisation: real, ≤ 0): the largest stable h is that of the example with
@@ -154,6 +160,7 @@ def test_largest_stable_step_is_zero_for_a_two_level_scheme_on_complex_modes():
             assert s["largest_stable_h_complete"] == 0.0
 
 
+@pytest.mark.float64
 @pytest.mark.parametrize("scheme,dense_max", [("rk4", 2048), ("euler", 0)])
 def test_largest_stable_step_from_the_layer_estimate_where_no_complete_spectrum_exists(scheme, dense_max):
     """RK4's step map is not I + hJ; forward Euler's steps certified stable by ‖S_j‖₂ have no
@@ -240,6 +247,7 @@ def test_undefined_energy_is_a_dash_in_the_markdown_and_null_in_the_json():
     assert json.loads(rep.to_json())["data"]["energies"][0] is None
 
 
+@pytest.mark.float64
 def test_convergence_matches_declared_orders_on_paper_network_block():
     op, y0 = paper_operator("second_order")
     for name in ("leapfrog", "leapfrog_symmetric", "rk4"):

@@ -17,8 +17,10 @@ from pdenet_analysis.analysis.stepmap import step_map_spectra
 from pdenet_analysis.schemes.runge_kutta import ExplicitRungeKutta
 from pdenet_analysis.testing import LinearFirstOrder, LinearSecondOrder, random_spd, random_stable_matrix
 
-from .helpers import ADAPTIVE_SCHEMES, ARCH_OF_KIND, FIXED_SCHEMES, paper_operator
+from .helpers import ADAPTIVE_SCHEMES, ARCH_OF_KIND, FIXED_SCHEMES, one_fast_per, paper_operator
 
+
+pytestmark = pytest.mark.float64  # the mathematics is tested in float64
 
 class MatrixOperator:
     """A batch of dense matrices as a batched operator (for the solvers alone)."""
@@ -149,7 +151,7 @@ SPECTRA = {  # σ_1 = 1 above n − 1 values: spread up to 0.999 (Lanczos resolv
 }
 
 
-@pytest.mark.parametrize("spectrum", sorted(SPECTRA))
+@pytest.mark.parametrize("spectrum", [s if s == "gap" else pytest.param(s, marks=pytest.mark.slow) for s in sorted(SPECTRA)])
 def test_the_lanczos_polynomial_bound_on_sigma_max_holds_for_random_starts(spectrum):
     """The probable upper bound on σ_max (van Dorsselaer, Hochstenbach & van der Vorst 2000) holds
     for each of 128 independent random starts, at 5, 10, 30 and 120 steps, also where the Ritz
@@ -285,7 +287,7 @@ CONDITIONING_CASES = [
 ]
 
 
-@pytest.mark.parametrize("arch,scheme,method,n_steps,scale,normalise", CONDITIONING_CASES)
+@pytest.mark.parametrize("arch,scheme,method,n_steps,scale,normalise", one_fast_per(CONDITIONING_CASES, key=lambda c: c[2]))
 def test_sigma_min_and_condition_equal_dense(arch, scheme, method, n_steps, scale, normalise):
     op, y0 = paper_operator(arch, channels=4, size=4, activation="relu", normalise=normalise, interpolation="constant",
                             n_pieces=3, T=3.0)
@@ -345,6 +347,7 @@ def test_probable_bracket_spends_half_its_failure_probability_at_each_end_and_re
     assert other["sigma_max_upper_probable"] != same[0]["sigma_max_upper_probable"]
 
 
+@pytest.mark.slow
 def test_inverse_map_route_equals_inverse_iteration_route():
     op, y0 = paper_operator("hamiltonian", channels=4, size=4, activation="relu", normalise=True)
     a = A.conditioning(op, y0, "verlet", n_steps=4, method="inverse-map", tol=1e-10).data["examples"]
@@ -384,6 +387,7 @@ def test_dense_route_is_exact_and_used_for_small_states():
     assert rep.data["condition"]["n"] == 2  # a distribution over both examples
 
 
+@pytest.mark.slow
 def test_dense_route_bracket_holds_in_float32_with_the_svds_rounding():
     """In float32 the dense route's κ is off by rounding, and in either direction: the SVD's pad
     10·n·u·σ_max (``_probable_bracket``) is what keeps ``condition_upper_probable`` above κ.
@@ -428,8 +432,8 @@ def _dense_step_radius(scheme, op, internal, t, h):
 PAIRS = [(s, a) for s in FIXED_SCHEMES for kind in sorted(pa.get_scheme(s).kinds) for a in ARCH_OF_KIND[kind]]
 
 
-@pytest.mark.parametrize("normalise", [True, False])
-@pytest.mark.parametrize("scheme,arch", PAIRS)
+@pytest.mark.parametrize("scheme,arch,normalise",
+                         one_fast_per([(s, a, n) for s, a in PAIRS for n in (True, False)], key=lambda c: c[0]))
 def test_step_map_radius_equals_dense_for_every_scheme(scheme, arch, normalise):
     """No unstable mode, real or complex, is missed: the reported amplification per step is the
     dense spectral radius of the step map, by ARPACK (dense_max=0), for every registered scheme."""
@@ -559,6 +563,7 @@ def test_contractive_steps_are_certified_by_the_norm_bound():
     assert str(rep.rows[0][3]).startswith("≤")
 
 
+@pytest.mark.slow
 def test_contractive_steps_are_certified_at_a_size_where_a_converged_residual_is_not_enough():
     """The same theorem at 32,768 unknowns (8 channels, 64 × 64), h = 1/‖K‖₂²: ‖S‖₂ = 1 exactly.
     Golub–Kahan to a residual of 1e-13 leaves the probable bound near 1 + 5e-6, above 1 + δ;
@@ -684,7 +689,7 @@ def test_stage_nodes_of_every_tableau(name):
     np.testing.assert_allclose([s[1] for s in seen], c[used] * h, rtol=0, atol=1e-15)
 
 
-@pytest.mark.parametrize("name", ADAPTIVE_SCHEMES)
+@pytest.mark.parametrize("name", [n if n == "dopri5" else pytest.param(n, marks=pytest.mark.slow) for n in ADAPTIVE_SCHEMES])
 def test_adaptive_schemes_are_analysed_along_accepted_steps(name):
     op, y0 = paper_operator("parabolic", channels=2, size=3, activation="relu", normalise=True)
     rep = A.spectrum_along_trajectory(op, y0[:1], name, rtol=1e-3, atol=1e-5)

@@ -201,6 +201,7 @@ def test_bad_keep_last(keep_last):
         Reversible(keep_last=keep_last)
 
 
+@pytest.mark.float64
 def test_dtype_mismatch_is_explained():
     op, y0 = paper_operator("parabolic")
     with pytest.raises(pa.TensorTypeError, match="dtype"):  # a PDENetError and a TypeError
@@ -250,6 +251,7 @@ def test_options_a_scheme_does_not_take_say_which_it_takes(scheme, option):
         pa.integrate(op, y0, scheme, **{option: 0.1})
 
 
+@pytest.mark.float64
 def test_reverse_refuses_another_operator_and_another_step_count():
     op, y0 = paper_operator("hamiltonian")
     sol = pa.integrate(op, y0, "verlet", n_steps=4)

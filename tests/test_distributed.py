@@ -55,6 +55,7 @@ def _max_rel(a, b):
                for k in b if b[k].is_floating_point())
 
 
+@pytest.mark.slow
 def test_two_ranks_give_the_weights_of_one_process(tmp_path):
     _single(tmp_path / "one", 2, *EXACT)
     r = _torchrun(tmp_path / "two", 2, *EXACT)
@@ -68,6 +69,7 @@ def test_two_ranks_give_the_weights_of_one_process(tmp_path):
         assert abs(a["train_loss"] - b["train_loss"]) < 1e-4 and abs(a["train_accuracy"] - b["train_accuracy"]) < 0.01
 
 
+@pytest.mark.slow
 def test_a_killed_rank_then_resume_completes(tmp_path):
     _torchrun(tmp_path / "ref", 3)
     p = _torchrun(tmp_path / "run", 3, wait=False)

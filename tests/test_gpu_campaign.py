@@ -34,6 +34,7 @@ def test_campaign_parts_point_at_existing_scripts():
             gpu_campaign.parse_caps(bad)
 
 
+@pytest.mark.slow
 def test_dry_run_runs_every_part_on_the_cpu(tmp_path):
     """``--dry-run``: every part's script runs on the CPU at its smallest sizes and ends well, into
     the scratch folder only (nothing under benchmarks/results changes); a part left out says why."""

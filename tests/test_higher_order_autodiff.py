@@ -13,6 +13,8 @@ import pdenet_analysis as pa
 
 from .helpers import ARCH_OF_KIND, paper_operator
 
+pytestmark = pytest.mark.float64  # the mathematics is tested in float64
+
 FIXED = [n for n in pa.available_schemes() if not pa.get_scheme(n).adaptive]
 REVERSIBLE = [n for n in pa.available_schemes() if pa.get_scheme(n).reversible]
 

@@ -14,6 +14,8 @@ from pdenet_analysis.testing import SavedBytes
 from .helpers import ADAPTIVE_SCHEMES, ARCH_OF_KIND, REVERSIBLE_SCHEMES, assert_same_arithmetic, paper_operator
 
 
+pytestmark = pytest.mark.float64  # the mathematics is tested in float64
+
 def _sym(layer, j, y):
     return F.symmetric_layer(y, layer.weight[j], layer.scale[j], layer.shift[j], torch.relu, layer.eps, True)
 

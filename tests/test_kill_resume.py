@@ -13,6 +13,7 @@ import pytest
 from pdenet_analysis.training import load_checkpoint
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="uses SIGKILL")
 def test_sigkill_then_resume(tmp_path):
     out = str(tmp_path / "run")

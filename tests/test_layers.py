@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from pdenet_analysis.operators import functional as F
 
 
+@pytest.mark.float64
 @given(st.integers(1, 4), st.integers(1, 4), st.integers(1, 7), st.integers(1, 7), st.sampled_from([1, 3, 5]), st.integers(0, 2**31 - 1))
 def test_conv_adjoint_is_exact(c_in, c_out, h, w, k, seed):
     g = torch.Generator().manual_seed(seed)

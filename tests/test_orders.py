@@ -8,6 +8,8 @@ from pdenet_analysis.operators import KINDS
 
 from .helpers import ARCH_OF_KIND, FIXED_SCHEMES, linear_problem, paper_operator
 
+pytestmark = pytest.mark.float64  # the mathematics is tested in float64
+
 CASES = [(s, k) for s in FIXED_SCHEMES for k in KINDS if pa.get_scheme(s).accepts(k)]
 
 

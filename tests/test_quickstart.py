@@ -1,3 +1,4 @@
+import pytest
 """The README's main job runs end to end (one epoch per model, to keep the suite short)."""
 
 import json
@@ -6,6 +7,7 @@ import os
 from pdenet_analysis.quickstart import ARCHS, run_quickstart
 
 
+@pytest.mark.slow
 def test_quickstart_writes_a_complete_report(tmp_path):
     path = run_quickstart(str(tmp_path), epochs=1, examples=1)
     text = open(path).read()

@@ -17,6 +17,8 @@ from pdenet_analysis.errors import IncompatibleSchemeError
 from .helpers import paper_operator
 
 
+pytestmark = pytest.mark.float64  # the mathematics is tested in float64
+
 def _relu_operator(arch, scale, seed=0, normalise=True, size=4, device="cpu"):
     op, y0 = paper_operator(arch, channels=3, size=size, seed=seed, activation="relu", normalise=normalise,
                             interpolation="constant", n_pieces=3, T=3.0)

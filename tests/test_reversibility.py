@@ -10,6 +10,8 @@ import pdenet_analysis as pa
 from .helpers import ARCH_OF_KIND, FIXED_SCHEMES, REVERSIBLE_SCHEMES, paper_operator
 
 
+pytestmark = pytest.mark.float64  # the mathematics is tested in float64
+
 @pytest.mark.parametrize("name", REVERSIBLE_SCHEMES)
 @given(seed=st.integers(0, 10**6), n_steps=st.integers(1, 12), T=st.floats(0.05, 3.0), scale=st.floats(0.5, 3.0))
 def test_inverse_recovers_initial_state(name, seed, n_steps, T, scale):

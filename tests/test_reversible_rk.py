@@ -33,6 +33,7 @@ def test_stable_interval_on_the_negative_real_axis(base, coupling, end):
         assert s.amplification(z) == pytest.approx(np.abs(np.linalg.eigvals(step)).max(), rel=1e-12)
 
 
+@pytest.mark.float64
 def test_inverse_multiplies_round_off_by_one_over_the_coupling_per_step():
     """The rebuilt y divides by λ: the reconstruction error of λ = 0.5 grows as 2ⁿ (float64, the
     paper's parabolic operator), that of λ = 0.999 stays at round-off; so inverse_growth = 1/λ."""

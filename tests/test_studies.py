@@ -90,6 +90,7 @@ def test_an_interrupted_sweep_resumes(tmp_path, monkeypatch):
     assert [p["result"]["y"] for p in s["points"]] == [0, 1, 4, 9]
 
 
+@pytest.mark.slow
 def test_parallel_jobs_give_the_same_results(tmp_path):
     one = run_study(toy(), str(tmp_path / "one"), quick=True, quiet=True)
     two = run_study(toy(), str(tmp_path / "two"), quick=True, quiet=True, jobs=2)
@@ -98,6 +99,7 @@ def test_parallel_jobs_give_the_same_results(tmp_path):
     assert {p["result"]["pid"] for p in two["points"]} != {os.getpid()}  # really in other processes
 
 
+@pytest.mark.slow
 def test_submitit_local_executor_runs_the_same_function(tmp_path):
     pytest.importorskip("submitit")
     from pdenet_analysis.studies import scheme_properties as sp
@@ -136,6 +138,7 @@ def _cli(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "pdenet_analysis", *args], capture_output=True, text=True, cwd=cwd)
 
 
+@pytest.mark.slow
 def test_study_cli(tmp_path):
     r = _cli("study", "--list")
     assert r.returncode == 0 and "discrete-vs-continuous" in r.stdout and "scheme-properties" in r.stdout
@@ -147,6 +150,7 @@ def test_study_cli(tmp_path):
     assert r.returncode == 2 and "--jobs" in r.stderr
 
 
+@pytest.mark.slow
 def test_scheme_properties_study_catches_each_defect_with_the_right_check(tmp_path):
     """The study's verdicts are the tutorial's claims: each defect is caught, and by which check."""
     s = run_study(get_study("scheme-properties"), str(tmp_path), quick=True, quiet=True)

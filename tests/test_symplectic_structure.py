@@ -104,6 +104,7 @@ def _discretised(name, kind, normalise, seed, h_scale=2.0, device="cpu"):
     return A.discretise(op.to(device), y0.to(device), name, n_steps=4)
 
 
+@pytest.mark.slow
 def test_the_reducible_schemes_are_the_two_level_ones_and_forward_euler():
     """Registry-driven: exactly symplectic Euler, Verlet and leapfrog (on the kinds they take) and
     forward Euler on a first-order operator have a reduced step form."""

@@ -1,3 +1,4 @@
+import pytest
 """studies/trained_networks.py: the analysis of trained checkpoints, end to end on digits."""
 
 import json
@@ -19,6 +20,7 @@ def _script(*args, cwd):
                           capture_output=True, text=True, cwd=cwd)
 
 
+@pytest.mark.slow
 def test_trained_networks_study_summarises_every_block_of_every_checkpoint(tmp_path):
     data = load_dataset("digits")
     for arch in ("parabolic", "hamiltonian"):

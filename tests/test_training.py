@@ -145,6 +145,7 @@ def test_corrupt_checkpoint_names_the_file(tmp_path):
         load_model(str(p))
 
 
+@pytest.mark.slow
 def test_cli_analyze_preset_writes_reports(tmp_path, capsys):
     assert main(["analyze", "digits-second_order", "--out", str(tmp_path), "--no-conditioning", "--examples", "1"]) == 0
     for name in ("stability", "energy", "reversibility", "convergence"):
