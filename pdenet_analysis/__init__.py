@@ -1,10 +1,12 @@
 """pdenet_analysis: deep residual networks read as discretised PDEs (Ruthotto & Haber, arXiv 1804.04272).
 
 Three swappable objects — an operator (what is integrated), a scheme (how), a gradient strategy —
-meet in :func:`integrate`; networks, analysis, training and the CLI are built on them.
+meet in :func:`integrate`; networks, analysis (:func:`analyze`), training and the CLI are built
+on them.
 """
 
-from . import errors, gradients, networks, operators, schemes
+from . import analysis, errors, gradients, networks, operators, schemes
+from .analysis import Budget, Certification, analyze
 from .errors import (
     ConfigMismatchError,
     DataError,
@@ -27,7 +29,7 @@ from .schemes import available_schemes, get_scheme, register_scheme
 __version__ = "0.1.0"
 
 __all__ = [
-    "errors", "gradients", "networks", "operators", "schemes", "ConfigMismatchError", "DataError", "IncompatibleOperatorError",
+    "analyze", "Budget", "Certification", "analysis", "errors", "gradients", "networks", "operators", "schemes", "ConfigMismatchError", "DataError", "IncompatibleOperatorError",
     "IncompatibleSchemeError",
     "IntegrationError", "InvalidArgumentError", "NonFiniteError", "PDENetError", "ShapeError", "TensorTypeError", "UnknownNameError",
     "Adjoint",

@@ -11,9 +11,8 @@ import time
 
 import torch
 
-from .analysis.model import analyze_model
+from .analysis import analyze
 from .data import load_dataset
-from .data.transforms import standardize
 from .networks import build_preset
 from .training import TrainConfig, train
 
@@ -24,7 +23,7 @@ def run_quickstart(out: str = "reports/quickstart", epochs: int = 15, seed: int 
                    quiet: bool = False) -> str:
     os.makedirs(out, exist_ok=True)
     data = load_dataset("digits")
-    x_probe = standardize(data.x_test[:examples])
+    x_probe = data.x_test[:examples]  # raw: each network applies its own preprocessing
     rows, details = [], {}
     for arch in ARCHS:
         torch.manual_seed(seed)
@@ -35,9 +34,10 @@ def run_quickstart(out: str = "reports/quickstart", epochs: int = 15, seed: int 
         summary = train(model, data, TrainConfig(epochs=epochs, augment=False, seed=seed, progress=False,
                                                  out=os.path.join(out, arch)))
         train_s = time.perf_counter() - t0
-        everything = analyze_model(model, x_probe, os.path.join(out, arch), blocks=[0], quiet=quiet)
-        res = everything[0]["reports"]
-        feat = everything["features"]["reports"]["features"].data
+        everything = analyze(model, x_probe, blocks=[0], progress=not quiet)
+        everything.save(os.path.join(out, arch))
+        res = everything[0].results
+        feat = everything["network"]["features"].data
         st = res["stability"].data["steps"]
         rev = res.get("reversibility")
         conv = res.get("convergence")

@@ -1,6 +1,7 @@
 """Matrix-free analysis against dense computations and analytic spectra."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -8,7 +9,11 @@ import torch
 
 import pdenet_analysis as pa
 from pdenet_analysis import analysis as A
+from pdenet_analysis.analysis import Budget, Certification
 from pdenet_analysis.testing import LinearHamiltonian, random_spd
+from pdenet_analysis.analysis.eigen import arnoldi, eigs
+from pdenet_analysis.analysis.linear import JacobianOperator, operator_jacobian
+from pdenet_analysis.analysis.stability import symmetry_defect, to_stability_variable
 
 from .helpers import paper_operator
 
@@ -23,31 +28,31 @@ def _top(vals, k):
 @pytest.mark.parametrize("arch", ["parabolic", "resnet", "second_order", "hamiltonian"])
 def test_matrix_free_eigenvalues_equal_dense(arch, backend):
     op, y0 = paper_operator(arch, channels=4, size=4, activation="relu", normalise=True)
-    J, how = A.operator_jacobian(op, op.to_state(y0), 0.3)
+    J, how = operator_jacobian(op, op.to_state(y0), 0.3)
     dense = np.linalg.eigvals(J.dense().numpy())
-    res = A.eigs(J, k=4, which="LM", backend=backend, m=J.shape[0])
+    res = eigs(J, k=4, which="LM", backend=backend, m=J.shape[0])
     assert res.status == "converged"
     np.testing.assert_allclose(np.sort(np.abs(res.values)), np.sort(np.abs(_top(dense, 4))), rtol=1e-6)
 
 
 def test_largest_real_part_equals_dense():
     op, y0 = paper_operator("resnet", channels=3, size=4)
-    J, _ = A.operator_jacobian(op, op.to_state(y0))
+    J, _ = operator_jacobian(op, op.to_state(y0))
     dense = np.linalg.eigvals(J.dense().numpy())
-    res = A.eigs(J, k=2, which="LR", backend="scipy")
+    res = eigs(J, k=2, which="LR", backend="scipy")
     assert res.values.real.max() == pytest.approx(dense.real.max(), rel=1e-6)
 
 
 @pytest.mark.float64
 def test_parabolic_jacobian_symmetric_nsd_without_normalisation_but_not_with():
     op, y0 = paper_operator("parabolic", activation="relu", normalise=False)
-    J, _ = A.operator_jacobian(op, op.to_state(y0))
+    J, _ = operator_jacobian(op, op.to_state(y0))
     D = J.dense().numpy()
     assert np.abs(D - D.T).max() < 1e-12 and np.linalg.eigvalsh(0.5 * (D + D.T)).max() < 1e-12
-    assert A.symmetry_defect(J) < 1e-12
+    assert symmetry_defect(J) < 1e-12
     op2, y2 = paper_operator("parabolic", activation="relu", normalise=True)
-    J2, _ = A.operator_jacobian(op2, op2.to_state(y2))
-    assert A.symmetry_defect(J2) > 1e-3  # N_tv breaks the symmetry: reported, not assumed
+    J2, _ = operator_jacobian(op2, op2.to_state(y2))
+    assert symmetry_defect(J2) > 1e-3  # N_tv breaks the symmetry: reported, not assumed
 
 
 @pytest.mark.float64
@@ -59,12 +64,12 @@ def test_laplacian_stencil_has_analytic_spectrum():
     with torch.no_grad():
         op.layer.weight.zero_()
         op.layer.weight[0, 0, 0] = torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]])
-    J, _ = A.operator_jacobian(op, (torch.randn(1, 1, n, n),))
+    J, _ = operator_jacobian(op, (torch.randn(1, 1, n, n),))
     c = 2 * np.cos(np.arange(1, n + 1) * np.pi / (n + 1))
     lam = -(( -4 + c[:, None] + c[None, :]) ** 2).ravel()
-    res = A.eigs(J, k=3, which="LM", backend="scipy", symmetric=True)
+    res = eigs(J, k=3, which="LM", backend="scipy", symmetric=True)
     np.testing.assert_allclose(np.sort(res.values), np.sort(lam)[:3], rtol=1e-8)
-    res_t = A.eigs(J, k=1, which="LM", backend="torch", symmetric=True, m=n * n)
+    res_t = eigs(J, k=1, which="LM", backend="torch", symmetric=True, m=n * n)
     assert res_t.values[0] == pytest.approx(lam.min(), rel=1e-8)
 
 
@@ -72,10 +77,10 @@ def test_laplacian_stencil_has_analytic_spectrum():
 def test_linear_hamiltonian_product_spectrum():
     Am, Bm = random_spd(4, 1), -random_spd(4, 2)
     op = LinearHamiltonian(Am, Bm)
-    J, how = A.operator_jacobian(op, (torch.randn(1, 4), torch.randn(1, 4)))
+    J, how = operator_jacobian(op, (torch.randn(1, 4), torch.randn(1, 4)))
     assert how == "BA"
     expected = np.linalg.eigvals(Bm @ Am)
-    res = A.eigs(J, k=4, which="LM", backend="torch")
+    res = eigs(J, k=4, which="LM", backend="torch")
     np.testing.assert_allclose(np.sort(res.values.real), np.sort(expected.real), rtol=1e-10)
     assert np.all(expected.real < 0)  # so z = h²λ lies on the negative axis: stable iff h²ρ ≤ 4
 
@@ -98,13 +103,13 @@ def test_largest_stable_step_is_zero_where_every_step_is_unstable(scheme, how, m
     s = pa.get_scheme(scheme)
     mu = np.array(mu, dtype=complex)
     assert A.largest_stable_step(mu, how, s) == 0.0
-    assert np.max(s.amplification(A.to_stability_variable(mu, how, s, 1e-3))) > 1  # unstable at a small h too
+    assert np.max(s.amplification(to_stability_variable(mu, how, s, 1e-3))) > 1  # unstable at a small h too
 
 
 @pytest.mark.float64
 def test_stability_report_places_points_and_serialises(tmp_path):
     op, y0 = paper_operator("parabolic", activation="relu", normalise=False, interpolation="constant", n_pieces=3, T=3.0, scale=8)
-    rep = A.spectrum_along_trajectory(op, y0, "euler", k=3)
+    rep = A.stability(op, y0, 'euler', k=3)
     steps = rep.data["steps"]
     assert len(steps) == 3 and all(s["status"] == "converged" for s in steps)
     for s in steps:  # outside the region iff h > 2/ρ (real negative spectrum)
@@ -132,17 +137,17 @@ def test_largest_stable_step_comes_from_the_whole_spectrum_of_every_example(arch
     op, y0 = paper_operator(arch, activation="relu", normalise=False, interpolation="constant", n_pieces=3, T=3.0,
                             scale=scale)
     y0 = torch.cat([y0, -y0])  # four examples with different active sets (3·y0 would repeat them: ReLU is homogeneous)
-    rep = A.spectrum_along_trajectory(op, y0, scheme, k=3, dense_max=dense_max)
-    disc = A.steps.discretise(op, y0, scheme, n_steps=3)
+    rep = A.stability(op, y0, scheme, k=3, budget=Budget(dense_max=dense_max))
+    disc = A.discretise(op, y0, scheme, n_steps=3)
     for j, (t, h, point) in enumerate(disc.steps):
         field = (lambda y: op.vector_field(stage_time(t, 0.0, h), (y,))[0]) if arch == "parabolic" else \
             (lambda y: op.acceleration(stage_time(t, 0.0, h), y))
-        rho = [float(torch.linalg.eigvalsh(A.JacobianOperator(field, point[0][b : b + 1]).dense()).abs().max())
+        rho = [float(torch.linalg.eigvalsh(JacobianOperator(field, point[0][b : b + 1]).dense()).abs().max())
                for b in range(4)]
         step = rep.data["steps"][j]
         assert step["largest_stable_h_complete"] == pytest.approx(limit(max(rho)), rel=1e-6)
         assert rep.rows[j][8] == step["largest_stable_h_reported"] == step["largest_stable_h_complete"]  # the table
-    assert any("whole spectrum" in n for n in rep.notes)
+    assert not any("estimated from the few layer eigenvalues" in n for n in rep.notes)
 
 
 def test_largest_stable_step_is_zero_for_a_two_level_scheme_on_complex_modes():
@@ -151,7 +156,7 @@ def test_largest_stable_step_is_zero_for_a_two_level_scheme_on_complex_modes():
     spectrum says 0 wherever a mode is outside."""
     op, y0 = paper_operator("hamiltonian", activation="relu", normalise=True, interpolation="constant", n_pieces=3,
                             T=3.0, scale=2.0)
-    rep = A.spectrum_along_trajectory(op, y0, "symplectic_euler", k=3)
+    rep = A.stability(op, y0, 'symplectic_euler', k=3)
     steps = rep.data["steps"]
     assert any(s["n_outside_max"] > 0 for s in steps)
     for s in steps:
@@ -167,17 +172,17 @@ def test_largest_stable_step_from_the_layer_estimate_where_no_complete_spectrum_
     computed spectrum. The table then shows the layer estimate and says so."""
     op, y0 = paper_operator("parabolic", activation="relu", normalise=False, interpolation="constant", n_pieces=3, T=3.0,
                             scale=1.0)
-    rep = A.spectrum_along_trajectory(op, y0, scheme, k=3, dense_max=dense_max)
+    rep = A.stability(op, y0, scheme, k=3, budget=Budget(dense_max=dense_max))
     assert all(s["largest_stable_h_complete"] is None for s in rep.data["steps"])
     assert [r[8] for r in rep.rows] == [s["largest_stable_h"] for s in rep.data["steps"]] == \
         [s["largest_stable_h_reported"] for s in rep.data["steps"]]
-    assert any("few layer eigenvalues of the worst example" in n for n in rep.notes)
+    assert any("estimated from the few layer eigenvalues" in n for n in rep.notes)
 
 
 def test_non_converged_solver_reports_status():
     op, y0 = paper_operator("resnet", channels=4, size=6)
-    J, _ = A.operator_jacobian(op, op.to_state(y0))
-    res = A.arnoldi(J, k=6, which="LM", m=8)
+    J, _ = operator_jacobian(op, op.to_state(y0))
+    res = arnoldi(J, k=6, which="LM", m=8)
     assert res.status == "not_converged" and res.residuals.max() > 1e-8
 
 
@@ -216,26 +221,19 @@ def test_parabolic_norm_decays():
     assert all(b <= a * (1 + 1e-12) for a, b in zip(n, n[1:]))
 
 
-def _symmetry_note(rep):
-    return [n for n in rep.notes if n.startswith("symmetry defect")]
-
-
-def test_stability_report_states_the_symmetry_defect_it_measured():
-    """The parabolic Jacobian −KᵀDK (N = id) is symmetric: the note gives defects at round-off.
+def test_stability_result_states_the_symmetry_defect_it_measured():
+    """The parabolic Jacobian −KᵀDK (N = id) is symmetric: the measured defects are at round-off.
     TV normalisation breaks the symmetry (docs/paper-notes.md): the defects are O(1). The
-    Hamiltonian operator has no single ∂F/∂Y, so no such note."""
+    Hamiltonian operator has no single ∂F/∂Y, so no defect is measured (NaN)."""
     def defects(**kw):
         op, y0 = paper_operator("parabolic", **kw)
-        rep = A.spectrum_along_trajectory(op.double(), y0.double(), "euler", n_steps=3)
-        (note,) = _symmetry_note(rep)
-        assert [float(d) for d in note.split(": ")[1].split(" (")[0].split(", ")] == pytest.approx(
-            [s_["symmetry_defect"] for s_ in rep.data["steps"]], rel=0.05)
-        return [s_["symmetry_defect"] for s_ in rep.data["steps"]]
+        rep = A.stability(op.double(), y0.double(), 'euler', n_steps=3)
+        return [s_.layer.symmetry_defect for s_ in rep.steps]
 
     assert max(defects(activation="relu")) < 1e-12
     assert min(defects(activation="relu", normalise=True)) > 1e-3
     op, y0 = paper_operator("hamiltonian")
-    assert not _symmetry_note(A.spectrum_along_trajectory(op, y0, "symplectic_euler", n_steps=2))
+    assert all(math.isnan(s_.layer.symmetry_defect) for s_ in A.stability(op, y0, 'symplectic_euler', n_steps=2).steps)
 
 
 def test_undefined_energy_is_a_dash_in_the_markdown_and_null_in_the_json():
@@ -258,7 +256,7 @@ def test_convergence_matches_declared_orders_on_paper_network_block():
 def test_analysis_of_unsupported_scheme_is_refused():
     op, y0 = paper_operator("parabolic")
     with pytest.raises(pa.IncompatibleSchemeError, match="leapfrog.*does not accept first_order"):
-        A.spectrum_along_trajectory(op, y0, "leapfrog")
+        A.stability(op, y0, 'leapfrog')
     with pytest.raises(pa.IncompatibleSchemeError, match="no exact inverse"):
         A.reversibility(op, y0, "dopri5")
 
@@ -267,16 +265,16 @@ def test_analyze_draws_the_same_standard_normal_images_on_every_device(device, t
     """`analyze PRESET` without data analyses seeded standard-normal images drawn on the CPU and
     moved to the device, so that a GPU run and a CPU run of the same command report on the same
     inputs (CUDA's own generator would draw other images from the same seed)."""
-    import pdenet_analysis.analysis.model as model_mod
+    import pdenet_analysis.analysis as analysis_mod
     from pdenet_analysis.cli import main
 
     seen = {}
 
     def record(model, x, *args, **kwargs):  # the analyses themselves are tested elsewhere
         seen["x"] = x
-        return {}
+        return analysis_mod.Analysis("a network", "some images")
 
-    monkeypatch.setattr(model_mod, "analyze_model", record)
+    monkeypatch.setattr(analysis_mod, "analyze", record)
     device = torch.device(device)
     assert main(["analyze", "cifar10-hamiltonian", "--examples", "3", "--device", str(device), "--quiet",
                  "--seed", "5", "--out", str(tmp_path)]) == 0
@@ -303,22 +301,22 @@ def test_block_inputs_leave_a_training_model_as_they_found_it():
     assert all(torch.equal(a, b) for a, b in zip(stats, net.buffers()))
     assert not any(h.requires_grad for h in inputs)
     net.eval()
-    with torch.no_grad():
-        torch.testing.assert_close(inputs[0], net.opening(x), rtol=0, atol=0)
+    with torch.no_grad():  # the first block's input: the opening layer on the network's own preprocessing
+        torch.testing.assert_close(inputs[0], net.opening(net.preprocess(x)), rtol=0, atol=0)
 
 
-def test_analyze_model_analyses_in_eval_mode_and_leaves_the_modes_as_found(monkeypatch, tmp_path):
+def test_analyze_analyses_a_network_in_eval_mode_and_leaves_the_modes_as_found(monkeypatch, tmp_path):
     """The network is analysed as it predicts (batch norm's running statistics, no dropout), also
     when called in the middle of training, and is handed back in the modes it came in."""
-    from pdenet_analysis.analysis import model as M
+    from pdenet_analysis.analysis import api
 
     seen = []
-    monkeypatch.setattr(M, "analyze_block", lambda block, x, out, **kw: seen.append(
+    monkeypatch.setattr(api, "analyze_block", lambda block, x, **kw: seen.append(
         (block.training, [m.training for m in block.modules()])) or {})
     torch.manual_seed(0)
     net = pa.build_preset("digits-parabolic").double().train()
     modes = [m.training for m in net.modules()]
-    M.analyze_model(net, torch.randn(2, 1, 8, 8, dtype=torch.float64), str(tmp_path), quiet=True, with_features=False)
+    pa.analyze(net, torch.randn(2, 1, 8, 8, dtype=torch.float64), analyses=["stability"], progress=False)
     assert len(seen) == len(net.blocks) and not any(t or any(ms) for t, ms in seen)
     assert [m.training for m in net.modules()] == modes
 
@@ -366,12 +364,12 @@ def _analyses_of(op, y0):
     return {
         "discretise": lambda: A.discretise(op, y0, "euler", T=1.0, n_steps=2),
         "conditioning": lambda: A.conditioning(op, y0, "euler", T=1.0, n_steps=2, k=1),
-        "spectrum_along_trajectory": lambda: A.spectrum_along_trajectory(op, y0, "euler", T=1.0, n_steps=2, k=2),
+        "spectrum_along_trajectory": lambda: A.stability(op, y0, 'euler', T=1.0, n_steps=2, k=2),
         "spectral_density": lambda: A.spectral_density(op, y0, "euler", T=1.0, n_steps=2, m=10, n_arnoldi=10),
         "reversibility": lambda: A.reversibility(op, y0, "reversible_heun", T=1.0, n_steps_list=(1, 2)),
         "energy": lambda: A.energy(op, y0, "euler", T=1.0, n_steps=2),
         "convergence_study": lambda: A.convergence_study(op, y0, "euler", [2, 4, 8], T=1.0),
-        "operator_jacobian": lambda: A.operator_jacobian(op, (y0,)),
+        "operator_jacobian": lambda: operator_jacobian(op, (y0,)),
     }
 
 

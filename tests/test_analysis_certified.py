@@ -13,9 +13,15 @@ from hypothesis import strategies as st
 
 import pdenet_analysis as pa
 from pdenet_analysis import analysis as A
+from pdenet_analysis.analysis import Budget, Certification
 from pdenet_analysis.analysis.stepmap import step_map_spectra
+from pdenet_analysis.schemes import get_scheme
 from pdenet_analysis.schemes.runge_kutta import ExplicitRungeKutta
 from pdenet_analysis.testing import LinearFirstOrder, LinearSecondOrder, random_spd, random_stable_matrix
+from pdenet_analysis.analysis.eigen import eigs
+from pdenet_analysis.analysis.krylov import batched_arnoldi, gmres, golub_kahan
+from pdenet_analysis.analysis.linear import JacobianOperator, operator_jacobian
+from pdenet_analysis.analysis.stepmap import count_outside
 
 from .helpers import ADAPTIVE_SCHEMES, ARCH_OF_KIND, FIXED_SCHEMES, one_fast_per, paper_operator
 
@@ -78,7 +84,7 @@ def _separated_smallest(n, gaps, seed=0):
 
 def test_golub_kahan_top_values_equal_dense_svd():
     M = _matrices(80, 1e6)
-    r = A.golub_kahan(MatrixOperator(M), k=3, which="largest", tol=1e-10, max_iter=80)
+    r = golub_kahan(MatrixOperator(M), k=3, which="largest", tol=1e-10, max_iter=80)
     dense = np.linalg.svd(M.numpy(), compute_uv=False)
     assert r.converged
     np.testing.assert_allclose(r.values, dense[:, :3], rtol=1e-8)
@@ -92,8 +98,8 @@ def test_golub_kahan_ritz_values_interlace(n, log_kappa, iters, seed):
     the residual of a singular value."""
     M = _matrices(n, 10**log_kappa, batch=1, seed=seed)
     s = np.linalg.svd(M[0].numpy(), compute_uv=False)
-    top = A.golub_kahan(MatrixOperator(M), k=1, which="largest", max_iter=iters, check_every=1)
-    low = A.golub_kahan(MatrixOperator(M), k=1, which="smallest", max_iter=iters, check_every=1)
+    top = golub_kahan(MatrixOperator(M), k=1, which="largest", max_iter=iters, check_every=1)
+    low = golub_kahan(MatrixOperator(M), k=1, which="smallest", max_iter=iters, check_every=1)
     assert top.values[0, 0] <= s[0] * (1 + 1e-10)
     assert low.values[0, 0] >= s[-1] * (1 - 1e-8)
     for r in (top, low):
@@ -111,9 +117,9 @@ def test_golub_kahan_sets_converged_examples_aside_with_the_same_values(which, v
     else:  # two small singular values g and 2g below [1, 2]: convergence from step 32 to 60
         M = _separated_smallest(80, [1e-3, 1e-2, 0.1, 0.2, 0.3, 0.4, 0.45, 0.49])
     log = []
-    deflated = A.golub_kahan(RestrictableMatrixOperator(M, log), k=2, which=which, tol=1e-10, max_iter=80,
+    deflated = golub_kahan(RestrictableMatrixOperator(M, log), k=2, which=which, tol=1e-10, max_iter=80,
                              vectors=vectors)
-    whole = A.golub_kahan(MatrixOperator(M), k=2, which=which, tol=1e-10, max_iter=80, vectors=vectors, deflate=False)
+    whole = golub_kahan(MatrixOperator(M), k=2, which=which, tol=1e-10, max_iter=80, vectors=vectors, deflate=False)
     assert log[0] == 8 and min(log) < 8  # the batch narrowed
     assert len(set(deflated.example_iterations)) > 1 and max(deflated.example_iterations) == whole.iterations
     assert deflated.status == whole.status
@@ -161,7 +167,7 @@ def test_the_lanczos_polynomial_bound_on_sigma_max_holds_for_random_starts(spect
     n = 2000
     d = SPECTRA[spectrum](n).double()
     for j in (5, 10, 30, 120):
-        r = A.golub_kahan(DiagonalOperator(d, 128), k=1, which="largest", tol=1e-300, max_iter=j, deflate=False)
+        r = golub_kahan(DiagonalOperator(d, 128), k=1, which="largest", tol=1e-300, max_iter=j, deflate=False)
         upper = r.probable_upper_bound(n, 1e-3, 2.0**-53)
         assert np.all(r.values[:, 0] <= 1.0 + 1e-12) and np.all(upper >= 1.0), (j, upper.min())
         if j == 120 and spectrum != "slow":  # converged long since: tight
@@ -182,7 +188,7 @@ def test_the_lanczos_bound_in_float32_holds_with_its_rounding_factor(spectrum):
     n, u = 2000, 2.0**-24
     d = SPECTRA[spectrum](n).float()
     for j in (5, 10, 30, 120):
-        r = A.golub_kahan(DiagonalOperator(d, 64), k=1, which="largest", tol=1e-300, max_iter=j, deflate=False)
+        r = golub_kahan(DiagonalOperator(d, 64), k=1, which="largest", tol=1e-300, max_iter=j, deflate=False)
         bare, upper = r.probable_upper_bound(n, 1e-3, 0.0), r.probable_upper_bound(n, 1e-3, u)
         assert np.all(upper >= 1.0), (j, upper.min() - 1)
         assert np.all(upper <= bare * (1 + 10 * np.asarray(r.example_iterations) * u) * (1 + 1e-12))
@@ -213,31 +219,31 @@ def test_golub_kahan_goes_on_until_the_certificate_question_is_decided():
     bound holds and the status stays that of the residual."""
     n, c, u = 30000, 1 + 1e-6, 2.0**-53
     d = torch.cat([torch.ones(n // 2), torch.linspace(0.0, 0.9, n - n // 2)]).double()
-    plain = A.golub_kahan(DiagonalOperator(d, 8), k=1, tol=1e-13, unit_roundoff=u)
-    goal = A.golub_kahan(DiagonalOperator(d, 8), k=1, tol=1e-13, certify_below=c, unit_roundoff=u)
+    plain = golub_kahan(DiagonalOperator(d, 8), k=1, tol=1e-13, unit_roundoff=u)
+    goal = golub_kahan(DiagonalOperator(d, 8), k=1, tol=1e-13, certify_below=c, unit_roundoff=u)
     assert plain.converged and goal.converged
     assert np.all(plain.probable_upper_bound(n, 1e-6, u) > c)  # the gap this closes
     bound = goal.probable_upper_bound(n, 1e-6, u)
     assert np.all((1.0 <= bound) & (bound <= c)) and np.all(goal.example_iterations > plain.example_iterations)
     d[0] = 1 + 1e-3
-    above = A.golub_kahan(DiagonalOperator(d, 8), k=1, tol=1e-13, certify_below=c, unit_roundoff=u)
+    above = golub_kahan(DiagonalOperator(d, 8), k=1, tol=1e-13, certify_below=c, unit_roundoff=u)
     assert np.all(above.values[:, 0] > c) and np.all(
-        above.example_iterations == A.golub_kahan(DiagonalOperator(d, 8), k=1, tol=1e-13).example_iterations)
+        above.example_iterations == golub_kahan(DiagonalOperator(d, 8), k=1, tol=1e-13).example_iterations)
     # float32: the rounding factor 1 + 10·j·u passes c at the second step, so the bound can never
     # certify ‖S‖₂ = 1 and the question is settled as soon as the residual converges, not at max_iter
     d32, u32 = d.float(), 2.0**-24
     d32[0] = 1.0
-    plain32 = A.golub_kahan(DiagonalOperator(d32, 8), k=1, tol=1e-6, unit_roundoff=u32)
-    open32 = A.golub_kahan(DiagonalOperator(d32, 8), k=1, tol=1e-6, certify_below=c, unit_roundoff=u32)
+    plain32 = golub_kahan(DiagonalOperator(d32, 8), k=1, tol=1e-6, unit_roundoff=u32)
+    open32 = golub_kahan(DiagonalOperator(d32, 8), k=1, tol=1e-6, certify_below=c, unit_roundoff=u32)
     assert plain32.converged and np.all(open32.example_iterations == plain32.example_iterations)
     assert np.all(open32.example_iterations < 40) and np.all(open32.probable_upper_bound(n, 1e-6, u32) > c)
     with pytest.raises(pa.InvalidArgumentError, match="which='largest'"):
-        A.golub_kahan(DiagonalOperator(d, 1), k=1, which="smallest", certify_below=c)
+        golub_kahan(DiagonalOperator(d, 1), k=1, which="smallest", certify_below=c)
     for bad in (0.0, -1.0, math.inf, float("nan"), "1"):
         with pytest.raises(pa.InvalidArgumentError, match="certify_below is the c"):
-            A.golub_kahan(DiagonalOperator(d, 1), k=1, certify_below=bad)
+            golub_kahan(DiagonalOperator(d, 1), k=1, certify_below=bad)
     with pytest.raises(pa.InvalidArgumentError, match="failure_probability"):
-        A.golub_kahan(DiagonalOperator(d, 1), k=1, certify_below=c, failure_probability=0.0)
+        golub_kahan(DiagonalOperator(d, 1), k=1, certify_below=c, failure_probability=0.0)
 
 
 def test_the_lanczos_polynomial_bound_is_exact_on_a_full_or_invariant_krylov_space():
@@ -248,14 +254,14 @@ def test_the_lanczos_polynomial_bound_is_exact_on_a_full_or_invariant_krylov_spa
     assert lanczos_polynomial_bound([4.0, 1.0], -np.inf, 10, 1e-6, 2) == pytest.approx(2.0)
     assert lanczos_polynomial_bound([4.0, 1.0], 0.0, 2, 1e-6, 2, 2.0**-53) == pytest.approx(2.0, rel=1e-14)
     d = torch.tensor([3.0, 2.0, 1.0, 0.5]).double()
-    r = A.golub_kahan(DiagonalOperator(d, 2), k=1, which="largest", tol=1e-300, max_iter=10, deflate=False)
+    r = golub_kahan(DiagonalOperator(d, 2), k=1, which="largest", tol=1e-300, max_iter=10, deflate=False)
     assert np.allclose(r.probable_upper_bound(4, 1e-6), 3.0, rtol=1e-12)
 
 
 def test_gmres_solves_to_tolerance():
     M = _matrices(50, 1e3) + 2 * torch.eye(50)
     b = torch.randn(2, 50)
-    x, info = A.gmres(MatrixOperator(M).matvec, b, tol=1e-12)
+    x, info = gmres(MatrixOperator(M).matvec, b, tol=1e-12)
     assert np.all(info.residuals < 1e-12)
     np.testing.assert_allclose(torch.einsum("bij,bj->bi", M, x).numpy(), b.numpy(), atol=1e-10)
 
@@ -296,7 +302,7 @@ def test_sigma_min_and_condition_equal_dense(arch, scheme, method, n_steps, scal
             for w in layer.kernels():
                 w.mul_(scale)
     s = _dense_state_flow(op, y0, scheme, n_steps)
-    rep = A.conditioning(op, y0[:1], scheme, n_steps=n_steps, method=method, tol=1e-10, k=2)
+    rep = A.conditioning(op, y0[:1], scheme, n_steps=n_steps, method=method, k=2, certification=Certification(tol=1e-10))
     e = rep.data["examples"][0]
     assert rep.data["method_min"].startswith(method) and e["condition_status"] == "converged"
     assert e["sigma_max"][0] == pytest.approx(s[0], rel=1e-6)
@@ -328,20 +334,17 @@ def test_probable_bracket_spends_half_its_failure_probability_at_each_end_and_re
     op, y0 = paper_operator("hamiltonian", channels=4, size=4, activation="relu", normalise=True)
     s = _dense_state_flow(op, y0, "verlet", 3)
     delta, tol = 1e-4, 1e-10
-    reports = {seed: A.conditioning(op, y0[:1], "verlet", n_steps=3, method="inverse-map", tol=tol, k=1,
-                                    failure_probability=delta, seed=seed) for seed in (0, 7)}
+    reports = {seed: A.conditioning(op, y0[:1], 'verlet', n_steps=3, method='inverse-map', k=1, certification=Certification(tol=tol, failure_probability=delta, seed=seed)) for seed in (0, 7)}
     J = discretise(op, y0[:1], "verlet", n_steps=3).flow_jacobian("state")
     n = J.shape[1]
     for seed, rep in reports.items():
         e = rep.data["examples"][0]
         assert rep.data["seed"] == seed and rep.data["failure_probability"] == delta
-        top = A.golub_kahan(J, k=1, which="largest", tol=tol, seed=seed)
+        top = golub_kahan(J, k=1, which="largest", tol=tol, seed=seed)
         assert e["sigma_max_upper_probable"] == top.probable_upper_bound(n, delta / 2, UNIT_ROUNDOFF["float64"])[0]
         assert e["sigma_max_upper_probable"] > top.probable_upper_bound(n, delta, UNIT_ROUNDOFF["float64"])[0]  # wider
         assert s[0] * (1 - 1e-9) <= e["sigma_max_upper_probable"] and e["sigma_min_lower_probable"] <= s[-1] * (1 + 1e-9)
-        assert any(f"seed {seed}" in note and "δ/2" in note for note in rep.notes)
-    same = [A.conditioning(op, y0[:1], "verlet", n_steps=3, method="inverse-map", tol=tol, k=1, failure_probability=delta,
-                           seed=0).data["examples"][0] for _ in range(2)]
+    same = [A.conditioning(op, y0[:1], 'verlet', n_steps=3, method='inverse-map', k=1, certification=Certification(tol=tol, failure_probability=delta, seed=0)).data["examples"][0] for _ in range(2)]
     assert same[0] == same[1]
     other = reports[7].data["examples"][0]
     assert other["sigma_max_upper_probable"] != same[0]["sigma_max_upper_probable"]
@@ -350,8 +353,8 @@ def test_probable_bracket_spends_half_its_failure_probability_at_each_end_and_re
 @pytest.mark.slow
 def test_inverse_map_route_equals_inverse_iteration_route():
     op, y0 = paper_operator("hamiltonian", channels=4, size=4, activation="relu", normalise=True)
-    a = A.conditioning(op, y0, "verlet", n_steps=4, method="inverse-map", tol=1e-10).data["examples"]
-    b = A.conditioning(op, y0, "verlet", n_steps=4, method="inverse-iteration", tol=1e-10).data["examples"]
+    a = A.conditioning(op, y0, 'verlet', n_steps=4, method='inverse-map', certification=Certification(tol=1e-10)).data["examples"]
+    b = A.conditioning(op, y0, 'verlet', n_steps=4, method='inverse-iteration', certification=Certification(tol=1e-10)).data["examples"]
     for ea, eb in zip(a, b):
         np.testing.assert_allclose(ea["sigma_min"], eb["sigma_min"], rtol=1e-7)
 
@@ -365,9 +368,9 @@ def test_unresolvable_sigma_min_is_reported_as_a_bound():
     with torch.no_grad():
         op.layer.weight.mul_(30)
     x = torch.randn(1, 2, 6, 6)
-    s = np.linalg.svd(A.JacobianOperator(lambda y: pa.integrate(op, y, "euler", n_steps=8, check_finite=False).y, x)
+    s = np.linalg.svd(JacobianOperator(lambda y: pa.integrate(op, y, "euler", n_steps=8, check_finite=False).y, x)
                       .dense().numpy(), compute_uv=False)
-    rep = A.conditioning(op, x, "euler", n_steps=8, dense_max=0, max_iter=6)
+    rep = A.conditioning(op, x, 'euler', n_steps=8, budget=Budget(dense_max=0, max_iter=6))
     e = rep.data["examples"][0]
     assert e["sigma_min_status"] == "bound" and not rep.data["all_converged"]
     assert e["sigma_min"][0] >= s.min() * (1 - 1e-9) and e["condition"] <= s.max() / s.min() * (1 + 1e-9)
@@ -439,7 +442,7 @@ def test_step_map_radius_equals_dense_for_every_scheme(scheme, arch, normalise):
     dense spectral radius of the step map, by ARPACK (dense_max=0), for every registered scheme."""
     op, y0 = paper_operator(arch, channels=2, size=3, activation="relu", normalise=normalise, interpolation="constant",
                             n_pieces=2, T=2.0, scale=4.0)
-    rep = A.spectrum_along_trajectory(op, y0[:1], scheme, n_steps=2, dense_max=0, k=2)
+    rep = A.stability(op, y0[:1], scheme, n_steps=2, k=2, budget=Budget(dense_max=0))
     sch = pa.get_scheme(scheme)
     disc = A.discretise(op, y0[:1], scheme, n_steps=2)
     for j, (t, h, internal) in enumerate(disc.steps):
@@ -464,7 +467,7 @@ def test_stability_norm_bracket_follows_failure_probability_and_seed():
     disc = A.discretise(op, y0[:1], sch, n_steps=2)
     uppers = {}
     for fp, seed in ((1e-12, 0), (0.5, 0), (0.5, 3)):
-        rep = A.spectrum_along_trajectory(op, y0[:1], sch, n_steps=2, k=2, failure_probability=fp, seed=seed)
+        rep = A.stability(op, y0[:1], sch, n_steps=2, k=2, certification=Certification(failure_probability=fp, seed=seed))
         assert rep.data["failure_probability"] == fp and rep.data["seed"] == seed
         uppers[fp, seed] = [st["examples"][0]["step_map_radius_upper"] for st in rep.data["steps"]]
     for j, (t, h, internal) in enumerate(disc.steps):
@@ -494,9 +497,9 @@ def test_step_map_spectrum_is_the_stability_function_on_linear_problems(scheme):
     disc = A.discretise(op, y0, scheme, T=h, n_steps=1)
     got = step_map_spectra(disc, 0)[0]
     amp = sch.amplification(z)
-    assert got["radius"] == pytest.approx(amp.max(), rel=1e-9)
+    assert got.radius == pytest.approx(amp.max(), rel=1e-9)
     if sch.accepts("first_order"):
-        assert got["count"] == int((amp > 1 + 1e-6).sum())
+        assert got.count == int((amp > 1 + 1e-6).sum())
 
 
 def test_arpack_count_of_modes_outside_is_complete():
@@ -512,11 +515,11 @@ def test_arpack_count_of_modes_outside_is_complete():
         D[2 * i : 2 * i + 2, 2 * i : 2 * i + 2] = b
     Q, _ = np.linalg.qr(g.standard_normal((n, n)))
     M = torch.tensor(Q @ D @ Q.T)
-    J = A.JacobianOperator(lambda v: v @ M.T, torch.zeros(n))
-    r = A.count_outside(J, 1 + 1e-6)
+    J = JacobianOperator(lambda v: v @ M.T, torch.zeros(n))
+    r = count_outside(J, 1 + 1e-6)
     dense = np.abs(np.linalg.eigvals(M.numpy()))
-    assert r["exact"] and r["count"] == int((dense > 1 + 1e-6).sum())
-    assert r["radius"] == pytest.approx(dense.max(), rel=1e-8)
+    assert r.exact and r.count == int((dense > 1 + 1e-6).sum())
+    assert r.radius == pytest.approx(dense.max(), rel=1e-8)
 
 
 def test_count_budget_bounds_the_arpack_count_and_reaches_the_report(monkeypatch):
@@ -531,21 +534,21 @@ def test_count_budget_bounds_the_arpack_count_and_reaches_the_report(monkeypatch
     mods = np.r_[1 + 0.05 * g.random(37), np.ones(n - 37) * 0.97]
     Q, _ = np.linalg.qr(g.standard_normal((n, n)))
     M = torch.tensor(Q @ np.diag(mods) @ Q.T)
-    J = A.JacobianOperator(lambda v: v @ M.T, torch.zeros(n))
-    short = A.count_outside(J, 1 + 1e-6, budget=60, dense_fallback=0)
-    full = A.count_outside(J, 1 + 1e-6, dense_fallback=0)
-    assert not short["exact"] and short["count"] <= 37 and short["n_matvecs"] <= 60 + 128
-    assert full["exact"] and full["count"] == 37
+    J = JacobianOperator(lambda v: v @ M.T, torch.zeros(n))
+    short = count_outside(J, 1 + 1e-6, budget=60, dense_fallback=0)
+    full = count_outside(J, 1 + 1e-6, dense_fallback=0)
+    assert not short.exact and short.count <= 37 and short.n_matvecs <= 60 + 128
+    assert full.exact and full.count == 37
 
     seen = []
     real = stepmap.count_outside
     monkeypatch.setattr(stepmap, "count_outside", lambda *a, **kw: seen.append(kw["budget"]) or real(*a, **kw))
     op, y0 = paper_operator("hamiltonian", channels=2, size=3, activation="relu", n_pieces=1, T=1.0, scale=4.0)
-    rep = A.spectrum_along_trajectory(op, y0[:1], "rk4", n_steps=1, dense_max=0, k=2, count_budget=123)
+    rep = A.stability(op, y0[:1], 'rk4', n_steps=1, k=2, budget=Budget(dense_max=0, count_budget=123))
     assert rep.data["count_budget"] == 123 and seen and set(seen) == {123}
     for bad in (0, -5, 2.5, True, "many"):
         with pytest.raises(pa.InvalidArgumentError, match="count_budget"):
-            A.spectrum_along_trajectory(op, y0[:1], "rk4", n_steps=1, count_budget=bad)
+            A.stability(op, y0[:1], 'rk4', n_steps=1, budget=Budget(count_budget=bad))
 
 
 def test_contractive_steps_are_certified_by_the_norm_bound():
@@ -553,7 +556,7 @@ def test_contractive_steps_are_certified_by_the_norm_bound():
     outside without an eigenvalue solve; the radius reported is that bound, above the dense ρ."""
     op, y0 = paper_operator("parabolic", channels=3, size=4, activation="relu", normalise=False, interpolation="constant",
                             n_pieces=1, T=0.1, scale=1.0)
-    rep = A.spectrum_along_trajectory(op, y0, "euler", n_steps=1, dense_max=0, k=2)
+    rep = A.stability(op, y0, 'euler', n_steps=1, k=2, budget=Budget(dense_max=0))
     disc = A.discretise(op, y0, "euler", n_steps=1)
     t, h, internal = disc.steps[0]
     dense = _dense_step_radius(pa.get_scheme("euler"), op, internal, t, h)
@@ -577,8 +580,8 @@ def test_contractive_steps_are_certified_at_a_size_where_a_converged_residual_is
     h = 1.0 / parabolic_bound(build(1.0), (64, 64))[0]["norm_K"] ** 2
     op, x = build(h), torch.randn(1, 8, 64, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     S = A.discretise(op, x, "euler", n_steps=1).step_jacobian(0)
-    assert A.golub_kahan(S, k=1, tol=1e-13).probable_upper_bound(S.shape[1], 1e-6, 2.0**-53)[0] > 1 + 1e-6
-    e = A.spectrum_along_trajectory(op, x, "euler", n_steps=1, dense_max=0, k=2).data["steps"][0]["examples"][0]
+    assert golub_kahan(S, k=1, tol=1e-13).probable_upper_bound(S.shape[1], 1e-6, 2.0**-53)[0] > 1 + 1e-6
+    e = A.stability(op, x, 'euler', n_steps=1, k=2, budget=Budget(dense_max=0)).data["steps"][0]["examples"][0]
     assert e["step_map_method"] == "norm bound" and e["n_outside"] == 0
     assert 1.0 <= e["step_map_radius_upper"] <= 1 + 1e-6
 
@@ -596,11 +599,11 @@ def test_krylov_solvers_run_numpy_blas_on_one_thread():
             return super().matvec(v)
 
     op = Probe(_matrices(30, 10.0, batch=1))
-    A.golub_kahan(op, k=1)
-    A.gmres(op.matvec, torch.ones(1, 30), tol=1e-8)
-    J = A.JacobianOperator(lambda v: v @ op.M[0].T, torch.zeros(30))
+    golub_kahan(op, k=1)
+    gmres(op.matvec, torch.ones(1, 30), tol=1e-8)
+    J = JacobianOperator(lambda v: v @ op.M[0].T, torch.zeros(30))
     J.matvec = lambda v, f=J.matvec: (seen.append(max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")), f(v))[1]
-    A.eigs(J, k=2)
+    eigs(J, k=2)
     assert seen and set(seen) == {1}
 
 
@@ -610,14 +613,14 @@ def test_unconverged_radius_is_bracketed_by_a_certified_value_and_the_norm():
     g = np.random.default_rng(5)
     n = 400
     M = torch.tensor(np.diag(np.r_[1.05, 1.0 + 0.01 * g.random(n - 1)]) + 0.02 * g.standard_normal((n, n)))
-    J = A.JacobianOperator(lambda v: v @ M.T, torch.zeros(n))
-    r = A.count_outside(J, 1 + 1e-6, budget=60, dense_fallback=0)
+    J = JacobianOperator(lambda v: v @ M.T, torch.zeros(n))
+    r = count_outside(J, 1 + 1e-6, budget=60, dense_fallback=0)
     dense = np.abs(np.linalg.eigvals(M.numpy())).max()
-    assert not r["exact"]
-    assert np.isnan(r["radius_lower"]) or r["radius_lower"] <= dense * (1 + 1e-5)
+    assert not r.exact
+    assert np.isnan(r.radius_lower) or r.radius_lower <= dense * (1 + 1e-5)
     assert dense <= np.linalg.norm(M.numpy(), 2) + 1e-12
-    full = A.count_outside(J, 1 + 1e-6, dense_fallback=0)
-    assert full["status"] == "converged" and full["radius_lower"] == pytest.approx(dense, rel=1e-8)
+    full = count_outside(J, 1 + 1e-6, dense_fallback=0)
+    assert full.status == "converged" and full.radius_lower == pytest.approx(dense, rel=1e-8)
 
 
 def test_second_order_block_unstable_complex_modes_are_found():
@@ -627,7 +630,7 @@ def test_second_order_block_unstable_complex_modes_are_found():
     torch.manual_seed(0)
     op = pa.second_order(4, T=3.0, n_pieces=3)
     y0 = torch.randn(1, 4, 5, 5)
-    rep = A.spectrum_along_trajectory(op, y0, "leapfrog")
+    rep = A.stability(op, y0, 'leapfrog')
     worst = max(s["max_amplification"] for s in rep.data["steps"])
     disc = A.discretise(op, y0, "leapfrog")
     dense = max(_dense_step_radius(pa.get_scheme("leapfrog"), op, st_, t, h) for t, h, st_ in disc.steps)
@@ -639,7 +642,7 @@ def test_slq_density_matches_dense_histogram():
     op, y0 = paper_operator("parabolic", channels=4, size=6, activation="relu", normalise=True, interpolation="constant",
                             n_pieces=2)
     rep = A.spectral_density(op, y0, "euler", n_steps=2, n_vectors=16, m=40)
-    J, _ = A.operator_jacobian(op, op.to_state(y0), pa.schemes.base.stage_time(0.0, 0.0, 0.5), 0)
+    J, _ = operator_jacobian(op, op.to_state(y0), pa.schemes.base.stage_time(0.0, 0.0, 0.5), 0)
     D = J.dense().numpy()
     ev = np.linalg.eigvalsh(0.5 * (D + D.T))
     d = rep.data
@@ -656,10 +659,10 @@ def test_parabolic_norm_bound_is_certified_and_sharp():
                             n_pieces=1, T=1.0)
     rep = A.spectral_density(op, y0, "euler", n_steps=1)
     w = op.layer.weight[0]
-    K = A.JacobianOperator(lambda y: pa.operators.functional.conv(y, w.detach()), torch.zeros(1, 3, 5, 5)).dense().numpy()
+    K = JacobianOperator(lambda y: pa.operators.functional.conv(y, w.detach()), torch.zeros(1, 3, 5, 5)).dense().numpy()
     b = rep.data["parabolic_bound"][0]
     assert b["norm_K"] == pytest.approx(np.linalg.norm(K, 2), rel=1e-8)
-    J, _ = A.operator_jacobian(op, op.to_state(y0), 0.0, 0)
+    J, _ = operator_jacobian(op, op.to_state(y0), 0.0, 0)
     assert np.abs(np.linalg.eigvals(J.dense().numpy())).max() <= b["rho_bound"] * (1 + 1e-10)
 
 
@@ -692,15 +695,15 @@ def test_stage_nodes_of_every_tableau(name):
 @pytest.mark.parametrize("name", [n if n == "dopri5" else pytest.param(n, marks=pytest.mark.slow) for n in ADAPTIVE_SCHEMES])
 def test_adaptive_schemes_are_analysed_along_accepted_steps(name):
     op, y0 = paper_operator("parabolic", channels=2, size=3, activation="relu", normalise=True)
-    rep = A.spectrum_along_trajectory(op, y0[:1], name, rtol=1e-3, atol=1e-5)
-    disc = A.discretise(op, y0[:1], name, rtol=1e-3, atol=1e-5)
+    rep = A.stability(op, y0[:1], get_scheme(name, rtol=0.001, atol=1e-05))
+    disc = A.discretise(op, y0[:1], get_scheme(name, rtol=0.001, atol=1e-05))
     assert len(rep.data["steps"]) == disc.n_steps >= 1
     assert sum(h for _, h, _ in disc.steps) == pytest.approx(op.T, rel=1e-12)  # steps end exactly at T
     sch = disc.step_scheme
     for j, (t, h, internal) in enumerate(disc.steps[:3]):
         assert rep.data["steps"][j]["max_amplification"] == pytest.approx(_dense_step_radius(sch, op, internal, t, h), rel=1e-9)
     if name in ("dopri5", "bosh3"):  # the low-order pairs take hundreds of steps: linearising them all is slow
-        cond = A.conditioning(op, y0[:1], name, rtol=1e-5, atol=1e-7)
+        cond = A.conditioning(op, y0[:1], get_scheme(name, rtol=1e-05, atol=1e-07))
         assert cond.data["all_converged"]
 
 
@@ -742,7 +745,9 @@ def test_feature_map_singular_values_equal_the_dense_svd(arch):
     x = torch.randn(2, 1, 8, 8, dtype=torch.float64)
     rep = features_conditioning(net, x)
     for b in range(2):
-        J = torch.autograd.functional.jacobian(lambda z: net.features(z.unsqueeze(0))[0], x[b]).reshape(32, -1)
+        # the paper's feature map, at the image the network sees (its preprocessing applied)
+        J = torch.autograd.functional.jacobian(lambda z: net.features(z.unsqueeze(0), preprocessed=True)[0],
+                                               net.preprocess(x)[b]).reshape(32, -1)
         sv = torch.linalg.svdvals(J)
         got = torch.tensor(rep.data["examples"][b]["singular_values"], dtype=torch.float64)
         assert torch.allclose(got, sv, rtol=1e-10, atol=1e-12 * float(sv[0]))
@@ -794,7 +799,7 @@ def test_batched_arnoldi_on_the_whole_space_gives_every_eigenvalue():
     dense eigenvalues (complex pairs included), per example, with residuals at round-off."""
     g = np.random.default_rng(7)
     M = torch.tensor(g.standard_normal((3, 20, 20)))
-    r = A.batched_arnoldi(MatrixOperator(M), m=20)
+    r = batched_arnoldi(MatrixOperator(M), m=20)
     for b in range(3):
         ev = np.linalg.eigvals(M[b].numpy())
         ev = ev[np.argsort(-np.abs(ev), kind="stable")]
@@ -811,7 +816,7 @@ def test_batched_arnoldi_finds_a_separated_dominant_eigenvalue_of_each_example()
     for top in tops:
         Q, _ = np.linalg.qr(g.standard_normal((n, n)))
         mats.append(Q @ np.diag(np.r_[top, 0.9 * g.random(n - 1)]) @ Q.T)
-    r = A.batched_arnoldi(MatrixOperator(torch.tensor(np.stack(mats))), m=30)
+    r = batched_arnoldi(MatrixOperator(torch.tensor(np.stack(mats))), m=30)
     np.testing.assert_allclose(r.values[:, 0].real, tops, rtol=1e-8)
     assert np.all(r.residuals[:, 0] < 1e-8)
 
@@ -826,7 +831,7 @@ def test_counting_the_worst_examples_only_keeps_estimates_for_the_rest(seed):
     op = pa.second_order(4, T=1.0, n_pieces=1)
     y0 = torch.randn(3, 4, 5, 5, dtype=torch.float64)
     op = op.double()
-    rep = A.spectrum_along_trajectory(op, y0, "leapfrog", n_steps=1, dense_max=0, count_examples=1)
+    rep = A.stability(op, y0, 'leapfrog', n_steps=1, budget=Budget(dense_max=0, count_examples=1))
     step = rep.data["steps"][0]
     disc = A.discretise(op, y0, "leapfrog", n_steps=1)
     t, h, internal = disc.steps[0]
@@ -844,14 +849,14 @@ def test_counting_the_worst_examples_only_keeps_estimates_for_the_rest(seed):
     for e in estimated:
         one = tuple(s[e["example"] : e["example"] + 1] for s in internal)
         assert _dense_step_radius(sch, op, one, t, h) <= e["step_map_radius_upper"] * (1 + 1e-9)
-    assert any("counted completely at each step" in n_ for n_ in rep.notes)
+    assert rep.data["steps"][0]["counted_examples"] == [c["example"]] and rep.count_examples == 1
     # an estimate above the counted radius is flagged, and only then
     flagged = any("exceeds the counted radius" in n_ for n_ in rep.notes)
     assert flagged == any(e["step_map_radius"] > c["step_map_radius"] * (1 + 1e-9) for e in estimated)
 
 
 def test_feature_jacobians_in_chunks_equal_one_batch():
-    from pdenet_analysis.analysis import feature_jacobians
+    from pdenet_analysis.analysis.network import feature_jacobians
 
     torch.manual_seed(2)
     net = pa.build_preset("digits-hamiltonian")
@@ -865,8 +870,8 @@ def test_count_examples_must_be_a_positive_integer(bad):
     from pdenet_analysis.errors import InvalidArgumentError
 
     op = pa.second_order(4, T=1.0, n_pieces=1)
-    with pytest.raises(InvalidArgumentError, match="count_examples must be a positive integer"):
-        A.spectrum_along_trajectory(op, torch.randn(2, 4, 5, 5), "leapfrog", n_steps=1, dense_max=0, count_examples=bad)
+    with pytest.raises(InvalidArgumentError, match="Budget.count_examples is the examples per step counted"):
+        A.stability(op, torch.randn(2, 4, 5, 5), 'leapfrog', n_steps=1, budget=Budget(dense_max=0, count_examples=bad))
 
 
 def test_a_converged_radius_survives_a_larger_k_that_runs_out_of_budget():
@@ -887,20 +892,22 @@ def test_a_converged_radius_survives_a_larger_k_that_runs_out_of_budget():
     D[300:, 300:] = np.diag(np.full(n - 300, 0.5))
     Q, _ = np.linalg.qr(g.standard_normal((n, n)))
     M = torch.tensor(Q @ D @ Q.T)
-    J = A.JacobianOperator(lambda v: v @ M.T, torch.zeros(n))
-    r = A.count_outside(J, 1 + 1e-6, budget=600, dense_fallback=0, count_max=64)
+    J = JacobianOperator(lambda v: v @ M.T, torch.zeros(n))
+    r = count_outside(J, 1 + 1e-6, budget=600, dense_fallback=0, count_max=64)
     dense = np.abs(np.linalg.eigvals(M.numpy()))
-    assert r["status"] == "converged" and not r["exact"]
-    assert r["radius"] == pytest.approx(1.5, rel=1e-8) and r["radius"] == pytest.approx(dense.max(), rel=1e-8)
-    assert 4 <= r["count"] < int((dense > 1 + 1e-6).sum())
+    assert r.status == "converged" and not r.exact
+    assert r.radius == pytest.approx(1.5, rel=1e-8) and r.radius == pytest.approx(dense.max(), rel=1e-8)
+    assert 4 <= r.count < int((dense > 1 + 1e-6).sum())
 
 
 def test_examples_are_counted_by_certified_lower_bound_then_in_order():
     """The examples counted first are those whose Arnoldi run certifies the largest lower bound on
     ρ (a Ritz value with a small residual); the Ritz radius alone does not rank them."""
+    from types import SimpleNamespace as Count
+
     from pdenet_analysis.analysis.stepmap import _rank_key
 
     nan = float("nan")
-    est = {0: dict(radius=1.9, radius_lower=nan), 1: dict(radius=1.01, radius_lower=1.005),
-           2: dict(radius=1.2, radius_lower=1.1), 3: dict(radius=1.5, radius_lower=nan)}
+    est = {0: Count(radius=1.9, radius_lower=nan), 1: Count(radius=1.01, radius_lower=1.005),
+           2: Count(radius=1.2, radius_lower=1.1), 3: Count(radius=1.5, radius_lower=nan)}
     assert sorted(est, key=lambda b: _rank_key(est[b])) == [2, 1, 0, 3]

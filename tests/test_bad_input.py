@@ -8,6 +8,8 @@ import pytest
 import torch
 
 import pdenet_analysis as pa
+from pdenet_analysis.analysis.eigen import eigs
+from pdenet_analysis.analysis.linear import JacobianOperator
 
 from .helpers import paper_operator
 
@@ -282,11 +284,11 @@ def test_small_or_empty_requests_are_refused():
     op, y0 = paper_operator("parabolic")
     with pytest.raises(ValueError, match="positive integer factor"):
         op.grid.refined(-1)
-    J = A.JacobianOperator(lambda v: 2 * v, torch.randn(10))
+    J = JacobianOperator(lambda v: 2 * v, torch.randn(10))
     for k in (0, 11, 2.5):
         with pytest.raises(ValueError, match="k must be an integer between 1 and .* 10"):
-            A.eigs(J, k=k)
-    full = A.eigs(J, k=10)  # as many values as unknowns: all of them, exactly
+            eigs(J, k=k)
+    full = eigs(J, k=10)  # as many values as unknowns: all of them, exactly
     assert full.status == "converged" and len(full.values) == 10 and np.allclose(full.values, 2.0)
     with pytest.raises(ValueError, match="at least two step counts"):
         A.convergence_study(op, y0, "euler", [])
@@ -396,7 +398,7 @@ def test_stability_margin_out_of_range_is_named(delta):
 
     op, y0 = paper_operator("parabolic", channels=2, size=4)
     with pytest.raises(pa.InvalidArgumentError, match="delta is the margin of the unit circle"):
-        A.spectrum_along_trajectory(op, y0, "euler", n_steps=2, delta=delta)
+        A.stability(op, y0, 'euler', n_steps=2, delta=delta)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
@@ -407,6 +409,6 @@ def test_analyses_of_a_low_precision_state_say_how_to_convert(dtype):
 
     op, y0 = paper_operator("parabolic", channels=2, size=4)
     op, y0 = op.to(dtype), y0.to(dtype)
-    for analysis in (A.conditioning, A.spectrum_along_trajectory):
+    for analysis in (A.conditioning, A.stability):
         with pytest.raises(pa.InvalidArgumentError, match=r"float32 or float64.*\.double\(\)"):
             analysis(op, y0, "euler", n_steps=2)

@@ -31,7 +31,15 @@ CASES = {
     "negative seed": (["analyze", "digits-parabolic", "--seed", "-1"], "--seed must be a non-negative integer"),
     "preset does not fit the data": (["train", "--dataset", "digits", "--model", "cifar10-hamiltonian"], "takes 3-channel"),
     "analyze data that does not fit": (["analyze", "cifar10-hamiltonian", "--dataset", "digits"], "takes 3-channel"),
-    "unknown preset": (["analyze", "nope-model"], "valid presets"),
+    "unknown preset": (["analyze", "nope-model"], "no file or preset named 'nope-model'"),
+    "missing model file": (["analyze", "runs/none/checkpoint.pt"], "no model file runs/none/checkpoint.pt"),
+    "image size of a preset": (["analyze", "digits-hamiltonian", "--image-size", "1"], "--image-size does nothing"),
+    "data dir without a data set": (["analyze", "cifar10-parabolic", "--data-dir", "x"], "add --dataset"),
+    "tolerance of a fixed-step scheme (analyze)": (["analyze", "digits-parabolic", "--rtol", "1e-3"],
+                                                    "adaptive scheme"),
+    "tolerance of a fixed-step scheme (train)": (TRAIN + ["--scheme", "rk4", "--atol", "1e-3"], "adaptive scheme"),
+    "several values without --grid": (["evaluate", "digits-parabolic", "--steps", "3,6"], "add --grid"),
+    "evaluate a model with no data set": (["evaluate", "digits-parabolic"], "--dataset"),
     "preset name in the other order": (["analyze", "parabolic-digits"], "did you mean 'digits-parabolic'"),
     "unknown scheme": (["analyze", "digits-parabolic", "--scheme", "rk5"], "valid schemes"),
     "unknown dataset": (["train", "--dataset", "nope", "--model", "digits-parabolic"], "valid datasets"),
@@ -85,7 +93,6 @@ def test_internal_error_is_one_line_exit_1_and_debug_shows_it(monkeypatch, capsy
     def boom(args):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(cli, "_cmd_presets", boom)
     parser = cli.build_parser
     monkeypatch.setattr(cli, "build_parser", lambda: _with_presets(parser(), boom))
     assert main(["presets"]) == 1
@@ -122,15 +129,19 @@ def test_schemes_and_presets_have_json_output(capsys):
 
 
 def test_analyze_passes_its_analysis_options_to_the_library(monkeypatch, tmp_path):
-    """--count-budget, --reduced-dense-max and --reduced-sparse-max reach analyze_model as the
-    library's keywords; left out, the library's defaults apply (no keyword passed)."""
-    from pdenet_analysis.analysis import model as M
+    """--count-budget, --reduced-dense-max, --reduced-sparse-max, --count-examples, --seed and
+    --failure-probability reach the library's Budget and Certification; left out, the library's
+    defaults apply."""
+    import pdenet_analysis.analysis as A
 
     seen = []
-    monkeypatch.setattr(M, "analyze_model", lambda *a, **kw: seen.append(kw) or {})
+    monkeypatch.setattr(A, "analyze", lambda *a, **kw: seen.append(kw) or A.Analysis("net", "images"))
     out = str(tmp_path / "o")
     assert main(["analyze", "digits-parabolic", "--examples", "1", "--quiet", "--out", out, "--count-budget", "123",
-                 "--reduced-dense-max", "7", "--reduced-sparse-max", "9"]) == 0
+                 "--reduced-dense-max", "7", "--reduced-sparse-max", "9", "--count-examples", "0", "--seed", "4",
+                 "--failure-probability", "1e-3"]) == 0
     assert main(["analyze", "digits-parabolic", "--examples", "1", "--quiet", "--out", out]) == 0
-    assert (seen[0]["count_budget"], seen[0]["reduced_dense_max"], seen[0]["reduced_sparse_max"]) == (123, 7, 9)
-    assert not {"count_budget", "reduced_dense_max", "reduced_sparse_max"} & set(seen[1])
+    b, c = seen[0]["budget"], seen[0]["certification"]
+    assert (b.count_budget, b.reduced_dense_max, b.reduced_sparse_max, b.count_examples) == (123, 7, 9, None)
+    assert (c.seed, c.failure_probability) == (4, 1e-3)
+    assert seen[1]["budget"] == A.Budget(count_examples=1) and seen[1]["certification"] == A.Certification()

@@ -118,9 +118,9 @@ def test_exact_counts_through_grouped_columns_equal_the_dense_step_map(name, fac
     active = active_unit_form(disc.operator, form)
     assert active is not None and active.positions is not None
     r = reduced_count(disc.step_scheme, disc.operator, point, t, h, 1 + 1e-6)
-    assert r["n_matvecs"] < r["rows"]  # grouped: fewer products than rows
+    assert r.n_matvecs < r.rows  # grouped: fewer products than rows
     fn, y = disc.step_map(1)
     d = _dense_count(JacobianOperator(fn, y).dense().numpy(), 1 + 1e-6)
-    assert r["count"] == d["count"]
-    assert abs(r["radius"] - d["radius"]) <= (1e-8 * d["radius"] if d["count"] else 1e-7)
-    assert np.isfinite(r["radius"])
+    assert r.count == d.count
+    assert abs(r.radius - d.radius) <= (1e-8 * d.radius if d.count else 1e-7)
+    assert np.isfinite(r.radius)

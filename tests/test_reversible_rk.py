@@ -13,6 +13,7 @@ import torch
 
 import pdenet_analysis as pa
 from pdenet_analysis import analysis as A
+from pdenet_analysis.analysis import Budget, Certification
 from pdenet_analysis.gradients import Reversible
 from pdenet_analysis.schemes import ReversibleRungeKutta
 
@@ -80,14 +81,14 @@ def test_conditioning_does_not_invert_the_flow_from_y_alone():
     """y(T) does not determine the wrapper's z(T): σ_min comes from Golub–Kahan on J_Φ, certified
     by its residual, and equals the dense σ_min; the inverse-map route and the inverse flow refuse."""
     op, y0 = paper_operator("parabolic", channels=2, size=3, activation="relu", normalise=True)
-    dense = A.conditioning(op, y0, "reversible_heun", k=1, dense_max=10_000)
-    krylov = A.conditioning(op, y0, "reversible_heun", k=1, dense_max=0, max_iter=200)
+    dense = A.conditioning(op, y0, 'reversible_heun', k=1, budget=Budget(dense_max=10000))
+    krylov = A.conditioning(op, y0, 'reversible_heun', k=1, budget=Budget(dense_max=0, max_iter=200))
     assert dense.data["method_min"] == "dense" and krylov.data["method_min"].startswith("golub-kahan")
     for d, e in zip(dense.data["examples"], krylov.data["examples"]):
         assert e["sigma_min_status"] == "converged"
         assert e["sigma_min"][0] == pytest.approx(d["sigma_min"][0], rel=1e-6)
     with pytest.raises(pa.IncompatibleSchemeError, match="first-order state determines"):
-        A.conditioning(op, y0, "reversible_heun", k=1, dense_max=0, method="inverse-map")
+        A.conditioning(op, y0, 'reversible_heun', k=1, method='inverse-map', budget=Budget(dense_max=0))
     disc = A.discretise(op, y0, "reversible_heun", n_steps=3)
     with pytest.raises(pa.IncompatibleSchemeError, match="does not determine"):
         disc.inverse_flow(disc.flow(disc.state0))

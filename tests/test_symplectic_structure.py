@@ -153,20 +153,21 @@ def test_reduced_form_gives_the_step_maps_eigenvalues(name, kind, normalise):
 def test_step_map_spectra_reduced_route_equals_the_dense_count(name, kind):
     """Above dense_max, a scheme with a reduced form is counted exactly from it: the same radius
     and number of modes outside as the dense step map, example by example."""
+    from pdenet_analysis.analysis import Budget
     from pdenet_analysis.analysis.stepmap import step_map_spectra
 
     disc = _discretised(name, kind, True, 3, h_scale=3.0)
     checked = 0
     for j in range(disc.n_steps):
-        dense = step_map_spectra(disc, j, dense_max=10_000)
-        half = step_map_spectra(disc, j, dense_max=16, reduced_dense_max=10_000)
+        dense = step_map_spectra(disc, j, budget=Budget(dense_max=10_000))
+        half = step_map_spectra(disc, j, budget=Budget(dense_max=16, reduced_dense_max=10_000))
         for d, r in zip(dense, half):
-            assert r["method"].startswith("dense, ") and r["n_matvecs"] > 0 and r["exact"] and r["status"] == "converged"
-            assert r["count"] == d["count"]
+            assert r.method.startswith("dense, ") and r.n_matvecs > 0 and r.exact and r.status == "converged"
+            assert r.count == d.count
             # a double root ξ = 1 (μ = 0, channels a ReLU switched off) costs the dense eig of S
             # √ε in |ξ|; the half-size form computes it from μ without that loss
-            assert abs(r["radius"] - d["radius"]) <= (1e-8 * d["radius"] if d["count"] else 1e-7)
-            checked += d["count"] > 0
+            assert abs(r.radius - d.radius) <= (1e-8 * d.radius if d.count else 1e-7)
+            checked += d.count > 0
     assert checked > 0  # some step has modes outside, so the counts were put to the test
 
 
@@ -175,15 +176,16 @@ def test_step_map_spectra_reduced_route_equals_the_dense_count(name, kind):
 def test_reduced_count_on_cuda_equals_the_cpu_count(name, kind):
     """The exact count's dense eigenvalues run on the operator's device: on CUDA the same counts and
     radii as on the CPU, example by example and step by step."""
+    from pdenet_analysis.analysis import Budget
     from pdenet_analysis.analysis.stepmap import step_map_spectra
 
     cpu, gpu = (_discretised(name, kind, True, 3, h_scale=3.0, device=d) for d in ("cpu", "cuda"))
     for j in range(cpu.n_steps):
-        for c, g in zip(step_map_spectra(cpu, j, dense_max=16, reduced_dense_max=10_000),
-                        step_map_spectra(gpu, j, dense_max=16, reduced_dense_max=10_000)):
-            assert g["method"] == c["method"] and g["count"] == c["count"] and g["exact"]
+        for c, g in zip(step_map_spectra(cpu, j, budget=Budget(dense_max=16, reduced_dense_max=10_000)),
+                        step_map_spectra(gpu, j, budget=Budget(dense_max=16, reduced_dense_max=10_000))):
+            assert g.method == c.method and g.count == c.count and g.exact
             # a double root ξ = 1 (μ = 0) turns round-off δμ into √δμ in |ξ|
-            assert abs(g["radius"] - c["radius"]) <= (1e-8 * c["radius"] if c["count"] else 1e-7)
+            assert abs(g.radius - c.radius) <= (1e-8 * c.radius if c.count else 1e-7)
 
 
 # ---- the half-size form through the active hidden units -----------------------------------------

@@ -306,7 +306,7 @@ def test_a_compile_failure_warns_once_and_trains_as_without_compile(digits, monk
     calls = []
 
     class Broken(torch.nn.Module):
-        def forward(self, x):
+        def forward(self, x, preprocessed=False):
             calls.append(1)
             raise RuntimeError("backend exploded\nsecond line")
 

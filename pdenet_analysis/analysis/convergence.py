@@ -17,6 +17,7 @@ import torch
 from ..errors import InvalidArgumentError
 from ..integrate import integrate
 from .modes import analyses_an_operator
+from .results import Result
 
 
 def state_error(a: tuple, b: tuple, components: tuple[int, ...] | None = None) -> float:
@@ -43,7 +44,12 @@ def fit_order(hs, errors, floor: float = 1e-13) -> tuple[float, np.ndarray]:
 
 
 @dataclass
-class ConvergenceResult:
+class ConvergenceResult(Result):
+    """Errors and the observed order of ``scheme`` (declared ``declared_order``) over the step
+    counts ``n_steps`` (step sizes ``h``); ``used`` marks the points above the round-off floor the
+    slope is fitted on; ``reference`` says what the errors are measured against."""
+
+    name = "convergence"
     scheme: str
     declared_order: int
     n_steps: list[int]
@@ -52,9 +58,12 @@ class ConvergenceResult:
     observed_order: float
     used: list[bool] = field(default_factory=list)
     reference: str = ""
+    failure: dict | None = None
 
-    def as_dict(self) -> dict:
-        return dict(self.__dict__)
+    def to_dict(self) -> dict:
+        return {k: v for k, v in super().to_dict().items() if k != "failure"}
+
+    as_dict = to_dict
 
 
 @analyses_an_operator

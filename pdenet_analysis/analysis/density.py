@@ -19,6 +19,8 @@ The exact count of unstable modes of a scheme is the step map's (:mod:`.stepmap`
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import torch
 
@@ -32,7 +34,36 @@ from .eigen import arnoldi
 from .krylov import golub_kahan, lanczos_tridiagonal
 from .linear import JacobianOperator, operator_jacobian
 from .modes import analyses_an_operator
-from .report import Report, sweepable
+from ..schemes.metadata import StabilityVariable
+from .report import sweepable
+from .results import Result
+
+
+@dataclass
+class DensityResult(Result):
+    """The layer Jacobian's spectrum at one step and example: SLQ nodes and weights of its
+    symmetric part H, the Bendixson range of Re λ, the SLQ estimate of the eigenvalues of H below
+    the scheme's real stability edge (with its standard error), the wide-Arnoldi Ritz values with
+    residuals, and for the parabolic operator without normalisation the certified ‖K‖₂ bound.
+    ``step_scheme`` (not saved) draws the stability region."""
+
+    name = "density"
+    scheme: str
+    jacobian: str
+    step: int
+    example: int
+    unknowns: int
+    h: float
+    slq: dict
+    bendixson: dict
+    symmetric_part_below_edge: dict
+    arnoldi: dict
+    parabolic_bound: list | None
+    step_scheme: object = field(default=None, repr=False)
+    failure: dict | None = None
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in super().to_dict().items() if k not in ("step_scheme", "failure")}
 
 
 def slq(matvec, n: int, n_vectors: int = 8, m: int = 60, seed: int = 0, dtype=torch.float64, device="cpu"):
@@ -86,7 +117,7 @@ def parabolic_bound(operator, image_size) -> list[dict] | None:
 @sweepable("density")
 @analyses_an_operator
 def spectral_density(operator, y0, scheme="euler", *, T=None, n_steps=None, step: int = 0, example: int = 0,
-                     n_vectors: int = 8, m: int = 80, n_arnoldi: int = 150, seed: int = 0) -> Report:
+                     n_vectors: int = 8, m: int = 80, n_arnoldi: int = 150, seed: int = 0) -> DensityResult:
     """Spectral density of the symmetric part of the layer Jacobian (SLQ), wide-Arnoldi Ritz
     values of the complex spectrum, Bendixson bounds and, for the parabolic operator, the ‖K‖₂
     bound — at the state of step ``step`` of the solve, for one example."""
@@ -110,56 +141,15 @@ def spectral_density(operator, y0, scheme="euler", *, T=None, n_steps=None, step
     converged = ritz.residuals < 1e-6
     # z = hλ (first-order) or h²μ (partitioned schemes on BA / J_acc): the real interval the scheme
     # is stable on for real spectra: forward Euler [−2/h, 0], two-step schemes [−4/h², 0]
-    two_step = scheme.stability_variable == "h^2*lambda"
+    two_step = StabilityVariable(scheme.stability_variable) is StabilityVariable.H2_LAMBDA
     edge = -4.0 / h**2 if two_step else -2.0 / h
     count, count_se = slq_count(nodes, weights, n, lambda x: x < edge)
     image_size = tuple(state[0].shape[-2:])
     bound = parabolic_bound(operator, image_size)
-    data = dict(scheme=scheme.name, jacobian=how, step=step, example=example, unknowns=n, h=h,
-                slq=dict(nodes=nodes, weights=weights, n_vectors=n_vectors, lanczos_steps=nodes.shape[1]),
-                bendixson=dict(re_min=lam_min, re_max=lam_max),
-                symmetric_part_below_edge=dict(edge=edge, estimate=count, standard_error=count_se),
-                arnoldi=dict(values=ritz.values, residuals=ritz.residuals, n_converged=int(converged.sum()),
-                             krylov_dimension=ritz.n_matvecs),
-                parabolic_bound=bound)
-    rows = [["λ(H) range (Bendixson: Re λ(J) within)", f"[{lam_min:.4g}, {lam_max:.4g}]"],
-            [f"eigenvalues of H below {edge:.4g} (SLQ)", f"{count:.1f} ± {count_se:.1f}"],
-            ["Arnoldi Ritz values (converged / computed)", f"{int(converged.sum())} / {len(ritz.values)}"]]
-    if bound:
-        rho = float(np.max(np.abs(ritz.values)))
-        rows.append(["‖K‖₂ per piece", ", ".join(f"{b['norm_K']:.4g}" for b in bound)])
-        if bound[0]["rho_bound"] is not None:
-            rows.append(["ρ(∂F/∂Y) ≤ max ‖K‖₂² (certified) vs computed ρ", f"{max(b['rho_bound'] for b in bound):.4g} vs {rho:.4g}"])
-            rows.append(["forward Euler stable for h ≤ 2/max‖K‖₂²", f"{min(b['euler_h_bound'] for b in bound):.4g}"])
-
-    def plot(fig):
-        ax = fig.add_subplot(121)
-        x = np.linspace(lam_min - 0.05 * (lam_max - lam_min + 1e-12), lam_max + 0.05 * (lam_max - lam_min + 1e-12), 400)
-        width = max((lam_max - lam_min) / 60, 1e-12)
-        dens = sum((w[None, :] * np.exp(-0.5 * ((x[:, None] - t[None, :]) / width) ** 2)).sum(1)
-                   for t, w in zip(nodes, weights)) / (len(nodes) * width * np.sqrt(2 * np.pi))
-        ax.plot(x, dens, color="C0")
-        ax.axvline(edge, color="C3", ls="--", lw=0.8, label=f"edge {edge:.3g}")
-        ax.set_xlabel("eigenvalue of (J + Jᵀ)/2")
-        ax.set_title("SLQ spectral density", fontsize=9)
-        ax.legend(fontsize=7)
-        ax2 = fig.add_subplot(122)
-        z = (h * h if two_step else h) * np.asarray(ritz.values, dtype=complex)
-        r = max(2.5, 1.2 * float(np.max(np.abs(z)))) if len(z) else 2.5
-        if two_step:
-            ax2.plot([-4, 0], [0, 0], color="#3b6e99", lw=6, alpha=0.35, label="stable: [−4, 0]")
-        else:
-            xx, yy = np.meshgrid(np.linspace(-r, r / 2, 300), np.linspace(-r, r, 300))
-            ax2.contourf(xx, yy, scheme.amplification(xx + 1j * yy) <= 1 + 1e-12, levels=[0.5, 1.5], colors=["#cfe3f3"])
-        ax2.scatter(z.real[converged], z.imag[converged], s=8, color="C0", label="converged Ritz")
-        ax2.scatter(z.real[~converged], z.imag[~converged], s=8, facecolors="none", edgecolors="C1", label="unconverged")
-        ax2.set_xlabel("Re z")
-        ax2.set_ylabel("Im z")
-        ax2.set_title(f"wide Arnoldi ({len(ritz.values)} Ritz values)", fontsize=9)
-        ax2.legend(fontsize=6)
-
-    notes = [f"H = (J + Jᵀ)/2 of the {how} Jacobian at step {step}, example {example}; SLQ with {n_vectors} Rademacher "
-             f"probes × {nodes.shape[1]} Lanczos steps; the count is an estimate ± one standard error over the probes",
-             "the exact number of unstable modes of the scheme is in the stability report (step map)"]
-    return Report("density", f"Spectral density of the layer Jacobian ({scheme.name}, step {step})",
-                  ["quantity", "value"], rows, data, plot, notes)
+    return DensityResult(scheme=scheme.name, jacobian=how, step=step, example=example, unknowns=n, h=h,
+                         slq=dict(nodes=nodes, weights=weights, n_vectors=n_vectors, lanczos_steps=nodes.shape[1]),
+                         bendixson=dict(re_min=lam_min, re_max=lam_max),
+                         symmetric_part_below_edge=dict(edge=edge, estimate=count, standard_error=count_se),
+                         arnoldi=dict(values=ritz.values, residuals=ritz.residuals, n_converged=int(converged.sum()),
+                                      krylov_dimension=ritz.n_matvecs),
+                         parabolic_bound=bound, step_scheme=scheme)

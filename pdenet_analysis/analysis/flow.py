@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass, field
 
 import torch
 
@@ -18,14 +19,52 @@ from ..operators import functional as F
 from ..operators.layers import SymmetricLayer
 from ..schemes import get_scheme
 from .modes import analyses_an_operator
-from .precision import UNIT_ROUNDOFF, dtype_named, float32_products
-from .report import Report, sweepable
+from .precision import dtype_named, float32_products
+from .report import sweepable
+from .results import Result
+
+
+@dataclass
+class ReversibilityResult(Result):
+    """Per dtype and step count, the relative reconstruction error ‖Y₀ − R(Φ(Y₀))‖/‖Y₀‖ (``results``:
+    dicts with ``dtype``, ``n_steps``, ``h``, ``relative_error``)."""
+
+    name = "reversibility"
+    scheme: str
+    results: list
+    dtypes: list = field(default_factory=list)
+    failure: dict | None = None
+
+    def to_dict(self) -> dict:
+        return dict(scheme=self.scheme, results=self.results)
+
+    def worst(self, dtype: str = "float64") -> float | None:
+        """The largest error in ``dtype`` over the step counts (None if not measured)."""
+        errs = [r["relative_error"] for r in self.results if r["dtype"] == dtype]
+        return max(errs) if errs else None
+
+
+@dataclass
+class EnergyResult(Result):
+    """‖Y(t)‖ at every step (``norms``) and, where defined, the energy of eq. 12 or the Hamiltonian
+    (``energies``, None elsewhere), at ``times``."""
+
+    name = "energy"
+    scheme: str
+    kind: str
+    times: list
+    norms: list
+    energies: list
+    failure: dict | None = None
+
+    def to_dict(self) -> dict:
+        return dict(scheme=self.scheme, norms=self.norms, energies=self.energies)
 
 
 @sweepable("reversibility")
 @analyses_an_operator
 def reversibility(operator, y0, scheme, *, T=None, n_steps_list=(1, 2, 4, 8, 16, 32, 64),
-                  dtypes=None, step_sizes=None) -> Report:
+                  dtypes=None, step_sizes=None) -> ReversibilityResult:
     """Relative reconstruction error ‖Y₀ − R(Φ(Y₀))‖/‖Y₀‖ after n forward and n inverse steps.
 
     With ``step_sizes`` (a list of h), T = n·h for each n (depth grows at fixed h); otherwise T is
@@ -41,7 +80,7 @@ def reversibility(operator, y0, scheme, *, T=None, n_steps_list=(1, 2, 4, 8, 16,
         on_cuda = (y0[0] if isinstance(y0, (tuple, list)) else y0).device.type == "cuda"
         dtypes = ("float64", "float32", *(("tensorfloat32",) if on_cuda else ()), "bfloat16")
     named = [dtype_named(d) for d in dtypes]
-    rows, data = [], []
+    data = []
     for dname, dt in named:
         op = _cast(operator, dt)
         x0 = tuple(t.to(dt) for t in y0) if isinstance(y0, (tuple, list)) else y0.to(dt)
@@ -56,24 +95,9 @@ def reversibility(operator, y0, scheme, *, T=None, n_steps_list=(1, 2, 4, 8, 16,
                 num = sum(float((back[i].double() - ref[i].double()).square().sum()) for i in comps) ** 0.5
                 den = sum(float(ref[i].double().square().sum()) for i in comps) ** 0.5
                 err = num / max(den, 1e-300)
-                rows.append([dname, n, TT / n, err])
                 data.append(dict(dtype=dname, n_steps=n, h=TT / n, relative_error=err))
 
-    def plot(fig):
-        ax = fig.add_subplot(111)
-        for dname in dict.fromkeys(d["dtype"] for d in data):
-            pts = [(d["n_steps"], d["relative_error"]) for d in data if d["dtype"] == dname]
-            ax.loglog([p[0] for p in pts], [max(p[1], 1e-18) for p in pts], "o-", label=dname)
-        ax.set_xlabel("number of steps")
-        ax.set_ylabel("relative reconstruction error")
-        ax.set_title(f"reversibility of {scheme.name}")
-        ax.legend()
-
-    return Report("reversibility", f"Reversibility of {scheme.name}", ["dtype", "steps", "h", "relative error"],
-                  rows, dict(scheme=scheme.name, results=data), plot,
-                  ["unit round-off: " + ", ".join(f"{d} {UNIT_ROUNDOFF[d]:.1e}" for d in dict.fromkeys(n for n, _ in named))
-                   + ("; tensorfloat32 is float32 storage with TF32 products (the same as float32 off CUDA)"
-                      if any(n == "tensorfloat32" for n, _ in named) else "")])
+    return ReversibilityResult(scheme.name, data, list(dict.fromkeys(n for n, _ in named)))
 
 
 def _cast(operator, dtype):
@@ -82,7 +106,7 @@ def _cast(operator, dtype):
 
 @sweepable("energy")
 @analyses_an_operator
-def energy(operator, y0, scheme, *, T=None, n_steps=None, example: int | None = None) -> Report:
+def energy(operator, y0, scheme, *, T=None, n_steps=None, example: int | None = None) -> EnergyResult:
     """Norms along the trajectory and, where defined, the energy of eq. 12 or the Hamiltonian."""
     scheme = get_scheme(scheme)
     with torch.no_grad():
@@ -95,21 +119,7 @@ def energy(operator, y0, scheme, *, T=None, n_steps=None, example: int | None = 
         norms.append(float(torch.cat([x.flatten(1) for x in (state if operator.kind == "hamiltonian" else state[:1])], 1).norm()))
         with torch.no_grad():
             energies.append(_energy(operator, state, min(t, (operator.T or t) * (1 - 1e-12))))
-    rows = [[j, float(sol.times[j]), n, e] for j, (n, e) in enumerate(zip(norms, energies))]
-    has_e = any(e is not None for e in energies)
-
-    def plot(fig):
-        ax = fig.add_subplot(111)
-        ax.plot(sol.times.cpu().numpy(), norms, "o-", label="‖Y(t)‖")
-        if has_e:
-            ax.plot(sol.times.cpu().numpy(), energies, "s-", label="energy")
-        ax.set_xlabel("t")
-        ax.set_title(f"{operator.kind} operator, {scheme.name}")
-        ax.legend()
-
-    return Report("energy", f"Norm and energy along the trajectory ({scheme.name})", ["step", "t", "norm", "energy"],
-                  rows, dict(scheme=scheme.name, norms=norms, energies=energies), plot,
-                  ["energy: eq. 12 for second order, H for Hamiltonian; defined only without normalisation (N = id)"])
+    return EnergyResult(scheme.name, operator.kind, sol.times.cpu().tolist(), norms, energies)
 
 
 def _energy(operator, state, t):

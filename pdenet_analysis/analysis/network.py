@@ -16,19 +16,45 @@ Reported per example, and as a distribution over the examples:
   the features that respond at all;
 * the whole singular spectrum (in the JSON and the figure).
 
-The network is evaluated in eval mode (batch-norm running statistics), in float64 on a copy.
+The network is evaluated in eval mode (batch-norm running statistics), in float64 on a copy. The
+map analysed is the paper's, from the network's input *after* its own preprocessing (per-image
+standardisation, :attr:`~pdenet_analysis.networks.PDECNN.preprocess`), which is applied to ``x``
+first: raw images give the conditioning at the standardised images the network sees.
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ..errors import InvalidArgumentError
-from .report import Report
+from .results import Result
 from .steps import distribution
+
+
+@dataclass
+class FeaturesResult(Result):
+    """The feature map's singular values per example (``examples``: σ_max, σ_min, rank, κ, κ on the
+    rank, the whole singular spectrum), exact, and their distributions."""
+
+    name = "features"
+    features: int
+    inputs: int
+    examples: list
+    failure: dict | None = None
+
+    method = "dense SVD of the Jacobian from m batched VJPs (exact, complete)"
+
+    def _dist(self, key: str) -> dict:
+        return distribution([float(e[key]) for e in self.examples])
+
+    def to_dict(self) -> dict:
+        return dict(features=self.features, inputs=self.inputs, method=self.method, examples=self.examples,
+                    condition=self._dist("condition"), condition_effective=self._dist("condition_effective"),
+                    rank=self._dist("rank"), sigma_max=self._dist("sigma_max"), sigma_min=self._dist("sigma_min"))
 
 
 def feature_jacobians(model, x: torch.Tensor, rows: int = 64) -> torch.Tensor:
@@ -41,14 +67,14 @@ def feature_jacobians(model, x: torch.Tensor, rows: int = 64) -> torch.Tensor:
         blk.check_finite = False  # no host read inside the transformed function
         # the same map whatever its gradient strategy; the reversible one has no torch.func rules
         blk.gradient = "backprop"
-    x = x.detach().double().to(next(net.parameters()).device)
+    x = net.preprocess(x.detach().double().to(next(net.parameters()).device))
 
     def phi(xi):
-        return net.features(xi.unsqueeze(0))[0]
+        return net.features(xi.unsqueeze(0), preprocessed=True)[0]
 
     # bounded memory: at most ``rows`` cotangents through the network at once (all m features of
     # all examples in one vmap would hold m·batch copies of every activation)
-    m = int(net.features(x[:1]).shape[1])
+    m = int(net.features(x[:1], preprocessed=True).shape[1])
     chunk = min(m, rows)
     per_call = max(1, rows // m)
     parts = [vmap(jacrev(phi, chunk_size=chunk))(x[i : i + per_call]).detach() for i in range(0, x.shape[0], per_call)]
@@ -56,7 +82,7 @@ def feature_jacobians(model, x: torch.Tensor, rows: int = 64) -> torch.Tensor:
     return J.reshape(J.shape[0], J.shape[1], -1)
 
 
-def features_conditioning(model, x: torch.Tensor) -> Report:
+def features_conditioning(model, x: torch.Tensor) -> FeaturesResult:
     """Singular values of the feature map's Jacobian for every example of ``x`` (exact: dense SVD
     of the m×n Jacobian, m = number of features)."""
     if not hasattr(model, "features") or not hasattr(model, "blocks"):
@@ -75,25 +101,4 @@ def features_conditioning(model, x: torch.Tensor) -> Report:
     kappa_eff = smax / np.maximum(sv[np.arange(len(sv)), np.maximum(rank - 1, 0)], 1e-300)
     per = [dict(sigma_max=float(smax[b]), sigma_min=float(smin[b]), rank=int(rank[b]), condition=float(kappa[b]),
                 condition_effective=float(kappa_eff[b]), singular_values=sv[b].tolist()) for b in range(len(sv))]
-    data = dict(features=m, inputs=n, method="dense SVD of the Jacobian from m batched VJPs (exact, complete)",
-                examples=per, condition=distribution(kappa), condition_effective=distribution(kappa_eff),
-                rank=distribution(rank.astype(float)), sigma_max=distribution(smax), sigma_min=distribution(smin))
-    rows = [[b, e["sigma_max"], e["sigma_min"], f"{e['rank']}/{m}", e["condition"], e["condition_effective"]]
-            for b, e in enumerate(per)]
-
-    def plot(fig):
-        ax = fig.add_subplot(111)
-        for b in range(len(sv)):
-            ax.semilogy(range(1, m + 1), sv[b], "-", color="C0", alpha=max(0.15, 1.0 / len(sv)))
-        ax.set_xlabel("index i")
-        ax.set_ylabel("σ_i of ∂φ/∂x")
-        ax.set_title(f"feature map {n} → {m}: singular values over {len(sv)} example(s)", fontsize=9)
-
-    d = data["condition_effective"]
-    return Report("features", "Conditioning of the network's feature map",
-                  ["example", "σ_max", "σ_min", "rank", "κ", "κ on the rank"], rows, data, plot,
-                  [f"feature map R^{n} → R^{m}; σ_min is the smallest of its {m} singular values; exact (dense SVD)",
-                   "rank: singular values above max(m, n)·ε·σ_max; a feature switched off by a ReLU for this input gives "
-                   "a zero singular value, and then κ = ∞",
-                   f"κ on the rank over {d['n']} example(s): median {d['median']:.4g}, 5–95% [{d['p5']:.4g}, "
-                   f"{d['p95']:.4g}], worst {d['max']:.4g} (example {d['argmax']})"])
+    return FeaturesResult(m, n, per)

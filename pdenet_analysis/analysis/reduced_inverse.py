@@ -30,15 +30,10 @@ import torch
 
 from .colouring import local_jacobian
 from .linear import JacobianOperator
-from .stepmap import REDUCED_DENSE_MAX, active_unit_form, reduced_matrix
+from .options import REDUCED_DENSE_MAX, REDUCED_SPARSE_MAX
+from .stepmap import active_unit_form, reduced_matrix
 
 
-#: above ``reduced_dense_max`` active units, up to this many the r × r matrix is assembled sparse
-#: from grouped columns and factorised by SuperLU (``scipy.sparse.linalg.splu``): r² dense entries
-#: no longer fit, the nonzeros (C·(2ρ + 1)² per row at most) do. Measured on 2 CPU cores at
-#: STL-10's first unit (random weights): 59,747 units in 73 s and 2.8 GB, 75,390 in 135 s and
-#: 3.9 GB (peak resident memory of the process)
-REDUCED_SPARSE_MAX = 131072
 
 
 def _dense_solver(R: torch.Tensor):

@@ -1,5 +1,5 @@
-"""Reports: every analysis returns one; it serialises to JSON, renders a Markdown table and draws
-a matplotlib figure (PNG)."""
+"""Reports: the rendered form of an analysis result (:mod:`.results`): a Markdown table with its
+notes, JSON, and a matplotlib figure (PNG)."""
 
 from __future__ import annotations
 
@@ -84,7 +84,8 @@ class Report:
         fig = plt.figure(figsize=(6.4, 4.4))
         if self.plot is not None:
             self.plot(fig)
-        fig.tight_layout()
+        # leave room for the figure's title (the model, block and scheme) above the panels
+        fig.tight_layout(rect=(0, 0, 1, 0.93) if fig._suptitle is not None else None)
         return fig
 
     def save(self, directory: str) -> dict:
@@ -116,6 +117,7 @@ def sweepable(name: str):
 
     from ..errors import IntegrationError, failure_status
     from .precision import ieee_float32
+    from .results import Failed
 
     def deco(fn):
         @functools.wraps(fn)
@@ -128,7 +130,7 @@ def sweepable(name: str):
                     raise
                 failure = dict(status=failure_status(e), message=str(e), step=getattr(e, "step", None),
                                time=getattr(e, "time", None))
-                return Report(name, f"{name}: failed ({failure['status']})", [], [], {}, None, [str(e)], failure)
+                return Failed(name, failure)
 
         return wrapper
 

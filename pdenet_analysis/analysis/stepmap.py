@@ -35,25 +35,48 @@ spectrum, which the tests check against the dense spectra.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from ..errors import InvalidArgumentError
 from .colouring import local_jacobian
 from .eigen import dense_eigvals, eigs
 from .krylov import batched_arnoldi
 from .linear import JacobianOperator
+from .options import COUNT_BUDGET, REDUCED_DENSE_MAX
 from .precision import UNIT_ROUNDOFF, dtype_named
+from ..status import Status
 
 
-#: the largest matrix (rows of a reduced step form, see :func:`reduced_count`) whose dense
-#: eigenvalues count a step map's unstable modes exactly: CIFAR-10's Hamiltonian first unit has
-#: 6,087 active rows at step 0, 43 s per example and step on 2 CPU cores
-#: (``benchmarks/bench_stepmap_exact.py``)
-REDUCED_DENSE_MAX = 8192
+@dataclass
+class ModeCount:
+    """The eigenvalues of one example's step map S_j outside the disc of radius 1 + δ.
+
+    ``radius`` ρ(S_j) (its eigen-residual ``radius_residual``; ``radius_lower`` the largest |ξ|
+    with a residual ≤ 10⁻⁶, a certain lower bound, NaN if none; ``radius_upper`` the probable upper
+    bound on ‖S_j‖₂ ≥ ρ, NaN if not computed); ``count`` of the eigenvalues ``outside``, complete
+    where ``exact``; ``computed`` every eigenvalue found; ``status`` converged, not converged (the
+    count is a lower bound) or estimate (a short Arnoldi run's, not counted); ``method`` how;
+    ``n_matvecs`` the products spent; ``unknowns`` the size of S_j; ``rows`` the reduced matrix's
+    size where the count went through the active units."""
+
+    radius: float
+    radius_residual: float
+    radius_lower: float
+    status: Status
+    count: int
+    exact: bool
+    outside: np.ndarray
+    computed: np.ndarray
+    n_matvecs: int
+    method: str
+    unknowns: int | None = None
+    radius_upper: float = float("nan")
+    rows: int | None = None
 
 
 def _example_step_operator(disc, j: int, b) -> JacobianOperator:
@@ -64,15 +87,15 @@ def _example_step_operator(disc, j: int, b) -> JacobianOperator:
     return JacobianOperator(fn, tuple(c[b : b + 1] for c in y))
 
 
-def _exact_count(ev: np.ndarray, radius: float, n_matvecs: int, method: str) -> dict:
+def _exact_count(ev: np.ndarray, radius: float, n_matvecs: int, method: str) -> ModeCount:
     """The result for a complete spectrum ``ev``: its values outside the disc of ``radius``, exact."""
     mod = np.abs(ev)
-    return dict(radius=float(mod.max()), radius_residual=0.0, radius_lower=float(mod.max()), status="converged",
-                count=int((mod > radius).sum()), exact=True, outside=ev[mod > radius], computed=ev, n_matvecs=n_matvecs,
-                method=method)
+    return ModeCount(radius=float(mod.max()), radius_residual=0.0, radius_lower=float(mod.max()), status=Status.CONVERGED,
+                     count=int((mod > radius).sum()), exact=True, outside=ev[mod > radius], computed=ev,
+                     n_matvecs=n_matvecs, method=method)
 
 
-def _dense_count(J_dense: np.ndarray, radius: float) -> dict:
+def _dense_count(J_dense: np.ndarray, radius: float) -> ModeCount:
     """The eigenvalues of a dense matrix outside the disc of ``radius``: exact."""
     return _exact_count(np.linalg.eigvals(J_dense), radius, J_dense.shape[1], "dense")
 
@@ -151,7 +174,8 @@ def reduced_matrix(active: ActiveUnits) -> tuple[torch.Tensor, int]:
     return J.dense(), active.rows
 
 
-def reduced_count(scheme, op, point: tuple, t: float, h: float, radius: float, max_rows: int | None = None) -> dict | None:
+def reduced_count(scheme, op, point: tuple, t: float, h: float, radius: float,
+                  max_rows: int | None = None) -> ModeCount | None:
     """Exact count from the scheme's :class:`~pdenet_analysis.schemes.base.StepForm` (one
     example): the eigenvalues μ of M — from the r × r matrix of :func:`active_unit_form` and
     m − r zeros where M's part has switched-off hidden units, else from M itself — and the step
@@ -175,15 +199,13 @@ def reduced_count(scheme, op, point: tuple, t: float, h: float, radius: float, m
         R, products = reduced_matrix(active)
         mu = np.concatenate([dense_eigvals(R), np.zeros(m - rows)])
         method = f"dense, {form.label}, {rows} of {m} units active"
-    return dict(_exact_count(np.asarray(form.roots(mu)), radius, products, method), rows=rows)
+    return dataclasses.replace(_exact_count(np.asarray(form.roots(mu)), radius, products, method), rows=rows)
 
 
-#: the default bound on the Jacobian-vector products of one ARPACK count (per example and step)
-COUNT_BUDGET = 4000
 
 
 def count_outside(J, radius: float, k0: int = 4, count_max: int = 256, tol: float = 1e-8,
-                  backend: str = "auto", budget: int = COUNT_BUDGET, dense_fallback: int = 4096, ncv: int = 128) -> dict:
+                  backend: str = "auto", budget: int = COUNT_BUDGET, dense_fallback: int = 4096, ncv: int = 128) -> ModeCount:
     """Eigenvalues of the (unbatched) operator ``J`` with |ξ| > ``radius``, found by asking for the
     k largest in modulus with k doubling until the smallest of them has |ξ| ≤ ``radius``.
 
@@ -229,45 +251,44 @@ def count_outside(J, radius: float, k0: int = 4, count_max: int = 256, tol: floa
     vals = np.atleast_1d(res.values)
     # a value whose eigen-residual is small is (near) an eigenvalue, converged or not: a lower bound on ρ
     sure = np.atleast_1d(res.residuals) <= max(tol, 1e-6)
-    return dict(radius=float(mod.max()), radius_residual=float(res.residuals[np.argmax(mod)]),
-                radius_lower=float(mod[sure].max()) if sure.any() else float("nan"),
-                status=res.status, count=int(outside.sum()), exact=complete and res.status == "converged",
-                outside=vals[outside], computed=vals, n_matvecs=used, method=res.method)
+    return ModeCount(radius=float(mod.max()), radius_residual=float(res.residuals[np.argmax(mod)]),
+                     radius_lower=float(mod[sure].max()) if sure.any() else float("nan"), status=Status(res.status),
+                     count=int(outside.sum()), exact=complete and res.status == "converged", outside=vals[outside],
+                     computed=vals, n_matvecs=used, method=res.method)
 
 
-def _certified_inside(norm_upper: float, radius: float) -> dict:
+def _certified_inside(norm_upper: float, radius: float) -> ModeCount:
     """ρ(S) ≤ ‖S‖₂ ≤ ``norm_upper`` ≤ ``radius``: no eigenvalue outside, with no eigenvalue solve."""
-    return dict(radius=norm_upper, radius_residual=0.0, radius_lower=float("nan"), status="converged", count=0, exact=True,
-                outside=np.zeros(0, complex), computed=np.zeros(0, complex), n_matvecs=0, method="norm bound")
+    return ModeCount(radius=norm_upper, radius_residual=0.0, radius_lower=float("nan"), status=Status.CONVERGED, count=0,
+                     exact=True, outside=np.zeros(0, complex), computed=np.zeros(0, complex), n_matvecs=0,
+                     method="norm bound")
 
 
-def _estimated(ritz, b: int, radius: float) -> dict:
+def _estimated(ritz, b: int, radius: float) -> ModeCount:
     """What a short Arnoldi run says of S_j for an example that is not counted: an estimate of
     ρ, a lower bound on the count (Ritz values outside with residual ≤ 1e-6), status "estimate"."""
     vals, res = ritz.values[b], ritz.residuals[b]
     sure = res <= 1e-6
     mod = np.abs(vals)
-    return dict(radius=float(mod[0]), radius_residual=float(res[0]),
-                radius_lower=float(mod[sure].max()) if sure.any() else float("nan"), status="estimate",
-                count=int(((mod > radius) & sure).sum()), exact=False, outside=vals[(mod > radius) & sure],
-                computed=vals, n_matvecs=ritz.n_matvecs, method=f"arnoldi estimate ({ritz.steps} steps, not counted)")
+    return ModeCount(radius=float(mod[0]), radius_residual=float(res[0]),
+                     radius_lower=float(mod[sure].max()) if sure.any() else float("nan"), status=Status.ESTIMATE,
+                     count=int(((mod > radius) & sure).sum()), exact=False, outside=vals[(mod > radius) & sure],
+                     computed=vals, n_matvecs=ritz.n_matvecs,
+                     method=f"arnoldi estimate ({ritz.steps} steps, not counted)")
 
 
-def _rank_key(estimate: dict) -> float:
+def _rank_key(estimate: ModeCount) -> float:
     """Which examples to count first: the largest certified lower bound on ρ (a Ritz value with a
     small residual), examples without one last (in their order). Not the Ritz radius itself: where
     the modes outside crowd at the circle, the 40-step estimate carries no ranking information
     (Spearman's rank correlation with the exact ρ of −0.31 to 0.23 over 32 examples, CIFAR-10
     Hamiltonian unit 3, ``benchmarks/bench_stepmap_exact.py``)."""
-    lower = estimate["radius_lower"]
+    lower = estimate.radius_lower
     return -lower if np.isfinite(lower) else np.inf
 
 
-def step_map_spectra(disc, j: int, *, delta: float = 1e-6, dense_max: int = 2048, count_max: int = 256,
-                     tol: float = 1e-8, backend: str = "auto", norms=None, progress=None, S=None,
-                     count_examples: int | None = None, estimate_steps: int = 40,
-                     reduced_dense_max: int = REDUCED_DENSE_MAX, failure_probability: float = 1e-6,
-                     count_budget: int = COUNT_BUDGET) -> list[dict]:
+def step_map_spectra(disc, j: int, *, delta: float = 1e-6, budget=None, certification=None, norms=None, S=None,
+                     progress=None, estimate_steps: int = 40) -> list[ModeCount]:
     """ρ(S_j) and the eigenvalues of S_j outside the disc of radius 1 + δ, for every example.
 
     Up to ``dense_max`` unknowns S_j is formed for all examples at once (n batched products) and
@@ -286,12 +307,16 @@ def step_map_spectra(disc, j: int, *, delta: float = 1e-6, dense_max: int = 2048
     (status "estimate", count a lower bound). Every result carries
     ``radius_upper`` = that upper bound on ‖S_j‖₂ when ``norms`` is given (ρ ≤ ‖S‖ always), so a
     radius that did not converge still comes with a bracket. ``progress()`` is called per example.
-    ``count_budget`` bounds the products of each ARPACK count (:func:`count_outside`'s ``budget``).
+    ``budget`` (:class:`~.options.Budget`): ``dense_max``, ``count_examples``, ``reduced_dense_max``,
+    and ``count_max``/``count_budget`` of each ARPACK count (:func:`count_outside`);
+    ``certification`` (:class:`~.options.Certification`): the eigen-residual tolerance and the
+    failure probability of the norm bound.
     """
-    if count_examples is not None and (isinstance(count_examples, bool) or not isinstance(count_examples, int)
-                                       or count_examples < 1):
-        raise InvalidArgumentError(f"count_examples must be a positive integer or None (count every example), "
-                                   f"got {count_examples!r}")
+    from .options import require_options
+
+    certification, budget = require_options(certification, budget)
+    dense_max, count_examples = budget.dense_max, budget.count_examples
+    tol, failure_probability = certification.tol, certification.failure_probability
     S = disc.step_jacobian(j) if S is None else S  # the caller's S_j, linearised once
     n = S.shape[1]
     tick = progress or (lambda: None)
@@ -302,7 +327,7 @@ def step_map_spectra(disc, j: int, *, delta: float = 1e-6, dense_max: int = 2048
     if n <= dense_max or n <= 16:
         D = S.dense().cpu().double().numpy()
         for b in range(S.batch):
-            out.append(dict(_dense_count(D[b], 1 + delta), unknowns=n, radius_upper=upper[b]))
+            out.append(dataclasses.replace(_dense_count(D[b], 1 + delta), unknowns=n, radius_upper=upper[b]))
             tick()
         return out
     t, h, point = disc.steps[j]
@@ -311,9 +336,9 @@ def step_map_spectra(disc, j: int, *, delta: float = 1e-6, dense_max: int = 2048
 
     def count(b):
         exact = reducible and reduced_count(scheme, disc.operator, tuple(c[b : b + 1] for c in point), t, h, 1 + delta,
-                                            max_rows=reduced_dense_max)
-        return exact or count_outside(_example_step_operator(disc, j, b), 1 + delta, count_max=count_max, tol=tol,
-                                      backend=backend, budget=count_budget)
+                                            max_rows=budget.reduced_dense_max)
+        return exact or count_outside(_example_step_operator(disc, j, b), 1 + delta, count_max=budget.count_max, tol=tol,
+                                      backend=budget.backend, budget=budget.count_budget)
 
     need = [b for b in range(S.batch) if not upper[b] <= 1 + delta]
     counted, estimates = set(need), {}
@@ -328,7 +353,6 @@ def step_map_spectra(disc, j: int, *, delta: float = 1e-6, dense_max: int = 2048
             r = count(b)
         else:
             r = estimates[b]
-        r.update(unknowns=n, radius_upper=upper[b])
-        out.append(r)
+        out.append(dataclasses.replace(r, unknowns=n, radius_upper=upper[b]))
         tick()
     return out

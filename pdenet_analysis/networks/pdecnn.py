@@ -6,6 +6,12 @@
     classifier: linear nf_U → n_classes with bias
 
 ``widths`` is the authors' vector nf = [nf₀, ..., nf_U]: U = len(widths) − 1 units.
+
+The network owns its preprocessing (``preprocessing``, kept in ``config`` and so in every
+checkpoint): "standardize", the paper's per-image standardisation (the authors'
+``normalizeData.m``, spec §5.2), by default; "none" for inputs prepared elsewhere. ``net(x)`` takes
+raw images and applies it; ``net(x, preprocessed=True)`` takes images it has already been applied
+to (the trainer augments standardised images, as the paper's protocol does, then passes them so).
 Architectures: ``parabolic`` (F_sym, forward Euler), ``hamiltonian`` (channel split, symplectic
 Euler of eq. 10), ``second_order`` (F_sym, leapfrog), ``resnet`` (eq. 1 layer, forward Euler).
 Initialisation follows the authors' code (spec §5.2): truncated-normal kernels with
@@ -24,6 +30,25 @@ from ..operators import OPERATOR_FACTORIES, truncated_normal_kernel
 from .blocks import PDEBlock
 
 ARCHITECTURES = tuple(OPERATOR_FACTORIES)
+
+
+PREPROCESSING = ("standardize", "none")
+
+
+class Standardize(nn.Module):
+    """Per-image standardisation (:func:`~pdenet_analysis.data.transforms.standardize`): each image
+    minus its mean, over max(std, 1/√numel), across all its pixels and channels."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from ..data.transforms import standardize
+
+        return standardize(x)
+
+
+def _preprocessor(name: str) -> nn.Module:
+    if name not in PREPROCESSING:
+        raise UnknownNameError("preprocessing", name, PREPROCESSING)
+    return Standardize() if name == "standardize" else nn.Identity()
 
 
 def _conv_bn_relu(c_in: int, c_out: int, k: int, bn_eps: float) -> nn.Sequential:
@@ -63,6 +88,7 @@ class PDECNN(nn.Module):
         bn_eps: float = 1e-4,
         gradient: str = "backprop",
         scheme_kwargs: dict | None = None,
+        preprocessing: str = "standardize",
     ):
         super().__init__()
         if architecture not in OPERATOR_FACTORIES:
@@ -74,7 +100,9 @@ class PDECNN(nn.Module):
             architecture=architecture, widths=list(widths), in_channels=in_channels, n_classes=n_classes,
             T=T, n_steps=n_steps, scheme=scheme_name, interpolation=interpolation, activation=activation,
             normalise=normalise, eps=eps, bn_eps=bn_eps, gradient=gradient, scheme_kwargs=scheme_options,
+            preprocessing=preprocessing,
         )
+        self.preprocess = _preprocessor(preprocessing)
         factory = OPERATOR_FACTORIES[architecture]
         self.opening = _conv_bn_relu(in_channels, widths[0], 3, bn_eps)
         units = []
@@ -121,15 +149,21 @@ class PDECNN(nn.Module):
             raise TensorTypeError(f"{name} has {p.dtype} weights but got {x.dtype} images: convert the images with "
                             f"x.to({p.dtype}) or the network with .to({x.dtype})")
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor, preprocessed: bool = False) -> torch.Tensor:
+        """The feature map (everything before the classifier) of images ``x``: raw, or with the
+        network's preprocessing already applied (``preprocessed``)."""
         self.check_input(x)
+        if not preprocessed:
+            x = self.preprocess(x)
         x = self.opening(x)
         for unit in self.units:
             x = unit(x)
         return x.flatten(1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x))
+    def forward(self, x: torch.Tensor, preprocessed: bool = False) -> torch.Tensor:
+        """Logits of images ``x``: raw (the network applies its preprocessing), or already
+        preprocessed (``preprocessed=True``)."""
+        return self.classifier(self.features(x, preprocessed))
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)

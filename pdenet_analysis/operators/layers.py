@@ -85,11 +85,12 @@ class TimeDependentLayer(nn.Module):
 
     def refined(self, factor: int = 2) -> "TimeDependentLayer":
         """A copy on a grid with ``factor``× more pieces describing the same θ(t)."""
+        grid = self.grid.refined(factor)  # validates factor, before any value is refined
         new = copy.deepcopy(self)
         with torch.no_grad():
             for name, p in self.named_parameters(recurse=False):
                 setattr(new, name, nn.Parameter(self.grid.refine_values(p.detach(), factor)))
-        new.grid = self.grid.refined(factor)
+        new.grid = grid
         return new
 
     def kernels(self) -> list[torch.Tensor]:

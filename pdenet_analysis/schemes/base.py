@@ -12,8 +12,12 @@ Every scheme declares the same metadata, which the test-suite and the analysis r
 ``symplectic``  whether it preserves the symplectic form of a Hamiltonian flow
 ``reversible``  whether it has an exact inverse step (``inverse_step``)
 ``adaptive``    whether the step is chosen by error control (then ``n_steps`` is not used)
-``stability_variable``  "h*lambda" (one-step methods on y' = λy) or "h^2*lambda" (schemes for
-                partitioned / second-order systems, whose linear test problem is y'' = λy)
+``stability_variable``  a :class:`~.metadata.StabilityVariable`: "h*lambda" (one-step methods on
+                y' = λy) or "h^2*lambda" (schemes for partitioned / second-order systems, whose
+                linear test problem is y'' = λy)
+``plain_state``  whether the internal state is the operator's first-order state itself (no
+                ``init``/``to_state`` of its own): only then is the flow's Jacobian a product of
+                one-step Jacobians on that state, which the analyses invert step by step
 ``internal_from_state``  whether ``from_state`` rebuilds the internal state from the operator's
                 first-order state (False where the internal state carries more, as the reversible
                 Runge–Kutta wrapper's second state z): only then is the flow map on the first-order
@@ -39,6 +43,7 @@ import torch
 
 from ..errors import IncompatibleOperatorError, IncompatibleSchemeError
 from ..operators.timegrid import StepTime
+from .metadata import StabilityVariable, stability_points
 
 State = tuple
 
@@ -95,8 +100,9 @@ class Scheme:
     symplectic: bool = False
     reversible: bool = False
     adaptive: bool = False
-    stability_variable: ClassVar[str] = "h*lambda"
+    stability_variable: ClassVar[StabilityVariable] = StabilityVariable.H_LAMBDA
     internal_from_state: ClassVar[bool] = True
+    plain_state: ClassVar[bool] = True
     inverse_growth: float = 1.0
 
     # ---- compatibility ---------------------------------------------------------------------

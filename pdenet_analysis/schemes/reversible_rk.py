@@ -66,6 +66,7 @@ class ReversibleRungeKutta(Scheme):
     kinds = frozenset({"first_order"})
     reversible = True
     internal_from_state = False
+    plain_state = False  # the internal state (y, z) carries the wrapper's second state
 
     def __init__(self, base="rk4", coupling: float = 0.5):
         if isinstance(base, str):

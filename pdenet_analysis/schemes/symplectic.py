@@ -20,6 +20,7 @@ import torch
 
 from ..errors import InvalidArgumentError
 from .base import StepForm, Scheme, differentiated_part, reverse_update, stage_time
+from .metadata import StabilityVariable
 
 
 def two_step_roots(z) -> tuple[np.ndarray, np.ndarray]:
@@ -60,7 +61,7 @@ class _PartitionedScheme(Scheme):
     kinds = frozenset({"hamiltonian", "second_order"})
     symplectic = True
     reversible = True
-    stability_variable = "h^2*lambda"
+    stability_variable = StabilityVariable.H2_LAMBDA
 
     def amplification(self, z) -> np.ndarray:
         return two_step_amplification(z)
@@ -183,7 +184,8 @@ class Leapfrog(Scheme):
     kinds = frozenset({"second_order"})
     symplectic = True
     reversible = True
-    stability_variable = "h^2*lambda"
+    plain_state = False  # the internal state (Y_j, Y_{j−1}) carries the previous step
+    stability_variable = StabilityVariable.H2_LAMBDA
 
     def __init__(self, start: str = "paper"):
         if start not in ("paper", "symmetric"):

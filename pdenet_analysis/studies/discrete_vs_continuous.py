@@ -65,7 +65,7 @@ def eval_schemes(arch: str, quick: bool) -> list[str]:
 
 
 def run(config: dict) -> dict:
-    from ..data import load_dataset, standardize
+    from ..data import load_dataset
     from ..training import TrainConfig, evaluate, train
 
     arch, training, dataset = config["arch"], config["training"], config["dataset"]
@@ -79,7 +79,7 @@ def run(config: dict) -> dict:
     summary = train(model, data, cfg, log=lambda m: None)
     train_s = time.perf_counter() - t0
     hist = summary["history"]
-    x = standardize(data.x_test).to(dev, next(model.parameters()).dtype)
+    x = data.x_test.to(dev, next(model.parameters()).dtype)  # raw: the network applies its own preprocessing
     y = data.y_test.to(dev)
 
     def accuracy(m):

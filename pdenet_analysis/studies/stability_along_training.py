@@ -7,7 +7,7 @@ every epoch (``train(on_epoch=...)``), in float64:
 
 * step-map stability — ρ(∂Φ_h/∂Y_j) (the growth per step of the worst mode, real or complex,
   complete at these sizes) and the count of modes with |ξ| > 1 + 10⁻⁶, with the layer spectrum's
-  prediction R(hλ) beside it (:func:`~pdenet_analysis.analysis.spectrum_along_trajectory`);
+  prediction R(hλ) beside it (:func:`~pdenet_analysis.analysis.stability`);
 * κ, σ_max and σ_min of the block's flow map (:func:`~pdenet_analysis.analysis.conditioning`);
 * the observed order of the block's scheme on its trained weights (fixed-step refinement);
 * the float32 reconstruction error of reversible schemes; the norm ratio ‖Y(T)‖/‖Y(0)‖.
@@ -45,14 +45,14 @@ VARIANTS = ("paper", "no-box", "no-tv")
 
 def analyse_block(block, x: torch.Tensor) -> dict:
     """Scalars of the analyses of one PDE block on inputs ``x`` (float64 copies; the model is not touched)."""
-    from ..analysis import conditioning, convergence_study, spectrum_along_trajectory
+    from ..analysis import conditioning, convergence_study, stability
     from ..analysis.flow import reversibility
 
     op, scheme = copy.deepcopy(block.operator).double(), block.scheme
     n = block.n_steps
     x = x.double()
     out = {}
-    st = spectrum_along_trajectory(op, x, scheme, n_steps=n, k=4).data["steps"]
+    st = stability(op, x, scheme, n_steps=n, k=4).data["steps"]
     out.update(step_map_radius=max(s["max_amplification"] for s in st),
                modes_outside=max(s["n_outside_max"] for s in st), count_exact=all(s["count_exact"] for s in st),
                predicted_amplification=max(s["predicted_amplification"] for s in st),
@@ -77,7 +77,7 @@ def analyse_block(block, x: torch.Tensor) -> dict:
 
 def _train_point(config: dict) -> dict:
     from ..analysis.model import block_inputs
-    from ..data import load_dataset, standardize
+    from ..data import load_dataset
     from ..networks import build_preset
     from ..training import TrainConfig, train
 
@@ -85,7 +85,7 @@ def _train_point(config: dict) -> dict:
     torch.manual_seed(config["seed"])
     model = build_preset(f"digits-{arch}", normalise=variant != "no-tv")
     data = load_dataset("digits")
-    probe = standardize(data.x_test[: config["examples"]])
+    probe = data.x_test[: config["examples"]]  # raw: block_inputs applies the network's preprocessing
     cfg = TrainConfig(epochs=config["epochs"], seed=config["seed"], augment=False, progress=False, dataset="digits",
                       box=math.inf if variant == "no-box" else 1.0)
 

@@ -2,7 +2,8 @@
 
 from .checkpoint import load_checkpoint, load_model, save_checkpoint
 from .regulariser import apply_box_constraint, regulariser, regulariser_per_parameter
-from .trainer import TrainConfig, evaluate, train
+from .evaluation import Integration, default_grid, evaluate, evaluate_grid
+from .trainer import TrainConfig, train
 
-__all__ = ["load_checkpoint", "load_model", "save_checkpoint", "TrainConfig", "apply_box_constraint", "evaluate", "regulariser",
-           "regulariser_per_parameter", "train"]
+__all__ = ["load_checkpoint", "load_model", "save_checkpoint", "TrainConfig", "apply_box_constraint", "evaluate",
+           "evaluate_grid", "Integration", "default_grid", "regulariser", "regulariser_per_parameter", "train"]

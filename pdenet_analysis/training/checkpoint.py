@@ -20,9 +20,12 @@ import torch
 
 from ..errors import DataError
 
-FORMAT_VERSION = 2
-#: format 1 (no tensor hashes) is still read, without verification
-READABLE_VERSIONS = (1, 2)
+#: 3: the network's configuration records its preprocessing (``preprocessing``), which the
+#: reloaded network applies; formats 1 and 2 (written when the trainer always standardised each
+#: image) reload with the same per-image standardisation. Format 1 (no tensor hashes) is read
+#: without verification
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 
 
 def _tensors(obj, prefix: str = ""):
@@ -72,9 +75,16 @@ def load_checkpoint(path: str, map_location="cpu") -> dict:
         raise DataError(f"model file {path} cannot be read ({type(e).__name__}: {e}); it is truncated or not a checkpoint") from e
     if not isinstance(ck, dict) or "model_config" not in ck:
         raise DataError(f"model file {path} is not a pdenet_analysis checkpoint")
-    if ck.get("format_version") not in READABLE_VERSIONS:
-        raise DataError(f"model file {path} has format version {ck.get('format_version')}, this library reads "
-                        f"{', '.join(map(str, READABLE_VERSIONS))}")
+    version = ck.get("format_version")
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+        from .. import __version__
+
+        raise DataError(f"model file {path} has format version {version}, written by a newer pdenet_analysis; this "
+                        f"one ({__version__}) reads format versions up to {FORMAT_VERSION}: upgrade pdenet_analysis "
+                        "to load it")
+    if version not in READABLE_VERSIONS:
+        raise DataError(f"model file {path} has format version {version!r}, which no pdenet_analysis wrote; this "
+                        f"library reads {', '.join(map(str, READABLE_VERSIONS))}")
     if ck["format_version"] >= 2:
         stored = ck.get("tensor_sha256")
         if not isinstance(stored, dict):

@@ -8,7 +8,10 @@
   with the paper's α (CIFAR: α₁ = α₂ = 2·10⁻⁴; STL-10: α₁ = 4·10⁻⁴, α₂ = 10⁻⁴).
 * Box constraint: PDE-block convolution kernels clipped to [−1, 1] after every step.
 * Split: 80/20 train/validation; the test accuracy is reported for the best-validation weights.
-* Per-image standardisation; flip + pad-crop augmentation when ``augment``.
+* The network's own preprocessing (per-image standardisation), then flip + pad-crop augmentation
+  when ``augment`` (the zero padding after standardisation, as the authors' code); validation
+  and test images go to the network raw, as a user's do, so the recorded accuracies are those
+  that ``evaluate(load_model(checkpoint), x, y)`` gives on raw images.
 * Optional bfloat16 autocast (``amp``) and channels-last layout (``channels_last``) for GPUs,
   ``torch.compile`` (``compile``) and the whole step recorded as a CUDA graph (``cuda_graph``,
   :mod:`.cuda_graph`) for the fixed-step schemes.
@@ -35,9 +38,10 @@ import torch
 import torch.nn.functional as nnf
 
 from ..errors import ConfigMismatchError, InvalidArgumentError, NonFiniteError, PDENetError
-from ..data.transforms import augment as augment_batch, standardize
+from ..data.transforms import augment as augment_batch
 from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
+from .evaluation import evaluate
 from .regulariser import apply_box_constraint, regulariser
 from .cuda_graph import CapturedStep, require_capturable, warm_step
 
@@ -97,20 +101,6 @@ class TrainConfig:
         own NaN checks (one host read per block); otherwise they are switched off for training and
         the running loss, read every :meth:`sync_interval` batches, is the one check."""
         return self.sync_interval(device) == 1 and n_ranks == 1 and not self.cuda_graph
-
-
-@torch.no_grad()
-def evaluate(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> dict:
-    """Mean loss, accuracy and operator evaluations per forward pass (summed over the blocks)."""
-    model.eval()
-    loss, correct, evals, n = 0.0, 0, 0.0, 0
-    for i in range(0, len(y), batch_size):
-        xb, yb = x[i : i + batch_size], y[i : i + batch_size]
-        logits = model(xb)
-        loss += float(nnf.cross_entropy(logits, yb, reduction="sum"))
-        correct += int((logits.argmax(1) == yb).sum())
-        evals, n = evals + model.evaluations(), n + 1
-    return dict(loss=loss / max(len(y), 1), accuracy=correct / max(len(y), 1), evals_per_forward=evals / max(n, 1))
 
 
 def _divergence_hint(cfg: TrainConfig, epoch: int, ck_path: str | None) -> str:
@@ -219,11 +209,13 @@ def _train(model, data, cfg: TrainConfig, log, on_epoch) -> dict:
             if isinstance(m, torch.nn.Conv2d):
                 m.to(memory_format=torch.channels_last)
     dtype = next(model.parameters()).dtype  # data follow the model's precision
-    x_all, y_all = standardize(data.x_train).to(dev, dtype), data.y_train.to(dev)
-    x_test, y_test = standardize(data.x_test).to(dev, dtype), data.y_test.to(dev)
-    perm = torch.randperm(len(y_all), generator=torch.Generator().manual_seed(cfg.seed)).to(dev)
+    # the network's own preprocessing, before augmentation (the paper's order); validation and test images stay raw
+    x_all, y_all = model.preprocess(data.x_train.to(dev, dtype)), data.y_train.to(dev)
+    x_test, y_test = data.x_test.to(dev, dtype), data.y_test.to(dev)
+    perm_host = torch.randperm(len(y_all), generator=torch.Generator().manual_seed(cfg.seed))
+    perm = perm_host.to(dev)
     n_val = int(round(cfg.val_fraction * len(y_all)))
-    x_val, y_val = x_all[perm[:n_val]], y_all[perm[:n_val]]
+    x_val, y_val = data.x_train[perm_host[:n_val]].to(dev, dtype), y_all[perm[:n_val]]
     x_tr, y_tr = x_all[perm[n_val:]], y_all[perm[n_val:]]
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                           **({"fused": True} if dev.type == "cuda" else {}))
@@ -261,7 +253,7 @@ def _train(model, data, cfg: TrainConfig, log, on_epoch) -> dict:
     def forward_loss(xb, yb, n_global):
         # a recorded graph must not reuse autocast's cast-weight cache across replays
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.amp, cache_enabled=not cfg.cuda_graph):
-            logits = step_model(xb)
+            logits = step_model(xb, preprocessed=True)
             if n_ranks == 1:
                 return logits, nnf.cross_entropy(logits.float(), yb)
             # DDP averages over ranks: this makes it the global batch's mean loss

@@ -1,0 +1,159 @@
+"""The small subcommands: ``schemes``, ``presets``, ``demo``, ``quickstart`` and ``study``."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import torch
+
+from .common import HelpFormatter
+
+
+def add_parsers(sub, formatter=HelpFormatter) -> None:
+    d = sub.add_parser("demo", formatter_class=formatter, description="integrate the paper's three operators and print the results")
+    d.add_argument("--seed", type=int, default=0, help="seeds the operators' weights and the initial state")
+    d.set_defaults(func=demo)
+    q = sub.add_parser("quickstart", formatter_class=formatter,
+                       description="train the four networks on the embedded digits data, analyse them, write a report")
+    q.add_argument("--out", default="reports/quickstart", help="the report's directory")
+    q.add_argument("--epochs", type=int, default=15, help="epochs of training per network")
+    q.add_argument("--seed", type=int, default=0, help="seeds the weights and the batches")
+    q.add_argument("--examples", type=int, default=2, help="test images analysed per block")
+    q.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    q.set_defaults(func=quickstart)
+    st = sub.add_parser("study", formatter_class=formatter, description="run a study (cached sweep, figures, page); --list shows them")
+    st.add_argument("name", nargs="?", help="the study (see --list)")
+    st.add_argument("--list", action="store_true", help="list the studies and their questions")
+    st.add_argument("--quick", action="store_true", help="the small grid: digits, minutes on 2 CPU cores")
+    st.add_argument("--device", default="cpu", help="where the points run (cpu, cuda)")
+    st.add_argument("--jobs", type=int, default=1, help="points run in parallel local processes")
+    st.add_argument("--out", default=None, help="results directory (default: $PDENET_RESULTS/NAME[-quick], or "
+                    "~/pdenet-results/NAME[-quick] where PDENET_RESULTS is not set)")
+    st.add_argument("--executor", default="local", choices=["local", "submitit-local", "slurm"],
+                    help="where points run: this machine, or submitit (job arrays on Slurm)")
+    st.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
+                    help="submitit executor parameter, e.g. slurm_partition=gpu or timeout_min=120 (repeatable)")
+    st.add_argument("--retry-failed", action="store_true", help="run points recorded as failed again")
+    st.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    st.set_defaults(func=study)
+    sc = sub.add_parser("schemes", formatter_class=formatter, description="list schemes and their metadata")
+    sc.add_argument("--json", action="store_true", help="machine-readable output")
+    sc.set_defaults(func=schemes)
+    pr = sub.add_parser("presets", formatter_class=formatter, description="list network presets and weight counts")
+    pr.add_argument("--json", action="store_true", help="machine-readable output")
+    pr.set_defaults(func=presets)
+
+
+def schemes(args) -> int:
+    import json
+
+    from .. import schemes
+
+    rows = []
+    for n in schemes.available_schemes():
+        s = schemes.get_scheme(n)
+        rows.append(dict(name=n, order=s.order, kinds=sorted(s.kinds), symplectic=bool(s.symplectic),
+                         reversible=bool(s.reversible), adaptive=bool(s.adaptive)))
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(f"{'name':20s} {'order':>5s}  {'kinds':40s} symplectic reversible adaptive")
+    for r in rows:
+        print(f"{r['name']:20s} {r['order']:5d}  {','.join(r['kinds']):40s} {str(r['symplectic']):10s} "
+              f"{str(r['reversible']):10s} {r['adaptive']}")
+    return 0
+
+
+def presets(args) -> int:
+    import json
+
+    from ..networks import available_presets, build_preset
+
+    rows = []
+    for n in available_presets():
+        m = build_preset(n)
+        rows.append(dict(name=n, weights=m.n_parameters(), architecture=m.config["architecture"],
+                         in_channels=m.config["in_channels"], n_classes=m.config["n_classes"], widths=list(m.config["widths"])))
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    for r in rows:
+        print(f"{r['name']:28s} {r['weights']:>10,d} weights")
+    return 0
+
+
+def demo(args) -> int:
+    """Integrate the paper's three operators with their own and with other schemes."""
+    from .. import integrate, reverse
+    from ..operators import hamiltonian, parabolic, second_order
+
+    torch.manual_seed(args.seed)
+    y0 = torch.randn(4, 16, 32, 32)
+    rows = []
+    for name, op, schemes in (
+        ("parabolic", parabolic(16), ("euler", "rk4", "dopri5")),
+        ("hamiltonian", hamiltonian(16), ("symplectic_euler", "verlet", "dopri5")),
+        ("second_order", second_order(16), ("leapfrog", "leapfrog_symmetric", "dopri5")),
+    ):
+        with torch.no_grad():
+            for sch in schemes:
+                t0 = time.perf_counter()
+                sol = integrate(op, y0, sch, rtol=1e-5, atol=1e-7) if sch == "dopri5" else integrate(op, y0, sch)
+                dt = time.perf_counter() - t0
+                rev = ""
+                if sol.scheme.reversible:
+                    back = op.from_state(reverse(op, sol), y0)
+                    rev = f"{float((back - y0).abs().max()):.1e}"
+                rows.append((name, sch, sol.stats.n_steps, sol.stats.n_evals,
+                             float(sol.y.norm() / y0.norm()), rev, dt))
+    print(f"{'operator':13s} {'scheme':20s} {'steps':>5s} {'evals':>6s} {'|Y_T|/|Y_0|':>11s} {'inverse err':>11s} {'time s':>7s}")
+    for r in rows:
+        print(f"{r[0]:13s} {r[1]:20s} {r[2]:5d} {r[3]:6.1f} {r[4]:11.4f} {r[5]:>11s} {r[6]:7.3f}")
+    return 0
+
+
+def quickstart(args) -> int:
+    from ..quickstart import run_quickstart
+
+    path = run_quickstart(args.out, epochs=args.epochs, seed=args.seed, examples=args.examples, quiet=args.quiet)
+    print(f"report written to {path}")
+    return 0
+
+
+def default_results(name: str) -> str:
+    """Where a study writes without --out: $PDENET_RESULTS/NAME, or ~/pdenet-results/NAME (never
+    the current directory by accident)."""
+    import os
+
+    root = os.environ.get("PDENET_RESULTS") or os.path.join(os.path.expanduser("~"), "pdenet-results")
+    return os.path.join(root, name)
+
+
+def study(args) -> int:
+    import os
+
+    from ..errors import PDENetError
+    from ..studies import available_studies, get_study, run_study
+
+    if args.list or args.name is None:
+        if args.name is None and not args.list:
+            raise PDENetError("give a study name, or --list to see them: " + ", ".join(available_studies()))
+        for n in available_studies():
+            print(f"{n:26s} {get_study(n).question}")
+        return 0
+    study = get_study(args.name)
+    slurm = {}
+    for kv in args.slurm:
+        k, sep, v = kv.partition("=")
+        if not sep or not k:
+            raise PDENetError(f"--slurm takes KEY=VALUE (a submitit parameter such as slurm_partition=gpu), got {kv!r}")
+        slurm[k] = int(v) if v.isdigit() else v
+    out = args.out or default_results(study.name + ("-quick" if args.quick else ""))
+    if not args.quiet:
+        print(f"study {study.name}: results in {out}", file=sys.stderr)
+    cmd = "pdenet-analysis " + " ".join(sys.argv[1:]) if sys.argv and "study" in sys.argv else None
+    summary = run_study(study, out, quick=args.quick, device=args.device, jobs=args.jobs, executor=args.executor,
+                        retry_failed=args.retry_failed, quiet=args.quiet, slurm_args=slurm, command=cmd)
+    print(os.path.join(out, "README.md"))
+    return 0 if not summary["failed"] else 3
