@@ -139,9 +139,12 @@ def require_seed(value, name: str = "seed") -> int:
     return value
 
 
-def failure_status(error: Exception) -> str:
-    """The status word a failed integration reports with ``throw=False``: "nonfinite",
-    "max_steps_reached" (an adaptive solver's step budget) or "failed"."""
+def failure_status(error: Exception):
+    """The status a failed integration reports with ``throw=False``
+    (:class:`~pdenet_analysis.status.SolveStatus`): nonfinite, max_steps_reached (an adaptive
+    solver's step budget) or failed."""
+    from .status import SolveStatus
+
     if isinstance(error, NonFiniteError):
-        return "nonfinite"
-    return "max_steps_reached" if "max_num_steps exceeded" in str(error) else "failed"
+        return SolveStatus.NONFINITE
+    return SolveStatus.MAX_STEPS_REACHED if "max_num_steps exceeded" in str(error) else SolveStatus.FAILED

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import pdenet_analysis as pa
-from pdenet_analysis import gradients
+from pdenet_analysis.gradients import strategies as gradients
 from pdenet_analysis.networks import PDEBlock
 
 

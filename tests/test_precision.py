@@ -74,7 +74,7 @@ def test_reversibility_reports_tensorfloat32_where_asked_and_by_default_on_cuda(
 def test_every_report_function_runs_in_ieee_float32():
     """The decorator every report analysis carries (stability, conditioning, density,
     reversibility, energy) switches TensorFloat-32 off for its body."""
-    from pdenet_analysis.analysis.report import sweepable
+    from pdenet_analysis.analysis.results import sweepable
 
     before = _flags()
     probe = sweepable("probe")(_flags)

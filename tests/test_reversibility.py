@@ -49,7 +49,8 @@ def test_step_back_equals_the_inverse_step_differentiated_again(name, seed, scal
     """Each reversible scheme's one-evaluation ``step_back`` rebuilds the same earlier state (to the
     bit: the same operations as ``inverse_step``) and gives the same state and parameter gradients
     as the generic route (rebuild, then differentiate ``step``), on every kind it accepts."""
-    from pdenet_analysis.schemes.base import ParamGrads, Scheme
+    from pdenet_analysis.gradients.autograd import ParamGrads
+    from pdenet_analysis.schemes.base import Scheme
 
     scheme = pa.get_scheme(name)
     assert type(scheme).step_back is not Scheme.step_back  # every reversible scheme has its own

@@ -99,7 +99,7 @@ def test_resume_continues_where_it_stopped(tmp_path, digits, device):
 def test_deterministic_kernels_set_their_mode_and_restore_the_process_settings(on, start):
     """Whatever the process had before (the defaults, or strict determinism with autotuning on),
     it has again after training, also when training raises."""
-    from pdenet_analysis.training.trainer import deterministic_kernels, kernel_settings, set_kernel_settings
+    from pdenet_analysis.training.kernels import deterministic_kernels, kernel_settings, set_kernel_settings
 
     before = kernel_settings()
     try:
@@ -150,8 +150,11 @@ def test_cli_analyze_preset_writes_reports(tmp_path, capsys):
     assert main(["analyze", "digits-second_order", "--out", str(tmp_path), "--no-conditioning", "--examples", "1"]) == 0
     for name in ("stability", "energy", "reversibility", "convergence"):
         assert os.path.exists(tmp_path / "block0" / f"{name}.png")
+    index = open(tmp_path / "report.md").read()  # the index: one row per block, links to every page
+    assert "| block0 | leapfrog |" in index and "(block0/stability.md)" in index and "(network/features.md)" in index
+    assert not os.path.exists(tmp_path / "block0" / "conditioning.md")
     assert main(["analyze", "nope-model", "--out", str(tmp_path)]) == 2
-    assert "valid presets" in capsys.readouterr().err
+    assert "no file or preset named" in capsys.readouterr().err
 
 
 def test_continuous_depth_training_logs_evaluations(digits):

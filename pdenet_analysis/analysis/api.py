@@ -24,7 +24,7 @@ import torch
 
 from ..errors import InvalidArgumentError
 from ..progress import Progress
-from .model import ANALYSES, COST, analyze_block, block_inputs, planned_analyses
+from .model import ANALYSES, COST, analyze_block, block_inputs, planned_analyses, why_not
 from .modes import evaluation_mode
 from .options import require_options
 from .precision import ieee_float32
@@ -289,3 +289,24 @@ def _analyze_network(model, x, scheme, n_steps, analyses, blocks, out, progress,
     if out is not None:
         res.save(out)
     return res
+
+
+def analyze_model(model, x: torch.Tensor, out: str, blocks=None, quiet: bool = False, with_features: bool = True,
+                  **options) -> dict:
+    """Deprecated: :func:`pdenet_analysis.analyze` (the single entry point) does this and more.
+
+    Analyses the PDE blocks of ``model`` on the images ``x`` and saves the reports in ``out``;
+    returns {block index or "features": {"reports": {name: result}, "paths": {name: paths}}}."""
+    import warnings
+
+    warnings.warn("analyze_model is deprecated: call pdenet_analysis.analyze(model, x, out=...)", DeprecationWarning,
+                  stacklevel=2)
+    scheme = model.blocks[0].scheme  # with_scheme gives every block the same scheme
+    analyses = [a for a in ANALYSES if why_not(scheme, a) is None]
+    if options.pop("with_conditioning", True) is False:
+        analyses.remove("conditioning")
+    if with_features and not scheme.adaptive:
+        analyses.append("features")
+    res = analyze(model, x, blocks=blocks, analyses=analyses, progress=not quiet, **options)
+    paths = res.save(out)
+    return {key: dict(reports=unit.results, paths=paths[key]) for key, unit in res.units.items()}

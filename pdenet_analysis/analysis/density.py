@@ -35,7 +35,7 @@ from .krylov import golub_kahan, lanczos_tridiagonal
 from .linear import JacobianOperator, operator_jacobian
 from .modes import analyses_an_operator
 from ..schemes.metadata import StabilityVariable
-from .report import sweepable
+from .results import sweepable
 from .results import Result
 
 

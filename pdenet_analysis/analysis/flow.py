@@ -20,7 +20,7 @@ from ..operators.layers import SymmetricLayer
 from ..schemes import get_scheme
 from .modes import analyses_an_operator
 from .precision import dtype_named, float32_products
-from .report import sweepable
+from .results import sweepable
 from .results import Result
 
 

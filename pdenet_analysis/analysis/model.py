@@ -122,26 +122,3 @@ def analyze_block(block, x: torch.Tensor, *, analyses=None, certification=None, 
             results[name] = energy(op, x, scheme, n_steps=n or 4 * (op.grid.n_pieces if op.grid else 4))
         tick(1, name)
     return results
-
-
-def analyze_model(model, x: torch.Tensor, out: str, blocks=None, quiet: bool = False, with_features: bool = True,
-                  **options) -> dict:
-    """Deprecated: :func:`pdenet_analysis.analyze` (the single entry point) does this and more.
-
-    Analyses the PDE blocks of ``model`` on the images ``x`` and saves the reports in ``out``;
-    returns {block index or "features": {"reports": {name: result}, "paths": {name: paths}}}."""
-    import warnings
-
-    from .api import analyze
-
-    warnings.warn("analyze_model is deprecated: call pdenet_analysis.analyze(model, x, out=...)", DeprecationWarning,
-                  stacklevel=2)
-    scheme = model.blocks[0].scheme  # with_scheme gives every block the same scheme
-    analyses = [a for a in ANALYSES if why_not(scheme, a) is None]
-    if options.pop("with_conditioning", True) is False:
-        analyses.remove("conditioning")
-    if with_features and not scheme.adaptive:
-        analyses.append("features")
-    res = analyze(model, x, blocks=blocks, analyses=analyses, progress=not quiet, **options)
-    paths = res.save(out)
-    return {key: dict(reports=unit.results, paths=paths[key]) for key, unit in res.units.items()}

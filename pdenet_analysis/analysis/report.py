@@ -105,33 +105,3 @@ class Report:
         else:
             paths.pop("png")
         return paths
-
-
-def sweepable(name: str):
-    """Give an analysis a ``throw`` argument (default True). With ``throw=False`` an
-    :class:`~pdenet_analysis.errors.IntegrationError` (NaN/Inf on the way, an adaptive solver out
-    of steps) returns a :class:`Report` whose ``failure`` says what happened, so that a sweep over
-    step sizes or checkpoints records its unstable points and goes on. The analysis runs in IEEE
-    float32 on every device (:func:`.precision.ieee_float32`: no TensorFloat-32 on a GPU)."""
-    import functools
-
-    from ..errors import IntegrationError, failure_status
-    from .precision import ieee_float32
-    from .results import Failed
-
-    def deco(fn):
-        @functools.wraps(fn)
-        def wrapper(*args, throw: bool = True, **kwargs):
-            try:
-                with ieee_float32():
-                    return fn(*args, **kwargs)
-            except IntegrationError as e:
-                if throw:
-                    raise
-                failure = dict(status=failure_status(e), message=str(e), step=getattr(e, "step", None),
-                               time=getattr(e, "time", None))
-                return Failed(name, failure)
-
-        return wrapper
-
-    return deco

@@ -47,7 +47,7 @@ from .colouring import local_jacobian
 from .eigen import dense_eigvals, eigs
 from .krylov import batched_arnoldi
 from .linear import JacobianOperator
-from .options import COUNT_BUDGET, REDUCED_DENSE_MAX
+from .options import COUNT_BUDGET
 from .precision import UNIT_ROUNDOFF, dtype_named
 from ..status import Status
 

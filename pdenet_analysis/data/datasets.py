@@ -19,22 +19,12 @@ import gzip
 import os
 import struct
 import zlib
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ..errors import DataError, UnknownNameError
-
-
-@dataclass
-class Split:
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    name: str
-    n_classes: int = 10
+from .split import Split
 
 
 def _digits(root=None) -> Split:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from .split import Split
 
 DOWNLOADS = {
     "cifar10": [("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a")],
@@ -151,7 +152,6 @@ def _to_tensor(x: np.ndarray) -> torch.Tensor:
 
 def load_cifar(root: str, coarse: bool = False, hundred: bool = False):
     """CIFAR-10 (or -100 with ``hundred``) from ``root`` (containing the unpacked folder)."""
-    from .datasets import Split
 
     if hundred:
         folder = os.path.join(root, "cifar-100-python") if os.path.isdir(os.path.join(root, "cifar-100-python")) else root
@@ -168,7 +168,6 @@ def load_cifar(root: str, coarse: bool = False, hundred: bool = False):
 
 
 def load_stl10(root: str):
-    from .datasets import Split
 
     folder = os.path.join(root, "stl10_binary") if os.path.isdir(os.path.join(root, "stl10_binary")) else root
     xtr, ytr = read_stl10(os.path.join(folder, "train_X.bin"), os.path.join(folder, "train_y.bin"))

@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from ..errors import IncompatibleSchemeError, NonFiniteError, UnknownNameError
-from .base import Scheme, require_no_outside_leaves
+from ..gradients.autograd import require_no_outside_leaves
+from .base import Scheme
 from .tableau import ButcherTableau
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from ..errors import IncompatibleSchemeError, InvalidArgumentError, UnknownNameError
 from .adaptive import ADAPTIVE_METHODS, TorchDiffEq
-from .base import Scheme
+from .base import MESSAGE_HINTS, Scheme
 from .reversible_rk import ReversibleRungeKutta
 from .runge_kutta import RK4, ForwardEuler, Heun, Midpoint
 from .symplectic import Leapfrog, StormerVerlet, SymplecticEuler
@@ -91,3 +91,7 @@ def reversible_names() -> str:
     """The registered reversible schemes with the operator kinds they take, for error messages."""
     found = [(n, get_scheme(n)) for n in available_schemes()]
     return ", ".join(f"{n} ({'/'.join(sorted(s.kinds))})" for n, s in found if s.reversible)
+
+
+# the schemes' own error messages name the others through these (schemes.base never imports the registry)
+MESSAGE_HINTS.update(accepting=names_accepting, reversible=reversible_names)

@@ -54,8 +54,12 @@ import numpy as np
 import torch
 
 from ..errors import IncompatibleSchemeError, InvalidArgumentError
-from .base import Scheme, differentiated_part
-from .runge_kutta import ExplicitRungeKutta
+from ..gradients.autograd import differentiated_part
+from .base import Scheme
+from .runge_kutta import RK4, ExplicitRungeKutta, ForwardEuler, Heun, Midpoint
+
+#: the explicit schemes the wrapper takes by name
+BASES = {"euler": ForwardEuler, "heun": Heun, "midpoint": Midpoint, "rk4": RK4}
 
 
 class ReversibleRungeKutta(Scheme):
@@ -70,9 +74,10 @@ class ReversibleRungeKutta(Scheme):
 
     def __init__(self, base="rk4", coupling: float = 0.5):
         if isinstance(base, str):
-            from .registry import get_scheme
-
-            base = get_scheme(base)
+            if base not in BASES:
+                raise IncompatibleSchemeError(f"the reversible wrapper takes an explicit Runge–Kutta scheme, one of "
+                                              f"{', '.join(BASES)} or an ExplicitRungeKutta, not {base!r}")
+            base = BASES[base]()
         if not isinstance(base, ExplicitRungeKutta):
             raise IncompatibleSchemeError(f"the reversible wrapper takes an explicit Runge–Kutta scheme (euler, heun, "
                                           f"midpoint, rk4 or an ExplicitRungeKutta), not {base!r}")

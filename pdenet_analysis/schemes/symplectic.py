@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from ..errors import InvalidArgumentError
-from .base import StepForm, Scheme, differentiated_part, reverse_update, stage_time
+from ..gradients.autograd import differentiated_part, reverse_update
+from .base import StepForm, Scheme, stage_time
 from .metadata import StabilityVariable
 
 

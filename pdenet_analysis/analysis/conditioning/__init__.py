@@ -27,7 +27,7 @@ from ...errors import InvalidArgumentError
 from ..krylov import golub_kahan
 from ..modes import analyses_an_operator
 from ..options import legacy_options, require_options
-from ..report import sweepable
+from ..results import sweepable
 from ..results import Result
 from ..steps import discretise, distribution, select_examples
 from .bracket import probable_bracket

@@ -20,7 +20,7 @@ from ...status import Status
 from ..modes import analyses_an_operator
 from ..options import legacy_options, require_options
 from ..precision import UNIT_ROUNDOFF, dtype_named
-from ..report import sweepable
+from ..results import sweepable
 from ..stepmap import step_map_spectra
 from .layer import (LayerSpectrum, complete_largest_stable_step, largest_stable_step, layer_spectrum, symmetry_defect,
                     to_stability_variable)

@@ -29,8 +29,8 @@ import contextlib
 
 import torch
 
-from .errors import IncompatibleSchemeError, InvalidArgumentError, UnknownNameError
-from .schemes.base import ParamGrads
+from ..errors import IncompatibleSchemeError, InvalidArgumentError, UnknownNameError
+from .autograd import ParamGrads
 
 
 class GradientStrategy:
@@ -67,7 +67,7 @@ class Reversible(GradientStrategy):
 
     def check(self, scheme) -> None:
         if not scheme.reversible:
-            from .schemes.registry import reversible_names
+            from ..schemes.registry import reversible_names
 
             raise IncompatibleSchemeError(
                 f"gradient 'reversible' needs a reversible scheme; {scheme.name!r} has no exact inverse. "
