@@ -252,9 +252,18 @@ def test_model_files_that_could_run_code_are_refused(tmp_path):
     model = pa.build_preset("digits-parabolic")
     p = str(tmp_path / "evil.pt")
     torch.save(dict(format_version=2, model_config=model.config, model_state=model.state_dict(), x=_Payload()), p)
-    with pytest.raises(pa.DataError, match="evil.pt holds objects other than weights.*could run code"):
+    with pytest.raises(pa.DataError, match="evil.pt holds Python objects other than tensors.*could run code") as e:
         load_model(p)
     assert not _Payload.ran
+    assert "weights_only" not in str(e.value)  # no message suggests loading it unsafely
+
+
+def test_a_file_that_is_not_a_checkpoint_is_not_a_model_file(tmp_path):
+    p = tmp_path / "metrics.jsonl"
+    p.write_text('{"epoch": 1, "train_loss": 0.5}\n')
+    with pytest.raises(pa.DataError, match="metrics.jsonl is not a model file") as e:
+        load_model(str(p))
+    assert "could run code" not in str(e.value) and "weights_only" not in str(e.value)
 
 
 def test_weights_that_disagree_with_the_config_are_named(tmp_path):

@@ -15,6 +15,7 @@ import glob
 import hashlib
 import os
 import pickle
+import warnings
 
 import torch
 
@@ -62,17 +63,41 @@ def save_checkpoint(path: str, payload: dict) -> None:
     os.replace(tmp, path)
 
 
+def _require_torch_file(path: str) -> None:
+    """Refuse a file that is not a ``torch.save`` archive (a zip holding ``data.pkl``) before any
+    unpickling: a metrics file or a log is "not a model file", not a security question."""
+    import zipfile
+
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head == b"PK\x03\x04":
+        if not zipfile.is_zipfile(path):
+            raise DataError(f"model file {path} cannot be read: it is truncated or not a checkpoint written by "
+                            "pdenet-analysis train")
+        with zipfile.ZipFile(path) as z:
+            if any(n.endswith("/data.pkl") or n == "data.pkl" for n in z.namelist()):
+                return
+    elif head[:1] == b"\x80":  # a pickle stream: torch.save's old format, or a plain pickle (refused below)
+        return
+    raise DataError(f"{path} is not a model file (a pdenet_analysis checkpoint is the checkpoint.pt that "
+                    "pdenet-analysis train writes into its --out directory)")
+
+
 def load_checkpoint(path: str, map_location="cpu") -> dict:
     """Read and verify a checkpoint; every problem is a :class:`~pdenet_analysis.errors.DataError`."""
     if not os.path.exists(path):
         raise DataError(f"model file {path} is missing")
+    _require_torch_file(path)
     try:
-        ck = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch's own advice (weights_only=False) is not for this file
+            warnings.simplefilter("ignore")
+            ck = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        raise DataError(f"model file {path} holds objects other than weights and plain values; it is refused, because "
-                        f"loading it could run code from it ({str(e).splitlines()[0]})") from e
+        raise DataError(f"model file {path} holds Python objects other than tensors and plain values; it is refused, "
+                        "because loading it could run code from it (a pdenet_analysis checkpoint holds none)") from e
     except Exception as e:  # noqa: BLE001 - torch raises many types for a bad file
-        raise DataError(f"model file {path} cannot be read ({type(e).__name__}: {e}); it is truncated or not a checkpoint") from e
+        raise DataError(f"model file {path} cannot be read ({type(e).__name__}); it is truncated or not a checkpoint "
+                        "written by pdenet-analysis train") from e
     if not isinstance(ck, dict) or "model_config" not in ck:
         raise DataError(f"model file {path} is not a pdenet_analysis checkpoint")
     version = ck.get("format_version")
