@@ -17,7 +17,7 @@ from pdenet_analysis.analysis import Budget, Certification
 from pdenet_analysis.gradients import Reversible
 from pdenet_analysis.schemes import ReversibleRungeKutta
 
-from .helpers import paper_operator
+from ..helpers import paper_operator
 
 
 @pytest.mark.parametrize("base,coupling,end", [("euler", 0.999, 0.001), ("heun", 0.999, 0.001), ("rk4", 0.999, 0.001),

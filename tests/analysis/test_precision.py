@@ -8,7 +8,7 @@ import pdenet_analysis.analysis as A
 from pdenet_analysis.analysis.precision import DTYPES, UNIT_ROUNDOFF, dtype_named, float32_products, ieee_float32
 from pdenet_analysis.errors import UnknownNameError
 
-from .helpers import paper_operator
+from ..helpers import paper_operator
 
 
 def _flags():

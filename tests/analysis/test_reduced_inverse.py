@@ -16,7 +16,7 @@ from pdenet_analysis.analysis.reduced_inverse import reduced_step_inverse
 from pdenet_analysis.analysis.steps import discretise
 from pdenet_analysis.errors import IncompatibleSchemeError
 
-from .helpers import paper_operator
+from ..helpers import paper_operator
 
 
 def _patch_residual(monkeypatch, fn):

@@ -6,7 +6,7 @@ import torch
 import pdenet_analysis as pa
 from pdenet_analysis.errors import IncompatibleSchemeError, IntegrationError, UnknownNameError
 
-from .helpers import paper_operator
+from ..helpers import paper_operator
 
 pytest.importorskip("torchode")
 

@@ -15,7 +15,7 @@ import pdenet_analysis as pa
 from pdenet_analysis.networks import PDEBlock
 from pdenet_analysis.schemes.base import stage_time
 
-from .helpers import ARCH_OF_KIND, FIXED_SCHEMES, one_fast_per
+from ..helpers import ARCH_OF_KIND, FIXED_SCHEMES, one_fast_per
 
 PAIRS = [(s, kind) for s in FIXED_SCHEMES for kind in sorted(pa.get_scheme(s).kinds)]
 

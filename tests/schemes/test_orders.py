@@ -6,7 +6,7 @@ import pdenet_analysis as pa
 from pdenet_analysis.analysis.convergence import convergence_study
 from pdenet_analysis.operators import KINDS
 
-from .helpers import ARCH_OF_KIND, FIXED_SCHEMES, linear_problem, paper_operator
+from ..helpers import ARCH_OF_KIND, FIXED_SCHEMES, linear_problem, paper_operator
 
 pytestmark = pytest.mark.float64  # the mathematics is tested in float64
 

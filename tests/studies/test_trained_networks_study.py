@@ -12,7 +12,7 @@ import pdenet_analysis as pa
 from pdenet_analysis.data import load_dataset
 from pdenet_analysis.training import TrainConfig, train
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _script(*args, cwd):

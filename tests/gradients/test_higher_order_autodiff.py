@@ -11,7 +11,7 @@ import torch
 
 import pdenet_analysis as pa
 
-from .helpers import ARCH_OF_KIND, paper_operator
+from ..helpers import ARCH_OF_KIND, paper_operator
 
 pytestmark = pytest.mark.float64  # the mathematics is tested in float64
 
