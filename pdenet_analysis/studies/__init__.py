@@ -1,7 +1,10 @@
 """Studies: one command each (``pdenet-analysis study NAME``), cached sweeps, pages with findings.
 
-Each study module defines ``STUDY`` (a :class:`~.runner.Study`); the registry below maps the
-command-line name to its module, imported only when the study is asked for.
+The framework (:mod:`.runner`: the declared grid, one pure function per point, the cache, local
+processes and submitit) is this package; every concrete study is a subpackage of it holding its
+code (``STUDY``, a :class:`~.runner.Study`), its page (``README.md``: the question, how to run it,
+the findings) and its committed results (``results/``, with the provenance of the run). The
+registry below maps the command-line name to its subpackage, imported only when asked for.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ _MODULES = {
     "scheme-properties": "scheme_properties",
     "discrete-vs-continuous": "discrete_vs_continuous",
     "stability-along-training": "stability_along_training",
+    "trained-networks": "trained_networks",
+    "initial-blocks": "initial_blocks",
 }
 
 

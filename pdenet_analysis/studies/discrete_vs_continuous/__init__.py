@@ -27,8 +27,8 @@ import time
 
 import torch
 
-from ..errors import UnknownNameError
-from .runner import Study
+from ...errors import UnknownNameError
+from ..runner import Study
 
 ARCHS = ("parabolic", "hamiltonian", "second_order", "resnet")
 TRAININGS = ("paper", "rk4-12", "dopri5")
@@ -38,7 +38,7 @@ SEEDS_QUICK, SEEDS_FULL = (0, 1, 2), (0,)
 
 
 def _build(arch: str, dataset: str, training: str):
-    from ..networks import build_preset
+    from ...networks import build_preset
 
     if training == "paper":
         return build_preset(f"{dataset}-{arch}")
@@ -52,8 +52,8 @@ def _build(arch: str, dataset: str, training: str):
 
 def eval_schemes(arch: str, quick: bool) -> list[str]:
     """Fixed-step schemes a network of ``arch`` is evaluated with (its own first)."""
-    from ..networks import build_preset
-    from ..schemes import get_scheme, names_accepting
+    from ...networks import build_preset
+    from ...schemes import get_scheme, names_accepting
 
     own = build_preset(f"digits-{arch}").blocks[0].scheme.name
     kind = build_preset(f"digits-{arch}").blocks[0].operator.kind
@@ -65,8 +65,8 @@ def eval_schemes(arch: str, quick: bool) -> list[str]:
 
 
 def run(config: dict) -> dict:
-    from ..data import load_dataset
-    from ..training import TrainConfig, evaluate, train
+    from ...data import load_dataset
+    from ...training import TrainConfig, evaluate, train
 
     arch, training, dataset = config["arch"], config["training"], config["dataset"]
     dev = torch.device(config["device"])

@@ -37,7 +37,7 @@ import time
 
 import torch
 
-from .runner import Study, default_dtype
+from ..runner import Study, default_dtype
 
 ARCHS = ("parabolic", "hamiltonian", "second_order", "resnet")
 VARIANTS = ("paper", "no-box", "no-tv")
@@ -45,8 +45,8 @@ VARIANTS = ("paper", "no-box", "no-tv")
 
 def analyse_block(block, x: torch.Tensor) -> dict:
     """Scalars of the analyses of one PDE block on inputs ``x`` (float64 copies; the model is not touched)."""
-    from ..analysis import conditioning, convergence_study, stability
-    from ..analysis.flow import reversibility
+    from ...analysis import conditioning, convergence_study, stability
+    from ...analysis.flow import reversibility
 
     op, scheme = copy.deepcopy(block.operator).double(), block.scheme
     n = block.n_steps
@@ -68,7 +68,7 @@ def analyse_block(block, x: torch.Tensor) -> dict:
         r = reversibility(op, x, scheme, n_steps_list=(n,), dtypes=("float32",)).data["results"]
         out["reversibility_float32"] = r[0]["relative_error"]
     with torch.no_grad():
-        from ..integrate import integrate
+        from ...integrate import integrate
 
         y_t = integrate(op, x, scheme, n_steps=n).y  # what the block outputs
     out["norm_ratio"] = float(y_t.norm() / x.norm())
@@ -76,10 +76,10 @@ def analyse_block(block, x: torch.Tensor) -> dict:
 
 
 def _train_point(config: dict) -> dict:
-    from ..analysis.model import block_inputs
-    from ..data import load_dataset
-    from ..networks import build_preset
-    from ..training import TrainConfig, train
+    from ...analysis.model import block_inputs
+    from ...data import load_dataset
+    from ...networks import build_preset
+    from ...training import TrainConfig, train
 
     arch, variant = config["arch"], config["variant"]
     torch.manual_seed(config["seed"])
@@ -106,7 +106,7 @@ def _train_point(config: dict) -> dict:
 
 def _pair_ratio(op, scheme, n_steps, pairs, T):
     """max over pairs of ‖Y(T) − Ỹ(T)‖/‖Y(0) − Ỹ(0)‖ and of max_t ‖ΔY(t)‖/‖ΔY(0)‖."""
-    from ..integrate import integrate
+    from ...integrate import integrate
 
     end, peak = 0.0, 0.0
     with torch.no_grad():
@@ -135,8 +135,8 @@ def _scaled(factory, channels, scale, seed, **kw):
 
 
 def _theorem1(config: dict) -> dict:
-    from ..analysis import conditioning
-    from ..operators import parabolic
+    from ...analysis import conditioning
+    from ...operators import parabolic
 
     op = _scaled(parabolic, 16, config["scale"], config["seed"], T=3.0, n_pieces=3, normalise=config["normalise"])
     pairs = _pairs(16, config["pairs"], config["seed"] + 1)
@@ -149,7 +149,7 @@ def _theorem1(config: dict) -> dict:
 
 
 def _theorem2(config: dict) -> dict:
-    from ..operators import second_order
+    from ...operators import second_order
 
     op = _scaled(second_order, 16, config["scale"], config["seed"], T=config["T"], n_pieces=1,
                  normalise=config["normalise"])
@@ -160,7 +160,7 @@ def _theorem2(config: dict) -> dict:
     out = dict(kind="theorem2", normalise=config["normalise"], scale=config["scale"], T=config["T"], h=h,
                n_steps=n, end_ratio=end, peak_ratio=peak)
     if not config["normalise"]:  # the energy of eq. 12, the quantity the proof bounds, along one trajectory
-        from ..analysis.flow import energy
+        from ...analysis.flow import energy
 
         e = [v for v in energy(op, pairs[0][0], "leapfrog_symmetric", T=config["T"], n_steps=n).data["energies"]
              if v is not None]

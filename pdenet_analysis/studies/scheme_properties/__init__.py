@@ -28,10 +28,10 @@ import time
 
 import torch
 
-from ..errors import InvalidArgumentError
-from ..schemes import (ButcherTableau, ExplicitRungeKutta, Scheme, StormerVerlet, get_scheme, register_scheme,
+from ...errors import InvalidArgumentError
+from ...schemes import (ButcherTableau, ExplicitRungeKutta, Scheme, StormerVerlet, get_scheme, register_scheme,
                        stage_time, unregister_scheme)
-from .runner import Study, default_dtype
+from ..runner import Study, default_dtype
 
 # ---------------------------------------------------------------------------------------------
 # The user's schemes (the study's subject; docs/studies/scheme-properties.md walks through them)
@@ -120,14 +120,14 @@ def _check_tableau(name, scheme):
 
 
 def _check_order(name, scheme):
-    from ..testing import check_order
+    from ...testing import check_order
 
     return dict(observed=check_order(scheme))
 
 
 def _check_inversion(name, scheme):
-    from ..operators import hamiltonian
-    from ..testing import check_inversion, linear_problem
+    from ...operators import hamiltonian
+    from ...testing import check_inversion, linear_problem
 
     if not scheme.reversible:
         return None
@@ -140,7 +140,7 @@ def _check_inversion(name, scheme):
 
 
 def _local_error(op, y0, scheme, h):
-    from ..integrate import integrate
+    from ...integrate import integrate
 
     with torch.no_grad():
         a = integrate(op, y0, scheme, T=h, n_steps=1).state
@@ -152,8 +152,8 @@ def _check_hypothesis(name, scheme, max_examples: int):
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from ..testing import check_inversion
-    from ..testing import strategies as pst
+    from ...testing import check_inversion
+    from ...testing import strategies as pst
 
     tried = []
     kinds = ("hamiltonian",) if scheme.reversible else ("parabolic", "resnet")
