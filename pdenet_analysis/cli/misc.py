@@ -34,6 +34,9 @@ def add_parsers(sub, formatter=HelpFormatter) -> None:
                     help="where points run: this machine, or submitit (job arrays on Slurm)")
     st.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
                     help="submitit executor parameter, e.g. slurm_partition=gpu or timeout_min=120 (repeatable)")
+    st.add_argument("--data-root", default=None, metavar="DIR",
+                    help="a folder with one subfolder per data set (DIR/fashion_mnist, DIR/cifar10, ...), looked in "
+                    "before the system's places; sets PDENET_DATA for the points")
     st.add_argument("--retry-failed", action="store_true", help="run points recorded as failed again")
     st.add_argument("--quiet", action="store_true", help="no progress on stderr")
     st.set_defaults(func=study)
@@ -149,6 +152,11 @@ def study(args) -> int:
         if not sep or not k:
             raise PDENetError(f"--slurm takes KEY=VALUE (a submitit parameter such as slurm_partition=gpu), got {kv!r}")
         slurm[k] = int(v) if v.isdigit() else v
+    if args.data_root is not None:
+        if not os.path.isdir(args.data_root):
+            raise PDENetError(f"--data-root {args.data_root!r} is not a folder; give the folder that holds one "
+                              "subfolder per data set, e.g. data/ for data/fashion_mnist")
+        os.environ["PDENET_DATA"] = os.path.abspath(args.data_root)  # the points' processes inherit it
     out = args.out or default_results(study.name + ("-quick" if args.quick else ""))
     if not args.quiet:
         print(f"study {study.name}: results in {out}", file=sys.stderr)

@@ -69,6 +69,13 @@ IDX_NAMES = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 SYSTEM_DIRS = {"fashion_mnist": ["/usr/share/datasets/fashion-mnist"], "mnist": ["/usr/share/datasets/mnist"]}
+DATA_ROOT_VARIABLE = "PDENET_DATA"  # a folder with one subfolder per data set, looked in first
+
+
+def _user_root(name: str) -> list[str]:
+    """``$PDENET_DATA/<name>`` where the variable is set (the studies' ``--data-root``)."""
+    base = os.environ.get(DATA_ROOT_VARIABLE)
+    return [os.path.join(base, name)] if base else []
 
 
 def _find(root: str, stem: str) -> str:
@@ -84,7 +91,7 @@ def _idx_dataset(name: str, root=None, download: bool = False) -> Split:
         from .official import download as fetch
 
         fetch(name, root)
-    roots = [root] if root else SYSTEM_DIRS[name]
+    roots = [root] if root else _user_root(name) + SYSTEM_DIRS[name]
     for r in roots:
         if r and os.path.isdir(r):
             parts = []
@@ -106,6 +113,7 @@ def _idx_dataset(name: str, root=None, download: bool = False) -> Split:
 def _official(name: str, root=None, download: bool = False) -> Split:
     from . import official
 
+    root = root or next((r for r in _user_root(name) if os.path.isdir(r)), None)
     if not root:
         raise DataError(f"{name} is not installed anywhere we know: pass --data-dir DIR (with --download to fetch it there)")
     if download:
@@ -126,7 +134,8 @@ DATASETS = {
 
 
 def load_dataset(name: str, root: str | None = None, download: bool = False) -> Split:
-    """The data set ``name`` (see :data:`DATASETS`) from ``root`` or its usual place."""
+    """The data set ``name`` (see :data:`DATASETS`) from ``root``; without it from
+    ``$PDENET_DATA/<name>`` where that variable is set, else from the usual system place."""
     if name not in DATASETS:
         raise UnknownNameError("dataset", name, DATASETS)
     return DATASETS[name](root, download)

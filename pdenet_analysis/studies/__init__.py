@@ -10,6 +10,7 @@ registry below maps the command-line name to its subpackage, imported only when 
 from __future__ import annotations
 
 import importlib
+import os
 
 from ..errors import UnknownNameError
 from .runner import Study, load_point, point_key, run_point, run_study
@@ -27,10 +28,18 @@ def available_studies() -> list[str]:
     return sorted(_MODULES)
 
 
+def study_folder(name: str) -> str:
+    """The folder of study ``name``'s subpackage: its code, its page (``README.md``) and its
+    committed results (``results/``)."""
+    if name not in _MODULES:
+        raise UnknownNameError("study", name, _MODULES)
+    return os.path.join(os.path.dirname(__file__), _MODULES[name])
+
+
 def get_study(name: str) -> Study:
     if name not in _MODULES:
         raise UnknownNameError("study", name, _MODULES)
     return importlib.import_module(f".{_MODULES[name]}", __name__).STUDY
 
 
-__all__ = ["Study", "available_studies", "get_study", "load_point", "point_key", "run_point", "run_study"]
+__all__ = ["Study", "available_studies", "get_study", "load_point", "point_key", "run_point", "run_study", "study_folder"]

@@ -125,8 +125,9 @@ def load_checkpoint(path: str, map_location="cpu") -> dict:
 
 def load_model(path: str, scheme=None, n_steps: int | None = None, map_location="cpu", best: bool = True,
                **scheme_kwargs):
-    """Rebuild the network of a checkpoint (best-validation weights if present), optionally with
-    another scheme (its options as keywords, e.g. ``coupling``) or step count."""
+    """Rebuild the network of a checkpoint (best-validation weights if present) on the device
+    ``map_location``, optionally with another scheme (its options as keywords, e.g. ``coupling``)
+    or step count."""
     from ..networks import from_config
 
     ck = load_checkpoint(path, map_location)
@@ -137,6 +138,8 @@ def load_model(path: str, scheme=None, n_steps: int | None = None, map_location=
     except RuntimeError as e:
         raise DataError(f"model file {path}: the weights do not fit the network its configuration describes "
                         f"({str(e).splitlines()[0]}...)") from e
+    if isinstance(map_location, (str, torch.device)):
+        model = model.to(map_location)  # the network where its weights were loaded, not on the CPU by default
     if scheme is not None or n_steps is not None:
         model = model.with_scheme(scheme, n_steps, **scheme_kwargs)
     return model

@@ -1,4 +1,4 @@
-"""Every Python snippet in the README and in docs/ runs: the blocks of one page run in order, in
+"""Every Python snippet in the README, in docs/ and in the studies' pages runs: the blocks of one page run in order, in
 one fresh interpreter (a page is read top to bottom), so a renamed function or a changed
 signature fails here rather than in a reader's hands."""
 
@@ -10,7 +10,8 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-PAGES = [ROOT / "README.md"] + sorted((ROOT / "docs").glob("**/*.md"))
+PAGES = [ROOT / "README.md"] + sorted((ROOT / "docs").glob("**/*.md")) + \
+    sorted((ROOT / "pdenet_analysis" / "studies").glob("*/README.md"))  # the studies' pages
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 
@@ -24,6 +25,7 @@ PAGES_WITH_CODE = [p for p in PAGES if _snippets(p)]
 def test_the_pages_with_code_are_found():
     names = {p.name for p in PAGES_WITH_CODE}
     assert {"README.md", "extending.md", "conventions.md"} <= names
+    assert any(p.parent.name == "scheme_properties" for p in PAGES_WITH_CODE)  # the tutorial
 
 
 @pytest.mark.parametrize("page", [p if p.name == "README.md" else pytest.param(p, marks=pytest.mark.slow) for p in PAGES_WITH_CODE],

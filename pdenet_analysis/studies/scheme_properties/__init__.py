@@ -34,7 +34,7 @@ from ...schemes import (ButcherTableau, ExplicitRungeKutta, Scheme, StormerVerle
 from ..runner import Study, default_dtype
 
 # ---------------------------------------------------------------------------------------------
-# The user's schemes (the study's subject; docs/studies/scheme-properties.md walks through them)
+# The user's schemes (the study's subject; its README.md walks through them)
 
 
 def ralston() -> Scheme:

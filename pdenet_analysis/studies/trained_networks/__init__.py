@@ -50,10 +50,10 @@ def run(config: dict) -> dict:
         t0 = time.perf_counter()
         summary = train(model, data, cfg, log=lambda m: None)
         train_s = time.perf_counter() - t0
-        trained = load_model(os.path.join(tmp, "checkpoint.pt"))  # what a user reloads, on the CPU
+        trained = load_model(os.path.join(tmp, "checkpoint.pt"), map_location=dev)  # what a user reloads
     hist = summary.pop("history")
     t1 = time.perf_counter()
-    x = data.x_test[: config["examples"]]  # raw: the network applies its own preprocessing
+    x = data.x_test[: config["examples"]].to(dev)  # raw: the network applies its own preprocessing
     res = analyze(trained, x, budget=Budget(count_examples=None), progress=False)
     blocks = [block_summary(res[i].results) for i in range(len(model.blocks))]
     return dict(arch=config["arch"], preset=model.config["preset"], scheme=model.blocks[0].scheme.name,
