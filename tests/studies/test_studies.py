@@ -124,7 +124,8 @@ def test_bad_arguments(tmp_path):
 
 
 def test_every_study_declares_a_valid_grid():
-    assert available_studies() == ["discrete-vs-continuous", "scheme-properties", "stability-along-training"]
+    assert available_studies() == ["discrete-vs-continuous", "initial-blocks", "scheme-properties",
+                                   "stability-along-training", "trained-networks"]
     for name in available_studies():
         study = get_study(name)
         for quick in (True, False):
