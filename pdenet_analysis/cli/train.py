@@ -48,7 +48,11 @@ def add_parser(sub, formatter) -> None:
     t.add_argument("--download", action="store_true", help="fetch the official files into --data-dir (checksum-verified)")
     t.add_argument("--resume", action="store_true", help="continue from --out's checkpoint (refused if it holds another "
                    "run); with none there, say so and start fresh")
-    t.add_argument("--no-augment", action="store_true", help="no flip and pad-crop augmentation")
+    t.add_argument("--no-augment", action="store_true",
+                   help="no flip and pad-crop augmentation (digits is never augmented: flips and crops do not suit "
+                   "8×8 digits)")
+    t.add_argument("--batch-size", type=int, default=None,
+                   help="images per SGD step (default: the paper's 125; 32 on digits, whose training set is small)")
     t.add_argument("--quiet", action="store_true", help="no per-batch progress or per-epoch lines on stderr/stdout")
     t.add_argument("--amp", action="store_true", help="bfloat16 autocast of the layers (the reversible state stays float32)")
     t.add_argument("--dtype", default="float32", choices=["float32", "float64"],
@@ -97,7 +101,8 @@ def run(args) -> int:
               file=sys.stderr)
         resume = False
     cfg = TrainConfig(epochs=args.epochs, device=args.device, out=args.out, resume=resume, seed=args.seed,
-                      dataset=args.dataset, augment=not args.no_augment, lr=args.lr, progress=not args.quiet,
+                      dataset=args.dataset, augment=not args.no_augment and args.dataset != "digits", lr=args.lr,
+                      batch_size=(32 if args.dataset == "digits" else 125) if args.batch_size is None else args.batch_size, progress=not args.quiet,
                       amp=args.amp, channels_last=args.channels_last, compile=args.compile, cuda_graph=args.cuda_graph,
                       deterministic=args.deterministic)
     summary = train(model, data, cfg)
