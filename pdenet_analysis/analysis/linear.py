@@ -22,7 +22,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from torch.func import jvp, linearize, vjp
+
 from ..errors import InvalidArgumentError
+from ..schemes.metadata import LayerJacobian
 from .modes import analyses_an_operator
 
 
@@ -237,18 +239,19 @@ def _one(x: torch.Tensor, index: int) -> torch.Tensor:
 def operator_jacobian(operator, state: tuple, t: float = 0.0, example: int = 0):
     """The Jacobian the linear stability analysis needs, for one example of a batch.
 
-    Returns (J, how): ``how`` is "J" (first order: z = hλ for RK), "J_acc" (second order: Y'' = F,
-    λ(J) enter as ±√λ for RK and as h²λ for partitioned schemes) or "BA" (Hamiltonian).
+    Returns (J, how), ``how`` a :class:`~pdenet_analysis.schemes.metadata.LayerJacobian`: FIELD
+    (first order: z = hλ for RK), ACCELERATION (second order: Y'' = F, λ(J) enter as ±√λ for RK
+    and as h²λ for partitioned schemes) or PRODUCT (Hamiltonian: B·A).
     ``state`` is the operator's first-order state (a tuple).
     """
     kind = operator.kind
     if kind == "first_order":
-        return JacobianOperator(lambda y: operator.vector_field(t, (y,))[0], _one(state[0], example)), "J"
+        return JacobianOperator(lambda y: operator.vector_field(t, (y,))[0], _one(state[0], example)), LayerJacobian.FIELD
     if kind == "second_order":
-        return JacobianOperator(lambda y: operator.acceleration(t, y), _one(state[0], example)), "J_acc"
+        return JacobianOperator(lambda y: operator.acceleration(t, y), _one(state[0], example)), LayerJacobian.ACCELERATION
     if kind == "hamiltonian":
         y, z = _one(state[0], example), _one(state[1], example)
         A = JacobianOperator(lambda zz: operator.part_f(t, zz), z)
         B = JacobianOperator(lambda yy: operator.part_g(t, yy), y)
-        return ProductOperator(B, A), "BA"
+        return ProductOperator(B, A), LayerJacobian.PRODUCT
     raise InvalidArgumentError(f"unknown operator kind {kind!r}")
