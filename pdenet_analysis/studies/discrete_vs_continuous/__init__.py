@@ -160,45 +160,61 @@ def aggregate(points: list[dict], out: str, quick: bool) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
     res = _by_network(points)
     seeds = sorted({p["config"]["seed"] for p in points})
     lines = ["## Test accuracy: trained with (rows) × evaluated with (columns)", "",
              f"Mean over {len(seeds)} seed{'s' * (len(seeds) > 1)} ({', '.join(map(str, seeds))}); the "
              "spread is in the last table.", ""]
     for arch in ARCHS:
-        nets = [(t, res[(arch, t)]) for t in TRAININGS if (arch, t) in res]
-        if not nets:
-            continue
-        keys = [_key(e) for e in nets[0][1][0]["evaluations"]]
-        cols = [_label(e) for e in nets[0][1][0]["evaluations"]]
-        lines += [f"### {arch}", "", "| trained with | train s | evals/epoch | " + " | ".join(cols) + " |",
-                  "|---|---|---|" + "---|" * len(cols)]
-        mat = []
-        for t, runs in nets:
-            per_key = [[_accuracy(r, k) for r in runs] for k in keys]
-            accs = [math.nan if all(math.isnan(a) for a in v) else float(np.nanmean(v)) for v in per_key]
-            mat.append(accs)
-            lines.append(f"| {t} | {np.mean([r['train_seconds'] for r in runs]):.0f} | "
-                         f"{np.mean([r['evals_per_epoch'] for r in runs]):.3g} | "
-                         + " | ".join("—" if math.isnan(a) else f"{a:.3f}" for a in accs) + " |")
-        lines.append("")
-        fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(cols)), 2.2))
-        im = ax.imshow(np.array(mat, dtype=float), vmin=0, vmax=1, cmap="viridis", aspect="auto")
-        ax.set_yticks(range(len(nets)), [t for t, _ in nets])
-        ax.set_xticks(range(len(cols)), cols, rotation=70, fontsize=7)
-        for i, accs in enumerate(mat):
-            for j, a in enumerate(accs):
-                if not math.isnan(a):
-                    ax.text(j, i, f"{a:.2f}", ha="center", va="center", fontsize=6, color="w" if a < 0.6 else "k")
-        ax.set_title(f"{arch}: test accuracy (mean of {len(seeds)} seeds), trained with × evaluated with", fontsize=9)
-        fig.colorbar(im, ax=ax)
-        fig.tight_layout()
-        fig.savefig(os.path.join(out, f"heatmap_{arch}.png"), dpi=110)
-        plt.close(fig)
-        lines += [f"![{arch} heatmap](heatmap_{arch}.png)", ""]
+        lines += _matrix_section(arch, res, seeds, out)
+    _plot_accuracy_vs_steps(res, seeds, quick, os.path.join(out, "accuracy_vs_steps.png"))
+    lines += ["## Accuracy against evaluation steps", "", "![accuracy against steps](accuracy_vs_steps.png)", ""]
+    return "\n".join(lines + _drop_table(res, quick)) + "\n"
+
+
+def _matrix_section(arch: str, res: dict, seeds: list, out: str) -> list[str]:
+    """One architecture's accuracy matrix as a table (with training time and evaluations per
+    epoch) and as a heatmap written into ``out``."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    nets = [(t, res[(arch, t)]) for t in TRAININGS if (arch, t) in res]
+    if not nets:
+        return []
+    keys = [_key(e) for e in nets[0][1][0]["evaluations"]]
+    cols = [_label(e) for e in nets[0][1][0]["evaluations"]]
+    lines = [f"### {arch}", "", "| trained with | train s | evals/epoch | " + " | ".join(cols) + " |",
+             "|---|---|---|" + "---|" * len(cols)]
+    mat = []
+    for t, runs in nets:
+        per_key = [[_accuracy(r, k) for r in runs] for k in keys]
+        accs = [math.nan if all(math.isnan(a) for a in v) else float(np.nanmean(v)) for v in per_key]
+        mat.append(accs)
+        lines.append(f"| {t} | {np.mean([r['train_seconds'] for r in runs]):.0f} | "
+                     f"{np.mean([r['evals_per_epoch'] for r in runs]):.3g} | "
+                     + " | ".join("—" if math.isnan(a) else f"{a:.3f}" for a in accs) + " |")
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(cols)), 2.2))
+    im = ax.imshow(np.array(mat, dtype=float), vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    ax.set_yticks(range(len(nets)), [t for t, _ in nets])
+    ax.set_xticks(range(len(cols)), cols, rotation=70, fontsize=7)
+    for i, accs in enumerate(mat):
+        for j, a in enumerate(accs):
+            if not math.isnan(a):
+                ax.text(j, i, f"{a:.2f}", ha="center", va="center", fontsize=6, color="w" if a < 0.6 else "k")
+    ax.set_title(f"{arch}: test accuracy (mean of {len(seeds)} seeds), trained with × evaluated with", fontsize=9)
+    fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, f"heatmap_{arch}.png"), dpi=110)
+    plt.close(fig)
+    return lines + ["", f"![{arch} heatmap](heatmap_{arch}.png)", ""]
+
+
+def _plot_accuracy_vs_steps(res: dict, seeds: list, quick: bool, path: str) -> None:
+    """Accuracy against the evaluation steps, own scheme and rk4, one panel per architecture,
+    the seeds' range as a band."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
     fig, axes = plt.subplots(1, len(ARCHS), figsize=(4 * len(ARCHS), 3.2), sharey=True)
     for ax, arch in zip(axes, ARCHS):
         own = eval_schemes(arch, quick)[0]
@@ -222,16 +238,20 @@ def aggregate(points: list[dict], out: str, quick: bool) -> str:
     if drawn:
         drawn[-1].legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(os.path.join(out, "accuracy_vs_steps.png"), dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
-    lines += ["## Accuracy against evaluation steps", "", "![accuracy against steps](accuracy_vs_steps.png)", ""]
-    lines += ["## Drop when leaving the training scheme", "",
-              "Per network: the accuracy under its training configuration ('own'), under dopri5 at the tightest "
-              "tolerance (the converged solution of the ODE its weights define), the paired drop own − converged in "
-              "percentage points seed by seed, and the worst accuracy under any other fixed scheme and step count. "
-              "Mean over the seeds, with their range in brackets.", "",
-              "| arch | trained with | own | converged | drop, points (per seed) | worst other fixed |",
-              "|---|---|---|---|---|---|"]
+
+
+def _drop_table(res: dict, quick: bool) -> list[str]:
+    """Per network: own accuracy, converged accuracy, the paired drop seed by seed, the worst
+    under any other fixed scheme."""
+    lines = ["## Drop when leaving the training scheme", "",
+             "Per network: the accuracy under its training configuration ('own'), under dopri5 at the tightest "
+             "tolerance (the converged solution of the ODE its weights define), the paired drop own − converged in "
+             "percentage points seed by seed, and the worst accuracy under any other fixed scheme and step count. "
+             "Mean over the seeds, with their range in brackets.", "",
+             "| arch | trained with | own | converged | drop, points (per seed) | worst other fixed |",
+             "|---|---|---|---|---|---|"]
     for arch in ARCHS:
         for t in TRAININGS:
             runs = res.get((arch, t))
@@ -244,7 +264,7 @@ def aggregate(points: list[dict], out: str, quick: bool) -> str:
             per_seed = ", ".join("—" if math.isnan(d) else f"{100 * d:+.1f}" for d in drop)
             drops = per_seed if len(runs) == 1 else f"{_spread(drop, 100, 1)} [{per_seed}]"
             lines.append(f"| {arch} | {t} | {_spread(own)} | {_spread(conv)} | {drops} | {_spread(worst)} |")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _own_accuracy(r: dict, arch: str, quick: bool) -> float:
