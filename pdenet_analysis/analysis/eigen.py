@@ -48,9 +48,10 @@ def all_eigenvalues(op, symmetric: bool = False) -> np.ndarray:
 
 def dense_eigvals(D: torch.Tensor) -> np.ndarray:
     """Every eigenvalue of the square matrix ``D``, computed in float64 on ``D``'s own device:
-    LAPACK's geev through torch on the CPU, torch's GPU solver on CUDA (on an H200, n = 6,000:
-    2.6 s, against 6.0 s at n = 3,000 on the machine's CPU, O(n³):
-    ``benchmarks/results/analysis_cuda.json``, ``dense_eigvals_by_device``)."""
+    LAPACK's geev through torch on the CPU, torch's GPU solver on CUDA. The cost is O(n³), and at
+    the sizes of the exact step-map counts (thousands of rows) a GPU takes a fraction of the
+    host's time (``python benchmarks/bench_analysis.py --device cuda``, its
+    ``dense_eigvals_by_device`` part; docs/benchmarks.md)."""
     if D.numel() == 0:
         return np.zeros(0)
     return torch.linalg.eigvals(D.detach().double()).cpu().numpy()
@@ -116,9 +117,9 @@ def eigs(op, k: int = 6, which: str = "LM", backend: str = "auto", tol: float = 
     ``backend``: "scipy" (implicitly restarted ARPACK), "torch" (one unrestarted Arnoldi/Lanczos
     run on the operator's device, a bounded-cost estimate) or "auto" = "scipy" on every device:
     the products still run where the operator lives (a GPU), and only ARPACK's restarts work on
-    host copies of the vectors, O(n) bytes per product. (On an H200 the torch run left the
-    CIFAR-10 parabolic step maps "not_converged" at all three steps, where ARPACK converges:
-    ``benchmarks/results/gpu_campaign/run1``.) ``which``: LM (largest magnitude), LR (largest
+    host copies of the vectors, O(n) bytes per product. (Without restarts, the torch run can
+    leave step maps "not_converged" where ARPACK converges, as it did for the CIFAR-10
+    parabolic step maps on a GPU: docs/benchmarks.md.) ``which``: LM (largest magnitude), LR (largest
     real part), SR, SM. Residuals are relative to max(max|λ|, ``scale``): pass the spectral radius as
     ``scale`` when asking for eigenvalues near zero. ARPACK's are recomputed with the operator;
     the torch path reports the Krylov estimate |β_m s_m| (exact after a breakdown). ``maxiter``

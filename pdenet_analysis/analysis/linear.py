@@ -93,7 +93,7 @@ class JacobianOperator:
     #: much as this many products; afterwards each product costs about one F) ...
     linearize_after = 16
     #: ... and only for inputs of at least this many entries: below, per-call overheads dominate
-    #: and a trace (~0.3 s) is never repaid
+    #: and the cost of a trace is never repaid
     linearize_min_size = 4096
 
     def _jvp_fn(self):

@@ -3,10 +3,10 @@
 On NVIDIA GPUs from Ampere on, PyTorch runs float32 convolutions in TensorFloat-32 by default
 (cuDNN's ``fp32_precision`` is ``"tf32"``): a 10-bit mantissa, relative round-off 2⁻¹¹ ≈ 4.9·10⁻⁴
 instead of float32's 2⁻²⁴ ≈ 6·10⁻⁸. Training is faster for it; an analysis is not a float32
-analysis under it. Measured on an H200 (``benchmarks/results/gpu_campaign/run11``, the CIFAR-10
-Hamiltonian at initialisation, 32 images): the float32 reversibility error of block 0 was
-2.7·10⁻⁵ against 1.3·10⁻⁷ on the CPU, and the inputs of blocks 1 and 2 (computed by the network's
-float32 layers) differed enough to move σ_max of one example from 19.49 to 19.45.
+analysis under it. On a GPU under TF32 the float32 reversibility error of the CIFAR-10
+Hamiltonian's first block came out two orders of magnitude above the CPU's, and the inputs of
+the later blocks (computed by the network's float32 layers) differed enough to move σ_max in the
+fourth digit (the GPU runs in docs/benchmarks.md).
 
 :func:`ieee_float32` runs its body with IEEE float32 matrix products and convolutions, so that a
 float32 number means the same on every device; the reversibility report adds a

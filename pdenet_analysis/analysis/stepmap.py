@@ -20,11 +20,11 @@ first-order operator has S_j = I + M with M = h ∂F/∂Y. M's nonzero eigenvalu
 in turn those of an r × r matrix through the r hidden units that a ReLU keeps on
 (:func:`active_unit_form`). So up to ``reduced_dense_max`` rows of that matrix the count is exact
 from its dense eigenvalues. This matters because these spectra are a bulk, not a few outliers:
-on CIFAR-10's Hamiltonian first unit at initialisation (32,768 unknowns,
-``benchmarks/bench_stepmap_exact.py``) 5,649 eigenvalues of S_0, 17 %, lie outside the unit
-disc, 4,810 of them with |ξ| < 1.01, which no Krylov method counts one by one; through its
-6,087 active units (R from 1,284 grouped columns, :mod:`.colouring`) the exact count takes 43 s
-on 2 CPU cores.
+on CIFAR-10's Hamiltonian first unit at initialisation (32,768 unknowns) thousands of
+eigenvalues of S_0 lie outside the unit disc, most of them within 1 % of the circle, which no
+Krylov method counts one by one. Through the active units (R from grouped columns,
+:mod:`.colouring`) the exact count is one dense eigenvalue problem of a few thousand rows
+(``python benchmarks/bench_stepmap_exact.py``; counts and times in docs/benchmarks.md).
 Larger problems use ARPACK (its products on the operator's device) with residuals; a radius
 that did not converge says so.
 
@@ -165,7 +165,7 @@ def active_unit_form(op, form) -> ActiveUnits | None:
 def reduced_matrix(active: ActiveUnits) -> tuple[torch.Tensor, int]:
     """R of :func:`active_unit_form` as a dense matrix, and the products it took: by grouped
     columns where the hidden units lie on an image grid (:func:`~.colouring.local_jacobian`:
-    about 5× fewer products on CIFAR-10's first unit), else column by column."""
+    fewer products by about the ratio of active units to colours), else column by column."""
     J = JacobianOperator(active.phi, active.w0)
     if active.positions is not None:
         local = local_jacobian(J, active.positions, active.grid)
@@ -188,8 +188,8 @@ def reduced_count(scheme, op, point: tuple, t: float, h: float, radius: float,
     rows = m if active is None else active.rows
     if max_rows is not None and rows > max_rows:
         return None
-    # the dense eigenvalues run on the operator's device (torch's geev on the CPU: 13 % faster
-    # than numpy's, MKL against OpenBLAS)
+    # the dense eigenvalues run on the operator's device (torch's geev on the CPU, MKL, is faster
+    # than numpy's OpenBLAS one: docs/benchmarks.md)
     if active is None:
         M = JacobianOperator(form.map(op), form.u)
         mu, products, method = dense_eigvals(M.dense()), m, f"dense, {form.label}"

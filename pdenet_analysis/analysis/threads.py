@@ -3,10 +3,10 @@
 The Krylov solvers here alternate many times a second between torch (the operator's products,
 on torch's OpenMP threads) and numpy/scipy (ARPACK's restarts, the small projected problems, on
 OpenBLAS's own threads). Each pool busy-waits for a while after its work, so on a machine with
-few cores the two pools take turns spinning on each other's cores. Measured on the 2-core CI
-machine (CIFAR-10 first unit, 32,768 unknowns): an ARPACK product took 25 ms with both pools at
-2 threads and 5 ms with numpy's OpenBLAS at 1 thread — the solver's own numpy work is small, so
-it loses nothing. Torch's threads are not touched, and dense LAPACK calls outside the solvers
+few cores the two pools take turns spinning on each other's cores, and an ARPACK product
+becomes several times slower (measured on a 2-core machine at CIFAR-10's first unit:
+docs/benchmarks.md). The solver's own numpy work is small, so one OpenBLAS thread loses
+nothing. Torch's threads are not touched, and dense LAPACK calls outside the solvers
 keep every thread.
 """
 

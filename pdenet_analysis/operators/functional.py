@@ -49,9 +49,9 @@ def conv_adjoint(z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 
     For an odd square kernel this is the convolution with the kernel flipped in space and its
     channels transposed, which on the CPU in float64 (the analyses' precision) is faster than
-    PyTorch's transposed convolution: 12.7 against 18.1 ms at 32 × 16 × 32 × 32, and 15–19 % off
-    every Jacobian product of CIFAR-10's Hamiltonian first unit (2 CPU cores, 2026-11-26). Float32
-    and GPU tensors keep ``conv_transpose2d``."""
+    PyTorch's transposed convolution, and makes every Jacobian product through a layer faster
+    with it (the measurement is in docs/benchmarks.md). Float32 and GPU tensors keep
+    ``conv_transpose2d``."""
     k = weight.shape[-1]
     if z.dtype == torch.float64 and z.device.type == "cpu" and k % 2 and weight.shape[-2] == k:
         return nnf.conv2d(z, weight.transpose(0, 1).flip(-2, -1), padding=k // 2)

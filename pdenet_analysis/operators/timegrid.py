@@ -171,7 +171,7 @@ def evaluate(grid: TimeGrid, values: torch.Tensor, t: float | torch.Tensor) -> t
 #: how θ(t) is looked up at a tensor t (adaptive solvers pass one at every evaluation): on the
 #: weights' device without reading t (True), by reading t on the host (False), or None: on the
 #: device unless t is on the CPU. There a host read costs nothing, and the device lookup's few
-#: extra small operations cost about 10 % of an adaptive solve of a tiny operator (2 cores); on a
+#: extra small operations are a noticeable share of an adaptive solve of a tiny operator; on a
 #: GPU each host read stalls the queue once per evaluation.
 LOOKUP_ON_DEVICE: bool | None = None
 

@@ -9,7 +9,7 @@ Statistics are counted by the integrator as for fixed-step schemes: operator eva
 counting wrapper, accepted and rejected steps through torchdiffeq's step callbacks.
 
 ``backend="torchode"`` runs dopri5 on torchode instead (optional dependency; same semantics,
-0.5–0.6× the time on smooth fields, see :mod:`.torchode_backend`); the adjoint always runs on
+less time on smooth fields, see :mod:`.torchode_backend`); the adjoint always runs on
 torchdiffeq.
 """
 

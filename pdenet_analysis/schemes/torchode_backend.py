@@ -1,12 +1,12 @@
 """torchode as an optional engine for the adaptive dopri5 solves (``backend="torchode"``).
 
-Why it exists (``benchmarks/bench_adaptive.py``, results in ``benchmarks/results/adaptive_cpu.json``):
-on a smooth right-hand side an evaluation cost 6.7 ms of solve time with torchdiffeq's dopri5
-and 4.3 ms in torchode's loop (16 channels, 32 × 32, batch 8, 2 CPU cores): torchdiffeq keeps the
-stages in one tensor with the stage index last and combines them by strided products and
-reductions. Through this engine ``dopri5`` took 0.47–0.62× the time of the torchdiffeq engine
-on that field, and 0.96–1.08× that of torchode's own loop with the same controller (2026-11-27,
-commit 2116bbb); on a field too small to cost anything, with a GPU's settings, 0.99×.
+Why it exists: on a smooth right-hand side torchdiffeq's dopri5 spends about as long around
+each evaluation as in it, because it keeps the stages in one tensor with the stage index last
+and combines them by strided products and reductions. Through this engine ``dopri5`` takes less
+time than through the torchdiffeq engine on such a field, and about the time of torchode's own
+loop with the same controller, also where the field costs nothing and only the work around it
+counts (``python benchmarks/bench_adaptive.py``; the measurements, with their machines, are in
+docs/benchmarks.md).
 torchdiffeq stays the default and the only engine for the continuous adjoint (``Adjoint``); this
 one backpropagates through its own operations (torchode's ``AutoDiffAdjoint``).
 

@@ -45,8 +45,8 @@ class TrainConfig:
     #: reproducible CUDA runs: deterministic kernels (``torch.use_deterministic_algorithms``, cuDNN
     #: without autotuning), slower. Without it two CUDA runs of one seed differ in round-off from
     #: the first batch on (atomic adds, autotuned convolution algorithms), and SGD amplifies that to
-    #: 3·10⁻³ in the loss within two epochs (measured on an H200, digits); CPU runs are reproducible
-    #: either way
+    #: a visible difference in the loss within a few epochs (docs/benchmarks.md); CPU runs are
+    #: reproducible either way
     deterministic: bool = False
 
     def lr_at(self, epoch: int) -> float:

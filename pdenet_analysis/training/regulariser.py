@@ -7,19 +7,19 @@ over every parameter θ of the PDE blocks' time-dependent layers (stacked along 
 node of their time grid, step h = the grid's spacing) and the kernels K among them.
 
 Why not one expression per parameter: the paper's networks are small, so on a GPU a training step
-is bound by kernel launches. Written per parameter, R and its gradient took 284–512 operations
-per step on the CIFAR-10 presets, and the box constraint 3–6 more (counted with the profiler on
-the CPU, ``python benchmarks/bench_regulariser.py``, ``regulariser_cpu.json``), against 467–887
-for the network's own forward and backward passes (``ops_network``). The library's eager step, R included,
-ran at 0.60–0.72× the images/s of a plain loop, and at 0.91–0.99× with R left out
-(benchmarks/results/training_cuda.json, H200). Here R is computed with ``torch._foreach_*``
+is bound by kernel launches. Written per parameter, R and its gradient take several hundred
+operations per step on the CIFAR-10 presets, of the order of the network's own forward and
+backward passes, and the box constraint a few more per parameter (counted with the profiler,
+``python benchmarks/bench_regulariser.py``); on a GPU the library's eager step then ran
+markedly slower than a plain loop, and nearly as fast with R left out (docs/benchmarks.md).
+Here R is computed with ``torch._foreach_*``
 operations over all parameters at once, and its gradient by the closed form
 
     ∂R/∂θ_{j+1} += g_j,   ∂R/∂θ_j −= g_j,   g_j = α₁ d_j / sqrt(d_j² + τ),  d_j = (θ_{j+1} − θ_j)/h,
     ∂R/∂K += α₂ c_K K    (c_K = h for a PDE-block kernel, 1 otherwise),
 
-also with foreach operations (:class:`_Regulariser`): 61–97 operations on those presets, and 2 for
-the box constraint, whatever the depth. The
+also with foreach operations (:class:`_Regulariser`): a few dozen operations on those presets,
+and 2 for the box constraint, whatever the depth. The
 coefficients travel as Python scalars, so nothing is copied to the device and the step can be
 recorded as a CUDA graph. The sums accumulate in float64: a float32 1-norm on the CPU adds its
 terms one after another (10⁶ equal terms: 0.5 % low), where ``Tensor.sum`` sums pairwise.

@@ -147,7 +147,7 @@ def conditioning(operator, y0, scheme="euler", *, T=None, n_steps=None, k: int =
     [κ found, ``condition_upper_probable``]) and the seed of its start vectors; ``budget``
     (:class:`~pdenet_analysis.analysis.options.Budget`): dense and reduced sizes, iterations.
     ``progress(where)``, if given, is called after each factorisation of the reduced-inverse
-    route (at STL-10's first unit about a minute each on 2 CPU cores)."""
+    route (each can take minutes at the paper's largest sizes on a CPU: docs/benchmarks.md)."""
     scheme, certification, budget = legacy_options("conditioning", legacy, scheme, certification, budget)
     certification, budget = require_options(certification, budget)
     if method not in METHODS:
