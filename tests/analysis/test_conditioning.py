@@ -20,9 +20,10 @@ CONDITIONING_CASES = [
     ("hamiltonian", "symplectic_euler", "inverse-map", 3, 2.0, False),  # κ ≈ 5.6e5: large weights, no N_tv
     ("second_order", "leapfrog", "inverse-map", 3, 1.0, True),
     ("second_order", "leapfrog_symmetric", "inverse-map", 6, 1.0, True),
+    ("resnet", "heun", "inverse-iteration", 3, 1.0, True),  # the fast tier's case of this route
+    ("resnet", "heun", "inverse-iteration", 6, 1.0, True),
     ("parabolic", "rk4", "inverse-iteration", 6, 1.0, True),
     ("hamiltonian", "verlet", "inverse-iteration", 6, 1.0, True),
-    ("resnet", "heun", "inverse-iteration", 6, 1.0, True),
     ("parabolic", "euler", "reduced-inverse", 3, 4.0, True),  # h = 1 on large weights: nearly singular steps
     ("resnet", "euler", "reduced-inverse", 3, 1.5, True),
 ]

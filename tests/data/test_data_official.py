@@ -136,6 +136,7 @@ def test_real_fashion_mnist_matches_published_statistics():
     assert s.y_train.bincount().tolist() == [6000] * 10
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.isdir("/usr/share/datasets/fashion-mnist"), reason="Debian's dataset-fashion-mnist not installed")
 def test_fashion_mnist_cpu_smoke_training():
     from pdenet_analysis.training import TrainConfig, train
