@@ -49,7 +49,7 @@ from pdenet_analysis.operators import timegrid
 from pdenet_analysis.schemes import adaptive
 from pdenet_analysis.testing import HostReads, Launches
 
-from _provenance import interleaved_medians, provenance, result_path, save
+from pdenet_analysis.benchmarking import interleaved_medians, provenance, result_path, save
 
 
 class Counted(torch.nn.Module):
@@ -202,12 +202,12 @@ def main():
         for tol in tols:
             print(f"{n_pieces} piece(s), rtol = atol = {tol:g}", flush=True)
             cases.append(case(n_pieces, tol, dev, args.repeats, shape))
-            save(args.out or result_path(f"adaptive_{dev.type}.json"),  # after every case: kept if stopped
+            save(args.out or result_path("adaptive", dev),  # after every case: kept if stopped
                  dict(provenance=provenance(device=dev), cases=cases, seconds=time.perf_counter() - t0))
     if not args.quick:  # a field so small that a solve's time is its per-evaluation overhead
         print("overhead: 2 channels, 4 × 4, batch 2, rtol = atol = 1e-8", flush=True)
         cases.append(dict(case(1, 1e-8, dev, args.repeats, (2, 2, 4, 4)), overhead_case=True))
-        save(args.out or result_path(f"adaptive_{dev.type}.json"),
+        save(args.out or result_path("adaptive", dev),
              dict(provenance=provenance(device=dev), cases=cases, seconds=time.perf_counter() - t0))
 
 

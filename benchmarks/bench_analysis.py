@@ -32,7 +32,7 @@ import torch
 import pdenet_analysis as pa
 from pdenet_analysis import analysis as A
 
-from _provenance import interleaved_medians, provenance, result_path, save, timed
+from pdenet_analysis.benchmarking import interleaved_medians, provenance, result_path, save, timed
 
 
 def block_input(preset, dev, seed=0):
@@ -122,7 +122,7 @@ def main():
     args = ap.parse_args()
     dev = torch.device(args.device)
     res = dict(provenance=provenance(), sizes=[], quick=args.quick, count_budget=args.count_budget)
-    out = args.out or result_path(f"analysis_{dev.type}.json")
+    out = args.out or result_path("analysis", dev, variant="stl10" if args.datasets == ["stl10"] else None)
     dense = None
     if not args.skip_dense:
         dense = dense_costs(dev, QUICK_DENSE_SIZES if args.quick else DENSE_SIZES)

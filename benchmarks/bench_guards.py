@@ -29,7 +29,7 @@ import pdenet_analysis as pa
 from pdenet_analysis.networks import PDEBlock
 from pdenet_analysis.schemes import adaptive, base
 
-from _provenance import interleaved_medians, provenance, result_path, save
+from pdenet_analysis.benchmarking import interleaved_medians, provenance, result_path, save
 
 integrate_module = importlib.import_module("pdenet_analysis.integrate")
 
@@ -98,7 +98,7 @@ def main():
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     dev = torch.device(args.device)
-    out = args.out or result_path(f"guards_{dev.type}.json")
+    out = args.out or result_path("guards", dev)
     rows = []
     for case in CASES:
         for size in SIZES:

@@ -13,14 +13,14 @@ import torchdiffeq
 import pdenet_analysis as pa
 from pdenet_analysis.operators import functional as F
 
-from _provenance import interleaved_medians as timeit, provenance, result_path, save
+from pdenet_analysis.benchmarking import interleaved_medians as timeit, provenance, result_path, save
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--repeats", type=int, default=30)
-    ap.add_argument("--out", default=result_path("integrate_cpu.json"))
+    ap.add_argument("--out", default=result_path("integrate", "cpu"))
     args = ap.parse_args()
     dev = torch.device(args.device)
     torch.manual_seed(0)

@@ -33,7 +33,7 @@ from pdenet_analysis.networks import PDEBlock
 from pdenet_analysis.schemes.base import Scheme
 from pdenet_analysis.testing import SavedBytes
 
-from _provenance import provenance, result_path, save
+from pdenet_analysis.benchmarking import provenance, result_path, save
 
 
 #: the reversible gradient's generic route (every evaluation twice), measured beside the scheme's own
@@ -116,7 +116,7 @@ def main():
     batch = args.batch or (64 if cuda else 4)
     torch.set_default_dtype(torch.float32)
     rows = []
-    out = args.out or result_path(f"memory_{dev.type}.json")
+    out = args.out or result_path("memory", dev)
     for arch in ("hamiltonian", "second_order"):  # warm-up: CUDA start-up, cuDNN's algorithm search
         for gradient in GRADIENTS:
             measure(arch, min(depths), channels, size, dev, gradient, batch, repeats=1)

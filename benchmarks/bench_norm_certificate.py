@@ -30,7 +30,7 @@ from pdenet_analysis import analysis as A
 from pdenet_analysis.analysis.density import parabolic_bound
 from pdenet_analysis.analysis.stepmap import _example_step_operator, count_outside
 
-from _provenance import provenance, result_path, save, timed
+from pdenet_analysis.benchmarking import provenance, result_path, save, timed
 
 
 def measure(channels: int, size: int, examples: int, factor: float, dev) -> dict:
@@ -90,7 +90,7 @@ def main():
     dev = torch.device(args.device)
     channels, size = (8, 12) if args.quick else (32, 32)
     res = dict(provenance=provenance(), channels=channels, size=size, runs=[])
-    out = args.out or result_path(f"norm_certificate_{dev.type}{'_quick' if args.quick else ''}.json")
+    out = args.out or result_path("norm_certificate", dev, variant="quick" if args.quick else None)
     for factor in (1.0, 2.0):
         row = measure(channels, size, args.examples, factor, dev)
         res["runs"].append(row)

@@ -21,7 +21,7 @@ import torch
 
 from pdenet_analysis import analysis as A
 
-from _provenance import provenance, result_path, save
+from pdenet_analysis.benchmarking import provenance, result_path, save
 from bench_analysis import block_input
 
 
@@ -33,7 +33,7 @@ def main():
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     dev = torch.device(args.device)
-    out = args.out or result_path(f"reduced_inverse_{dev.type}.json")
+    out = args.out or result_path("reduced_inverse", dev)
     res = dict(provenance=provenance(device=dev), max_iter=args.max_iter, sizes=[])
     for preset in args.presets:
         block, x = block_input(preset, dev)

@@ -26,8 +26,8 @@ import pdenet_analysis as pa
 from pdenet_analysis.operators.layers import TimeDependentLayer
 from pdenet_analysis.training import TrainConfig, apply_box_constraint, regulariser, regulariser_per_parameter
 
-from _profile import breakdown
-from _provenance import interleaved_medians, provenance, result_path, save
+from pdenet_analysis.benchmarking import breakdown
+from pdenet_analysis.benchmarking import interleaved_medians, provenance, result_path, save
 
 
 def dispatched(fn) -> int:
@@ -85,7 +85,7 @@ def main():
         print(f"{row['model']:22s} R fwd+bwd: {row['ops_fused']:4d} ops against {row['ops_per_parameter']:4d}, "
               f"{t_fused * 1e3:.2f} against {t_per * 1e3:.2f} ms; box: {row['ops_box']} ops against "
               f"{row['ops_box_per_kernel']}; R {row['value_fused']:.9g} / {row['value_per_parameter']:.9g}", flush=True)
-        save(args.out or result_path(f"regulariser_{dev.type}.json"), dict(provenance=provenance(device=dev), results=rows))
+        save(args.out or result_path("regulariser", dev), dict(provenance=provenance(device=dev), results=rows))
 
 
 if __name__ == "__main__":

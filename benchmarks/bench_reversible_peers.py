@@ -31,7 +31,7 @@ an estimate, not a strict bound: on the CPU the allocator's page faults weigh on
 memory too, and two medium-size ratios came out below it.
 
 ``--profile`` adds, for the deepest block of each size, the profiler's breakdown of one call of
-each method (``_profile.breakdown``): kernels and their summed device time against the wall time,
+each method (``pdenet_analysis.benchmarking.breakdown``): kernels and their summed device time against the wall time,
 operations dispatched, host synchronisations and the costliest operations. On a GPU this says
 whether the reversible gradient's excess over the expected cost is device work or the host's
 issuing of it.
@@ -64,8 +64,8 @@ from pdenet_analysis.gradients import Reversible
 from pdenet_analysis.networks import PDEBlock
 from pdenet_analysis.schemes.base import stage_time
 
-from _profile import breakdown
-from _provenance import interleaved_medians, provenance, result_path, save
+from pdenet_analysis.benchmarking import breakdown
+from pdenet_analysis.benchmarking import interleaved_medians, provenance, result_path, save
 from bench_memory import deep_operator
 
 SCHEME = {"hamiltonian": "symplectic_euler", "second_order": "leapfrog"}
@@ -250,7 +250,7 @@ def main():
         configs = [(d, 32, 32, 64) for d in args.depths] + [(3, 64, 32, 128), (16, 64, 32, 128)]
     else:
         configs = [(d, 16, 16, 4) for d in args.depths] + [(3, 32, 32, 16), (16, 32, 32, 16)]
-    out = args.out or result_path(f"reversible_peers_{dev.type}.json")
+    out = args.out or result_path("reversible_peers", dev)
     rows = []
     deepest = {}  # the deepest block of each size, the one profiled
     for depth, channels, size, batch in configs:

@@ -18,7 +18,7 @@ import torch
 import pdenet_analysis as pa
 from pdenet_analysis import analysis as A
 
-from _provenance import provenance, result_path, save
+from pdenet_analysis.benchmarking import provenance, result_path, save
 
 
 def layer_jacobian(c, s, dev):
@@ -70,7 +70,7 @@ def main():
         mf["speedup"] = (jac + eig) / mf["seconds"]
         mf["dense_memory_GiB"] = N * N * 8 / 2**30
         print(f"n = {N}: matrix-free {mf['seconds']:.2f} s, dense ≈ {jac + eig:.0f} s ({mf['dense_memory_GiB']:.1f} GiB) -> {mf['speedup']:.0f}x")
-    save(args.out or result_path(f"spectrum_{dev.type}.json"), results)
+    save(args.out or result_path("spectrum", dev), results)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ from pdenet_analysis.analysis.model import block_inputs
 from pdenet_analysis.analysis.krylov import batched_arnoldi
 from pdenet_analysis.analysis.stepmap import _dense_count, _example_step_operator, count_outside, reduced_count
 
-from _provenance import provenance, result_path, save
+from pdenet_analysis.benchmarking import provenance, result_path, save
 
 
 def inputs(size, seed=0, batch=1):
@@ -130,7 +130,7 @@ def main():
     ap.add_argument("--no-first-unit", action="store_true", help="skip the 32,768-unknown unit")
     ap.add_argument("--parts", default="ranking,hamiltonian,parabolic",
                     help="comma-separated: ranking, hamiltonian, parabolic (the others in the file are kept)")
-    ap.add_argument("--out", default=result_path("stepmap_exact_cpu.json"))
+    ap.add_argument("--out", default=result_path("stepmap_exact", "cpu"))
     args = ap.parse_args()
     parts = set(args.parts.split(","))
     res = dict(small=None, paper_size=[], ranking=None, parabolic=None)

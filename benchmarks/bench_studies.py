@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from _provenance import provenance, result_path, save
+from pdenet_analysis.benchmarking import provenance, result_path, save
 from pdenet_analysis.studies import Study, run_study
 
 WORK = {"seconds": 0.25}
@@ -81,7 +81,7 @@ def main():
                overhead_fraction=out[1] / direct - 1, speedup_jobs2=out[1] / out[2], cpu_count=os.cpu_count())
     for k, v in res.items():
         print(f"{k:24s} {v:.4g}" if isinstance(v, float) else f"{k:24s} {v}")
-    save(result_path("studies_cpu.json"), dict(provenance=prov, results=res))
+    save(result_path("studies", "cpu"), dict(provenance=prov, results=res))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from pdenet_analysis.testing import HostReads
 from pdenet_analysis.training import TrainConfig, apply_box_constraint, regulariser
 from pdenet_analysis.training.cuda_graph import CapturedStep, warm_step
 
-from _provenance import interleaved_medians, provenance, result_path, save
+from pdenet_analysis.benchmarking import interleaved_medians, provenance, result_path, save
 
 
 def sym(layer, j, y):
@@ -173,7 +173,7 @@ def main():
         rows.append(row)
         print({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
         # saved after every preset: a run stopped at its time keeps what it finished
-        save(args.out or result_path(f"training_{dev.type}.json"),
+        save(args.out or result_path("training", dev),
              dict(provenance=provenance(), batch=args.batch, steps=args.steps, results=rows))
 
 

@@ -1,7 +1,7 @@
 """The memory claim as a figure: saved activation memory and time of forward + backward against
 depth, per gradient strategy, from ``bench_memory.py``'s JSON.
 
-    python benchmarks/plot_memory.py [--json benchmarks/results/memory_cuda.json] [--out docs/img/memory_cuda.png]
+    python benchmarks/plot_memory.py [--json benchmarks/results/memory_h200.json] [--out docs/img/memory_h200.png]
     python benchmarks/plot_memory.py --json benchmarks/results/memory_cpu.json --out docs/img/memory_cpu.png
 """
 
@@ -17,8 +17,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--json", default="benchmarks/results/memory_cuda.json")
-    ap.add_argument("--out", default="docs/img/memory_cuda.png")
+    ap.add_argument("--json", default="benchmarks/results/memory_h200.json")
+    ap.add_argument("--out", default="docs/img/memory_h200.png")
     args = ap.parse_args()
     with open(args.json) as f:
         d = json.load(f)

@@ -3,7 +3,7 @@ once as a CUDA graph and replayed for every later batch.
 
 The paper's networks are small (CIFAR-10: 16–64 channels, a few steps per block), so on a GPU
 one step is hundreds of short kernels and the time goes to launching them from Python, not to
-computing: measured on an H200 (``benchmarks/results/training_cuda.json``), bf16 autocast made
+computing: measured on an H200 (``benchmarks/results/training_h200.json``), bf16 autocast made
 a step *slower* and ``torch.compile`` only matched the plain loop. A CUDA graph replays every
 kernel of the step with one launch (the technique of PyTorch's "whole-network capture",
 ``torch.cuda.graphs``).

@@ -12,7 +12,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2] / "pdenet_analysis"
 #: ``gradients.autograd`` (autograd helpers that import nothing of the package but errors) sits
 #: below the schemes, whose reversible backward steps use it; the gradient strategies above them.
 LAYERS = [
-    {"errors", "status", "progress", "provenance", "replay"},
+    {"errors", "status", "progress", "provenance", "benchmarking", "replay"},
     {"operators", "data", "gradients.autograd"},
     {"schemes"},
     {"gradients"},
