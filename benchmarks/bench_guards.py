@@ -3,7 +3,7 @@
     python benchmarks/bench_guards.py [--device cpu|cuda] [--repeats 201] [--out PATH]
 
 Three checks run on every call of a block with a gradient that evaluates the operator again
-(``pdenet_analysis.replay`` and ``schemes.base.require_no_outside_leaves``):
+(``pdenet_analysis.replay`` and ``gradients.autograd.require_no_outside_leaves``):
 
 * the replay guard around the forward pass: dropout modules in training mode refused, the random
   generators' states and the operator's buffer versions compared before and after;
@@ -27,7 +27,8 @@ import torch
 
 import pdenet_analysis as pa
 from pdenet_analysis.networks import PDEBlock
-from pdenet_analysis.schemes import adaptive, base
+from pdenet_analysis.gradients import autograd
+from pdenet_analysis.schemes import adaptive
 
 from pdenet_analysis.benchmarking import interleaved_medians, provenance, result_path, save
 
@@ -56,14 +57,14 @@ class _NoGuard:
 @contextlib.contextmanager
 def checks_off():
     """The three checks replaced by no-ops for the duration."""
-    saved = (integrate_module.ReplayGuard, base.outside_leaves, adaptive.require_no_outside_leaves)
+    saved = (integrate_module.ReplayGuard, autograd.outside_leaves, adaptive.require_no_outside_leaves)
     integrate_module.ReplayGuard = _NoGuard
-    base.outside_leaves = lambda outputs, known: []
+    autograd.outside_leaves = lambda outputs, known: []  # what the reversible gradient's check calls
     adaptive.require_no_outside_leaves = lambda outputs, known, method: None
     try:
         yield
     finally:
-        integrate_module.ReplayGuard, base.outside_leaves, adaptive.require_no_outside_leaves = saved
+        integrate_module.ReplayGuard, autograd.outside_leaves, adaptive.require_no_outside_leaves = saved
 
 
 def measure(case: str, size: str, dev: torch.device, repeats: int) -> dict:

@@ -25,7 +25,8 @@ def test_trained_networks_point_trains_reloads_and_analyses_every_block(tmp_path
             assert s["examples"] == 2 and (s["unstable_examples"] > 0) == (s["radius"] > 1 + 1e-6)
         c = block["conditioning"]
         assert c["all_converged"] and c["certified"] == 2 and c["p5"] <= c["median"] <= c["max"]
-        assert max(block["reversibility"].values()) < 1e-5  # the reversible block inverts
+        rev = block["reversibility"]  # the reversible block inverts to each precision's round-off
+        assert rev["float64"] < 1e-12 and rev["float32"] < 1e-5 and rev["bfloat16"] < 0.1
     page = study.aggregate([dict(config=config, result=r)], str(tmp_path), True)
     assert "| hamiltonian | symplectic_euler |" in page and "### hamiltonian (symplectic_euler" in page
     assert (tmp_path / "trained_networks.png").read_bytes()[:4] == b"\x89PNG"
