@@ -14,6 +14,7 @@ from .errors import (
     IncompatibleSchemeError,
     IntegrationError,
     InvalidArgumentError,
+    MissingDependencyError,
     NonFiniteError,
     PDENetError,
     ShapeError,
@@ -24,16 +25,16 @@ from .gradients import Adjoint, Backprop, Reversible
 from .integrate import Solution, Stats, integrate, reverse
 from .networks import PDEBlock, PDECNN, available_presets, build_preset
 from .operators import hamiltonian, parabolic, resnet, second_order
-from .schemes import available_schemes, get_scheme, register_scheme
+from .schemes import ButcherTableau, available_schemes, get_scheme, get_tableau, register_scheme
 
 __version__ = "0.1.0"
 
 __all__ = [
     "analyze", "Budget", "Certification", "analysis", "errors", "gradients", "networks", "operators", "schemes", "ConfigMismatchError", "DataError", "IncompatibleOperatorError",
     "IncompatibleSchemeError",
-    "IntegrationError", "InvalidArgumentError", "NonFiniteError", "PDENetError", "ShapeError", "TensorTypeError", "UnknownNameError",
+    "IntegrationError", "InvalidArgumentError", "MissingDependencyError", "NonFiniteError", "PDENetError", "ShapeError", "TensorTypeError", "UnknownNameError",
     "Adjoint",
     "Backprop", "Reversible", "Solution", "Stats", "integrate", "reverse", "PDEBlock", "PDECNN",
     "available_presets", "build_preset", "hamiltonian", "parabolic", "resnet", "second_order",
-    "available_schemes", "get_scheme", "register_scheme", "__version__",
+    "available_schemes", "get_scheme", "register_scheme", "ButcherTableau", "get_tableau", "__version__",
 ]

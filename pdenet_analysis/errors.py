@@ -91,6 +91,10 @@ class ConfigMismatchError(PDENetError, ValueError):
     """A run cannot continue from a checkpoint: another network, data set or training settings."""
 
 
+class MissingDependencyError(PDENetError, ImportError):
+    """An optional package that a feature needs is not installed; the message names the install."""
+
+
 class DataError(PDENetError, OSError):
     """A data or model file is missing, truncated, corrupt or of another version."""
 

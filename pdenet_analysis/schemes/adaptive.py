@@ -21,7 +21,6 @@ from torch import nn
 from ..errors import IncompatibleSchemeError, NonFiniteError, UnknownNameError
 from ..gradients.autograd import require_no_outside_leaves
 from .base import Scheme
-from .tableau import ButcherTableau
 
 
 def all_finite(tensors) -> bool:
@@ -43,22 +42,6 @@ ADAPTIVE_METHODS = {
     "adaptive_heun": 2,
     "fehlberg2": 2,
 }
-
-
-def _torchdiffeq_tableau(method: str):
-    """The Butcher tableau of the solution that torchdiffeq's ``method`` propagates (A from its
-    ``beta`` rows, b from ``c_sol``), as a validated :class:`ButcherTableau`. Trailing stages
-    with weight 0 (the FSAL stage of dopri5 and bosh3) are dropped: one step's result does not
-    depend on them."""
-    from torchdiffeq._impl.odeint import SOLVERS
-
-    tab = SOLVERS[method].tableau
-    b = [float(x) for x in tab.c_sol]
-    rows = [[float(x) for x in row] for row in tab.beta]
-    while b[-1] == 0.0:
-        b.pop()
-        rows.pop()
-    return ButcherTableau.explicit(rows, b)
 
 
 #: check every evaluation of the right-hand side for NaN/Inf on the host as it happens (True), or
@@ -187,6 +170,15 @@ class TorchDiffEq(Scheme):
         return dict(rtol=self.rtol, atol=self.atol, max_steps=self.max_steps, backend=self.backend)
 
     @property
+    def tableau(self):
+        """The embedded pair this method runs (b the propagated solution, b_hat the error
+        estimate's), as catalogued in :mod:`~pdenet_analysis.schemes.catalogue`: its orders,
+        stability function and intervals are read from it."""
+        from .catalogue import get_tableau
+
+        return get_tableau(self.method)
+
+    @property
     def step_scheme(self):
         """One step of the propagated Runge–Kutta solution as a fixed-step scheme: what an accepted
         step of size h does to the state. The analyses take step maps and the stability function
@@ -194,7 +186,7 @@ class TorchDiffEq(Scheme):
         if self._step_scheme is None:
             from .runge_kutta import ExplicitRungeKutta
 
-            self._step_scheme = ExplicitRungeKutta(_torchdiffeq_tableau(self.method), self.order, self.name)
+            self._step_scheme = ExplicitRungeKutta(self.tableau, self.order, self.name)
         return self._step_scheme
 
     def step(self, op, state, t, h):

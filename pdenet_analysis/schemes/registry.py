@@ -2,7 +2,11 @@
 
 ``get_scheme("rk4")`` builds a scheme; ``register_scheme(name, factory)`` adds a user's scheme,
 after which the project's property checks (``pdenet_analysis.testing``) and the test-suite's
-registry-driven tests apply to it.
+registry-driven tests apply to it. A factory is built once when it is registered: one that
+raises, returns something other than a :class:`~.base.Scheme`, or carries a Butcher tableau
+whose rooted-tree order is below the scheme's declared order is refused there. What the messages
+need of every scheme (the kinds it accepts, whether it is reversible) is kept from that build, so
+listing the reversible schemes never builds them all again.
 """
 
 from __future__ import annotations
@@ -35,11 +39,54 @@ for _m in ADAPTIVE_METHODS:
 _BUILTIN = frozenset(_REGISTRY)
 
 
+#: name -> (operator kinds accepted, reversible), from one build of the scheme
+_TRAITS: dict[str, tuple[frozenset, bool]] = {}
+
+
+def _traits(name: str) -> tuple[frozenset, bool]:
+    if name not in _TRAITS:
+        scheme = _REGISTRY[name]()
+        _TRAITS[name] = (frozenset(scheme.kinds), bool(scheme.reversible))
+    return _TRAITS[name]
+
+
+def _built(name: str, factory: Callable[..., Scheme]) -> Scheme:
+    """The factory's scheme, checked: callable with no arguments, a Scheme, and a tableau (if it
+    has one) whose certified order reaches the declared one."""
+    if not callable(factory):
+        raise InvalidArgumentError(f"register_scheme({name!r}, ...) needs a factory (a class or a function that "
+                                   f"builds the scheme), got {type(factory).__name__}")
+    try:
+        scheme = factory()
+    except Exception as exc:  # any failure of the user's code is reported as theirs, with its cause
+        raise InvalidArgumentError(f"the factory registered as {name!r} raised {type(exc).__name__}: {exc}; "
+                                   "a factory must build its scheme with no arguments") from exc
+    if not isinstance(scheme, Scheme):
+        raise InvalidArgumentError(f"the factory registered as {name!r} returned a {type(scheme).__name__}, not a "
+                                   "pdenet_analysis.schemes.Scheme")
+    from .tableau import ButcherTableau
+
+    tableau = getattr(scheme, "tableau", None)
+    if isinstance(tableau, ButcherTableau) and scheme.order > 0:
+        certified = tableau.order(max_order=scheme.order)
+        if certified < scheme.order:
+            raise InvalidArgumentError(f"scheme {name!r} declares order {scheme.order} but its tableau's order "
+                                       f"conditions (rooted trees) certify only order {certified}")
+    return scheme
+
+
 def register_scheme(name: str, factory: Callable[..., Scheme], overwrite: bool = False) -> None:
-    """Add a scheme factory under ``name``."""
+    """Add a scheme factory under ``name``, after building it once (see the module docstring)."""
+    if not isinstance(name, str) or not name:
+        raise InvalidArgumentError(f"a scheme's name must be a non-empty string, got {name!r}")
     if name in _REGISTRY and not overwrite:
         raise InvalidArgumentError(f"a scheme named {name!r} is already registered; pass overwrite=True to replace it")
+    if name in _BUILTIN:
+        raise InvalidArgumentError(f"{name!r} is a built-in scheme and cannot be replaced; register yours under "
+                                   "another name")
+    scheme = _built(name, factory)
     _REGISTRY[name] = factory
+    _TRAITS[name] = (frozenset(scheme.kinds), bool(scheme.reversible))
 
 
 def unregister_scheme(name: str) -> None:
@@ -49,6 +96,7 @@ def unregister_scheme(name: str) -> None:
     if name not in _REGISTRY:
         raise UnknownNameError("scheme", name, _REGISTRY)
     del _REGISTRY[name]
+    _TRAITS.pop(name, None)
 
 
 def available_schemes() -> list[str]:
@@ -84,13 +132,13 @@ def get_scheme(scheme: str | Scheme, **kwargs) -> Scheme:
 
 
 def names_accepting(kind: str) -> list[str]:
-    return [n for n in available_schemes() if get_scheme(n).accepts(kind)]
+    """The registered schemes that accept operators of ``kind``."""
+    return [n for n in available_schemes() if kind in _traits(n)[0]]
 
 
 def reversible_names() -> str:
     """The registered reversible schemes with the operator kinds they take, for error messages."""
-    found = [(n, get_scheme(n)) for n in available_schemes()]
-    return ", ".join(f"{n} ({'/'.join(sorted(s.kinds))})" for n, s in found if s.reversible)
+    return ", ".join(f"{n} ({'/'.join(sorted(_traits(n)[0]))})" for n in available_schemes() if _traits(n)[1])
 
 
 # the schemes' own error messages name the others through these (schemes.base never imports the registry)

@@ -2,7 +2,9 @@
 
 They integrate the first-order form of any operator (Y for first order, (Y, V) for second order,
 (Y, Z) for Hamiltonian), so they accept every kind. Stability: |R(hλ)| ≤ 1 with R the tableau's
-stability polynomial (:meth:`ButcherTableau.stability_polynomial`).
+stability polynomial (:meth:`ButcherTableau.stability_polynomial`). A scheme is built from any
+explicit tableau, a published one from :func:`~pdenet_analysis.schemes.catalogue.get_tableau`
+included; its declared order is checked against the tableau's rooted-tree order on construction.
 
 References: Hairer, Nørsett & Wanner, *Solving Ordinary Differential Equations I*, §II.1.
 """
@@ -12,26 +14,46 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import InvalidArgumentError
+from ..errors import IncompatibleSchemeError, InvalidArgumentError
 from .base import Scheme, StepForm, stage_time
 from .tableau import ButcherTableau
 
 
 class ExplicitRungeKutta(Scheme):
-    """An explicit RK scheme defined by a :class:`ButcherTableau` and its declared order."""
+    """An explicit RK scheme defined by a :class:`ButcherTableau` and its declared order (the
+    tableau's certified order when ``order`` is None). A declared order above the one Butcher's
+    conditions certify is refused, naming the first condition that fails."""
 
     kinds = frozenset({"first_order", "second_order", "hamiltonian"})
 
-    def __init__(self, tableau: ButcherTableau, order: int, name: str = "explicit_rk"):
-        if not tableau.order_conditions_satisfied(min(order, 4)):
-            raise InvalidArgumentError(f"tableau of {name!r} does not satisfy the order conditions of order {order}")
+    def __init__(self, tableau: ButcherTableau, order: int | None = None, name: str = "explicit_rk"):
+        if not isinstance(tableau, ButcherTableau):
+            raise InvalidArgumentError(f"ExplicitRungeKutta takes a ButcherTableau, got {type(tableau).__name__}")
+        if not tableau.is_explicit:
+            raise IncompatibleSchemeError(
+                f"tableau {tableau.name or name!r} is implicit (A has entries on or above the diagonal): "
+                "ExplicitRungeKutta steps explicit tableaux only; an implicit tableau's order, stability function "
+                "and symplecticity are still certified by its ButcherTableau methods")
+        certified = tableau.order(max_order=max(int(order or 8), 1))
+        order = certified if order is None else order
+        if isinstance(order, bool) or not isinstance(order, int) or order < 1:
+            raise InvalidArgumentError(f"order must be a positive integer, got {order!r}")
+        if certified < order:
+            failed = next(c for c in tableau.order_conditions(order) if not c.holds)
+            raise InvalidArgumentError(
+                f"tableau of {name!r} does not satisfy the order conditions of order {order}: Butcher's conditions "
+                f"certify order {certified}; the tree {failed.notation} ({failed.order} nodes) has Φ = {failed.phi!r} "
+                f"against 1/γ = {failed.expected!r}")
         self.tableau, self.order, self.name = tableau, int(order), name
-        self._rows = [[(j, a) for j, a in enumerate(row[:i]) if a != 0.0] for i, row in enumerate(tableau.a)]
-        self._weights = [(i, b) for i, b in enumerate(tableau.b) if b != 0.0]
+        stepped = tableau.truncated()  # trailing stages of weight 0 (an FSAL stage) change nothing in a step
+        self._c = stepped.c
+        self._rows = [[(j, a) for j, a in enumerate(row[:i]) if a != 0.0] for i, row in enumerate(stepped.a)]
+        self._weights = [(i, b) for i, b in enumerate(stepped.b) if b != 0.0]
 
     @property
     def n_stages(self) -> int:
-        return self.tableau.stages
+        """Evaluations of the vector field per step."""
+        return len(self._rows)
 
     def step(self, op, state, t: float, h: float):
         ks = []
@@ -39,7 +61,7 @@ class ExplicitRungeKutta(Scheme):
             y = state
             for j, a in row:
                 y = tuple(torch.add(yi, kj, alpha=h * a) for yi, kj in zip(y, ks[j]))
-            ks.append(op.vector_field(stage_time(t, self.tableau.c[i], h), y))
+            ks.append(op.vector_field(stage_time(t, self._c[i], h), y))
         out = state
         for i, b in self._weights:
             out = tuple(torch.add(yi, ki, alpha=h * b) for yi, ki in zip(out, ks[i]))

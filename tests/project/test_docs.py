@@ -36,6 +36,17 @@ def test_every_python_snippet_runs(page, tmp_path):
     assert r.returncode == 0, f"{page.name}:\n{r.stderr[-3000:]}"
 
 
+@pytest.mark.slow
+def test_the_test_file_in_extending_md_passes_under_pytest(tmp_path):
+    """docs/extending.md's copyable test file, as a user saves and runs it."""
+    blocks = [b for b in _snippets(ROOT / "docs" / "extending.md") if "def test_certificate" in b]
+    assert len(blocks) == 1
+    (tmp_path / "test_my_scheme.py").write_text(blocks[0])
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_my_scheme.py"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and "4 passed" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]
+
+
 BASH = re.compile(r"^```bash\n(.*?)^```", re.S | re.M)
 
 

@@ -139,47 +139,13 @@ def _check_inversion(name, scheme):
     return dict(errors=errs)
 
 
-def _local_error(op, y0, scheme, h):
-    from ...integrate import integrate
-
-    with torch.no_grad():
-        a = integrate(op, y0, scheme, T=h, n_steps=1).state
-        b = integrate(op, y0, "rk4", T=h, n_steps=12).state
-    return sum(float((x - y).square().sum()) for x, y in zip(a, b)) ** 0.5
-
-
 def _check_hypothesis(name, scheme, max_examples: int):
-    from hypothesis import HealthCheck, given, settings
-    from hypothesis import strategies as st
+    from ...testing import inversion_property, local_error_property
 
-    from ...testing import check_inversion
-    from ...testing import strategies as pst
-
-    tried = []
-    kinds = ("hamiltonian",) if scheme.reversible else ("parabolic", "resnet")
-    if scheme.reversible:
-        @settings(max_examples=max_examples, derandomize=True, database=None, deadline=None,
-                  suppress_health_check=list(HealthCheck))
-        @given(pst.paper_operators(kinds=kinds, activation="tanh"), pst.step_counts(1, 6))
-        def prop(op_state, n):
-            tried.append(1)
-            op, y0 = op_state
-            check_inversion(scheme, op, y0, n_steps=n)
-    else:
-        @settings(max_examples=max_examples, derandomize=True, database=None, deadline=None,
-                  suppress_health_check=list(HealthCheck))
-        @given(pst.paper_operators(kinds=kinds, activation="tanh", normalise=False), st.sampled_from([0.05, 0.1]))
-        def prop(op_state, h):
-            tried.append(1)
-            op, y0 = op_state
-            e1, e2 = _local_error(op, y0, scheme, h), _local_error(op, y0, scheme, h / 2)
-            if e1 > 1e-13:
-                ratio = e1 / max(e2, 1e-300)
-                want = 0.7 * 2 ** (scheme.order + 1)
-                assert ratio >= want, (f"local error ratio e(h)/e(h/2) = {ratio:.2f} at h = {h}, "
-                                       f"expected ≥ {want:.1f} for order {scheme.order}")
+    prop = (inversion_property(scheme, max_examples) if scheme.reversible
+            else local_error_property(scheme, max_examples))
     prop()
-    return dict(examples=len(tried))
+    return dict(examples=max_examples)
 
 
 def run(config: dict) -> dict:
