@@ -113,6 +113,7 @@ def _sentences(text: str) -> int:
     return 1 + len(re.findall(r"[.!?] (?=[A-Z])", text.strip().rstrip(".")))
 
 
+@pytest.mark.slow  # analyses every block with every analysis (10 s)
 def test_every_report_names_its_model_and_block_and_keeps_its_notes_to_two_sentences(net, tmp_path):
     import matplotlib
 

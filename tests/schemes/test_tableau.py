@@ -261,7 +261,7 @@ def test_perturbing_any_single_coefficient_by_1e_6_drops_the_certified_order(nam
 # Properties for every tableau in a family (Hypothesis)
 
 
-@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@settings(max_examples=30, deadline=None, derandomize=True, database=None)
 @given(st.floats(0.05, 1.0))
 def test_every_two_stage_second_order_method_has_order_two_and_the_same_stability(alpha):
     """c₂ = α, b = (1 − 1/(2α), 1/(2α)) is of order exactly 2 for every α (no two-stage method has

@@ -94,6 +94,7 @@ def test_resume_with_nothing_to_resume_says_so_and_starts_fresh(tmp_path, capsys
     assert json.loads((out / "summary.json").read_text())["epochs"] == 1
 
 
+@pytest.mark.slow  # a training run with an adaptive solver
 def test_train_takes_the_continuous_depth_settings(tmp_path, capsys):
     """--scheme dopri5 --rtol --atol --interpolation linear: the discrete-vs-continuous study's
     continuous-depth training, recorded in the checkpoint so that it reloads as trained."""
