@@ -36,7 +36,8 @@ class UnknownNameError(PDENetError, KeyError):
 
     def __init__(self, what: str, name: str, valid: Iterable[str]):
         self.what, self.name, self.valid = what, name, sorted(valid)
-        plural = what[:-1] + "ies" if what.endswith("y") and what[-2:-1] not in "aeiou" else what + "s"
+        plural = (what[:-1] + "ies" if what.endswith("y") and what[-2:-1] not in "aeiou"
+                  else what + "x" if what.endswith("eau") else what + "s")
         self.suggestion = _nearest(str(name), self.valid)
         hint = f" (did you mean {self.suggestion!r}?)" if self.suggestion else ""
         super().__init__(f"unknown {what} {name!r}{hint}; valid {plural}: {', '.join(self.valid)}")

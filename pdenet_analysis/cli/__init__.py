@@ -20,6 +20,7 @@ commands:
   analyze      stability, conditioning, spectra, reversibility, order, energy of a network's blocks
   study        run a study (a cached sweep with figures and a page); study --list names them
   schemes      list the schemes and their metadata
+  tableaux     the published Butcher tableaux and their certificates (order by rooted trees, ...)
   presets      list the network presets and their weight counts
   demo         integrate the paper's three operators and print what happened
 
@@ -52,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pdenet-analysis: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (| head): nothing more to say to it
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as e:  # a bug of the library, not a user mistake
         if args.debug:
             raise

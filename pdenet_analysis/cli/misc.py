@@ -1,4 +1,5 @@
-"""The small subcommands: ``schemes``, ``presets``, ``demo``, ``quickstart`` and ``study``."""
+"""The small subcommands: ``schemes``, ``tableaux``, ``presets``, ``demo``, ``quickstart`` and
+``study``."""
 
 from __future__ import annotations
 
@@ -43,6 +44,13 @@ def add_parsers(sub, formatter=HelpFormatter) -> None:
     sc = sub.add_parser("schemes", formatter_class=formatter, description="list schemes and their metadata")
     sc.add_argument("--json", action="store_true", help="machine-readable output")
     sc.set_defaults(func=schemes)
+    tb = sub.add_parser("tableaux", formatter_class=formatter,
+                        description="the published Butcher tableaux and what each certifies: order by rooted trees, "
+                        "embedded order, stage order, symplecticity, symmetry, stability intervals")
+    tb.add_argument("name", nargs="?", help="one tableau: its coefficients, certificates and the order conditions "
+                    "it misses at the next order")
+    tb.add_argument("--json", action="store_true", help="machine-readable output")
+    tb.set_defaults(func=tableaux)
     pr = sub.add_parser("presets", formatter_class=formatter, description="list network presets and weight counts")
     pr.add_argument("--json", action="store_true", help="machine-readable output")
     pr.set_defaults(func=presets)
@@ -65,6 +73,53 @@ def schemes(args) -> int:
     for r in rows:
         print(f"{r['name']:20s} {r['order']:5d}  {','.join(r['kinds']):40s} {str(r['symplectic']):10s} "
               f"{str(r['reversible']):10s} {r['adaptive']}")
+    return 0
+
+
+def _interval(x: float) -> str:
+    return "∞" if x == float("inf") else f"{x:.4g}"
+
+
+def tableaux(args) -> int:
+    import json
+
+    from ..schemes import TABLEAUX, get_tableau
+
+    names = [args.name] if args.name else list(TABLEAUX)
+    rows = [get_tableau(n).summary() for n in names]  # an unknown name: UnknownNameError, one line
+    if args.json:
+        for r, n in zip(rows, names):
+            tab = get_tableau(n)
+            r.update(a=[list(x) for x in tab.a], b=list(tab.b), c=list(tab.c),
+                     b_hat=None if tab.b_hat is None else list(tab.b_hat))
+            for key in ("real_stability_interval", "imaginary_stability_interval"):
+                r[key] = "inf" if r[key] == float("inf") else r[key]  # strict JSON has no Infinity
+        print(json.dumps(rows if not args.name else rows[0], indent=1, default=str))
+        return 0
+    print(f"{'name':18s} {'stages':>6s} {'order':>5s} {'embedded':>8s} {'stage':>5s}  {'explicit':8s} {'symplectic':10s} "
+          f"{'symmetric':9s} {'FSAL':5s} {'real interval':>13s} {'imag interval':>13s}  A-stable")
+    for r in rows:
+        emb = "–" if r["embedded_order"] is None else str(r["embedded_order"])
+        print(f"{r['name']:18s} {r['stages']:6d} {r['order']:5d} {emb:>8s} {r['stage_order']:5d}  {str(r['explicit']):8s} "
+              f"{str(r['symplectic']):10s} {str(r['symmetric']):9s} {str(r['fsal']):5s} "
+              f"{_interval(r['real_stability_interval']):>13s} {_interval(r['imaginary_stability_interval']):>13s}  "
+              f"{r['a_stable']}")
+    if args.name:
+        tab = get_tableau(args.name)
+        print("\nc | A")
+        for ci, row in zip(tab.c, tab.a):
+            print(f"{ci:.6g} | " + "  ".join(f"{x:.6g}" for x in row))
+        print("b:     " + "  ".join(f"{x:.6g}" for x in tab.b))
+        if tab.b_hat is not None:
+            print("b_hat: " + "  ".join(f"{x:.6g}" for x in tab.b_hat))
+        p = rows[0]["order"]
+        missed = [c for c in tab.order_conditions(p + 1) if c.order == p + 1 and not c.holds]
+        print(f"\norder {p + 1} fails on {len(missed)} of the {sum(1 for c in tab.order_conditions(p + 1) if c.order == p + 1)} "
+              "trees with that many nodes:")
+        for c in missed[:12]:
+            print(f"  {c.notation:12s} Φ = {c.phi:.10g}, 1/γ = {c.expected:.10g}")
+        if len(missed) > 12:
+            print(f"  … and {len(missed) - 12} more (ButcherTableau.order_conditions lists them all)")
     return 0
 
 

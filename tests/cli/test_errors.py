@@ -42,6 +42,7 @@ CASES = {
     "evaluate a model with no data set": (["evaluate", "digits-parabolic"], "--dataset"),
     "preset name in the other order": (["analyze", "parabolic-digits"], "did you mean 'digits-parabolic'"),
     "unknown scheme": (["analyze", "digits-parabolic", "--scheme", "rk5"], "valid schemes"),
+    "unknown tableau": (["tableaux", "dorpi5"], "did you mean 'dopri5'?); valid tableaux"),
     "unknown dataset": (["train", "--dataset", "nope", "--model", "digits-parabolic"], "valid datasets"),
     "scheme for another operator kind": (["analyze", "digits-hamiltonian", "--scheme", "leapfrog"], "leapfrog"),
     "keep-last without the reversible gradient": (TRAIN + ["--keep-last", "1"], "add --gradient reversible"),
@@ -126,6 +127,23 @@ def test_schemes_and_presets_have_json_output(capsys):
     assert main(["presets", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {r["name"]: r["weights"] for r in rows}["cifar10-hamiltonian"] == pa.build_preset("cifar10-hamiltonian").n_parameters()
+
+
+def test_tableaux_lists_the_catalogue_and_shows_one_with_the_trees_it_misses(capsys):
+    import json
+
+    import pdenet_analysis as pa
+
+    assert main(["tableaux", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in rows] == list(pa.schemes.TABLEAUX)
+    assert {r["name"]: r["order"] for r in rows}["dopri8"] == 8
+    assert main(["tableaux", "rk4"]) == 0
+    out = capsys.readouterr().out
+    assert "order 5 fails on 9 of the 9 trees" in out and "[[[[•]]]]" in out and "2.785" in out
+    assert main(["tableaux", "gauss4", "--json"]) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert one["symplectic"] and one["a_stable"] and one["real_stability_interval"] == "inf"
 
 
 def test_analyze_passes_its_analysis_options_to_the_library(monkeypatch, tmp_path):

@@ -34,7 +34,7 @@ def test_the_top_level_help_is_plain_text_and_lists_every_command(capsys):
         main(["--help"])
     out = capsys.readouterr().out
     assert "``" not in out and ":func:" not in out and ":mod:" not in out
-    for name in ("quickstart", "train", "evaluate", "analyze", "study", "schemes", "presets", "demo"):
+    for name in ("quickstart", "train", "evaluate", "analyze", "study", "schemes", "tableaux", "presets", "demo"):
         assert f"  {name} " in out
 
 
