@@ -21,6 +21,7 @@ from torch import nn
 from ..errors import IncompatibleSchemeError, NonFiniteError, UnknownNameError
 from ..gradients.autograd import require_no_outside_leaves
 from .base import Scheme
+from .catalogue import get_tableau
 
 
 def all_finite(tensors) -> bool:
@@ -174,8 +175,6 @@ class TorchDiffEq(Scheme):
         """The embedded pair this method runs (b the propagated solution, b_hat the error
         estimate's), as catalogued in :mod:`~pdenet_analysis.schemes.catalogue`: its orders,
         stability function and intervals are read from it."""
-        from .catalogue import get_tableau
-
         return get_tableau(self.method)
 
     @property

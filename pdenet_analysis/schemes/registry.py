@@ -20,6 +20,7 @@ from .base import MESSAGE_HINTS, Scheme
 from .reversible_rk import ReversibleRungeKutta
 from .runge_kutta import RK4, ForwardEuler, Heun, Midpoint
 from .symplectic import Leapfrog, StormerVerlet, SymplecticEuler
+from .tableau import ButcherTableau
 
 _REGISTRY: dict[str, Callable[..., Scheme]] = {
     "euler": ForwardEuler,
@@ -64,8 +65,6 @@ def _built(name: str, factory: Callable[..., Scheme]) -> Scheme:
     if not isinstance(scheme, Scheme):
         raise InvalidArgumentError(f"the factory registered as {name!r} returned a {type(scheme).__name__}, not a "
                                    "pdenet_analysis.schemes.Scheme")
-    from .tableau import ButcherTableau
-
     tableau = getattr(scheme, "tableau", None)
     if isinstance(tableau, ButcherTableau) and scheme.order > 0:
         certified = tableau.order(max_order=scheme.order)
