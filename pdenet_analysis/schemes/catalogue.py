@@ -6,16 +6,16 @@ gives them so; what each tableau certifies (order, stage order, symplecticity, s
 stability intervals) is computed from them by :class:`.ButcherTableau`, and the test-suite checks
 each against its published value. Sources:
 
-* explicit methods: Hairer, Nørsett & Wanner, *Solving ODEs I* (2nd ed.), §II.1 (Tables 1.1–1.2:
-  Runge, Heun, Kutta, the 3/8 rule), §II.4 (Merson, Fehlberg, Dormand–Prince 5(4)); Butcher,
-  *Numerical Methods for ODEs* (3rd ed., 2016), §32 (Ralston, the sixth-order method of §325);
+* explicit methods: Hairer, Nørsett & Wanner, *Solving ODEs I* (2nd ed.), §II.1 (Runge, Heun,
+  Kutta, the 3/8 rule), §II.4 and §II.5 (Merson, Fehlberg, Dormand–Prince 5(4) and 8(7)); Butcher,
+  *Numerical Methods for ODEs* (3rd ed., 2016), ch. 3 (Ralston, Butcher's sixth-order method);
   Gill (1951); Shu & Osher (1988) and Spiteri & Ruuth (2002) for the SSP methods; Bogacki &
   Shampine (1989); Cash & Karp (1990); Tsitouras (2011, with the corrected sign of the last
   error weight); Prince & Dormand (1981) for the 8(7) pair, whose rational approximations are
   read from torchdiffeq's table so that the catalogue and the solver agree coefficient for
   coefficient;
-* implicit methods: Hairer & Wanner, *Solving ODEs II* (2nd ed.), §IV.5 (Tables 5.1–5.6: Gauss,
-  Radau IA/IIA, Lobatto IIIA/IIIB/IIIC) and §IV.6 (SDIRK: Crouzeix's order-3 and Alexander's
+* implicit methods: Hairer & Wanner, *Solving ODEs II* (2nd ed.), §IV.5 (Gauss, Radau IA/IIA,
+  Lobatto IIIA/IIIB/IIIC) and §IV.6 (SDIRK: Crouzeix's order-3 and Alexander's
   L-stable order-2 methods).
 """
 

@@ -13,11 +13,11 @@ of :mod:`.trees` assumes). What the tableau certifies is computed from its coeff
   for every rooted tree with at most p nodes, each to a tolerance from the coefficients'
   rounding; :meth:`~ButcherTableau.order_conditions` lists every residual with its tree;
 * :meth:`~ButcherTableau.stage_order`: the largest q with C(q): Σ_j a_ij c_j^{k−1} = c_i^k / k
-  for k ≤ q (Hairer & Wanner, *Solving ODEs II*, §IV.5, eq. (5.3));
+  for k ≤ q, with B(q) (Hairer & Wanner, *Solving ODEs II*, §IV.5, the simplifying assumptions);
 * :meth:`~ButcherTableau.is_symplectic`: Cooper's condition b_i a_ij + b_j a_ji = b_i b_j
   (Hairer, Lubich & Wanner, *Geometric Numerical Integration*, Thm. VI.4.3);
 * :meth:`~ButcherTableau.is_symmetric`: the adjoint tableau (1bᵀ − A, b, 1 − c) equals the
-  tableau up to a permutation of the stages (ibid., Thm. V.2.3);
+  tableau up to a permutation of the stages (ibid., §V.2);
 * :meth:`~ButcherTableau.stability_function`: R(z) = det(I − zA + z1bᵀ) / det(I − zA) on
   y' = λy, z = hλ (Hairer & Wanner II, §IV.3, Prop. 3.2), a polynomial of degree ≤ s for an
   explicit tableau, with its real and imaginary stability intervals.
@@ -197,7 +197,7 @@ class ButcherTableau:
         return all(c.holds for c in self.order_conditions(order, tol=tol))
 
     def stage_order(self, tol: float | None = None) -> int:
-        """The largest q with B(q) and C(q) (Butcher 2016, §342): Σ_i b_i c_i^{k−1} = 1/k and
+        """The largest q with B(q) and C(q) (Hairer & Wanner II, §IV.5): Σ_i b_i c_i^{k−1} = 1/k and
         Σ_j a_ij c_j^{k−1} = c_i^k / k for every stage and every k ≤ q (C(1) is c = A1, checked
         at construction); 0 when Σ b_i ≠ 1."""
         A, b, c = self.matrix, np.array(self.b), np.array(self.c)

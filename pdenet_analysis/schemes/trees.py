@@ -8,7 +8,7 @@ most p nodes, its elementary weight equals the reciprocal of the tree's density:
 
 where [τ₁ … τ_m] is the tree whose root has the subtrees τ₁ … τ_m as children, |τ| its number
 of nodes and ⊙ the componentwise product (Butcher, *Numerical Methods for Ordinary Differential
-Equations*, 3rd ed. 2016, §3.1–3.3; Hairer, Nørsett & Wanner, *Solving ODEs I*, §II.2). The
+Equations*, 3rd ed. 2016, ch. 3; Hairer, Nørsett & Wanner, *Solving ODEs I*, §II.2). The
 conditions hold for implicit A as well; they assume c = A1, which :class:`.ButcherTableau`
 checks. There are 1, 1, 2, 4, 9, 20, 48, 115 trees with 1, …, 8 nodes.
 
