@@ -169,24 +169,40 @@ class ButcherTableau:
         order = _positive_int("order", order)
         w = self._weights(weights)
         A = self.matrix
-        gs = stage_weights(A, order)
-        spread = _rounding_spread(A, w, order)
+        gs, g_abs = stage_weights(A, order), stage_weights(np.abs(A), order)
+        spread = _rounding_spread(A, w, order) if tol is None else {}
         out = []
         for tree in trees_up_to(order):
-            phi, expected = float(w @ gs[tree]), 1.0 / density(tree)
-            bound = tol if tol is not None else (16 * math.sqrt(nodes(tree) + self.stages) * _EPS * spread[tree]
-                                                 + 4 * _EPS * expected)
+            phi, expected, n = float(w @ gs[tree]), 1.0 / density(tree), nodes(tree)
+            # S(τ) ≤ Σ_k |x_k ∂Φ/∂x_k| = |τ| Φ_abs (Φ is homogeneous of degree |τ|): the estimate is capped there
+            s_tau = None if tol is not None else min(spread[tree], n * float(np.abs(w) @ g_abs[tree]))
+            bound = tol if tol is not None else 16 * math.sqrt(n + self.stages) * _EPS * s_tau + 4 * _EPS * expected
             out.append(OrderCondition(tree, phi, expected, bound))
         return out
 
     def order(self, max_order: int = 8, weights: str = "b", tol: float | None = None) -> int:
         """The highest p ≤ ``max_order`` for which every condition with at most p nodes holds
-        (0 when even Σ b_i = 1 fails)."""
-        conditions = self.order_conditions(max_order, weights, tol)
-        for p in range(1, max_order + 1):
+        (0 when even Σ b_i = 1 fails). A residual beyond the largest tolerance the rounding
+        spread can give (S(τ) ≤ |τ| Φ_abs(τ), Φ_abs the elementary weight of |A| and |b|) fails
+        without the spread, so the spreads are estimated only below the first such order."""
+        max_order = _positive_int("max_order", max_order)
+        w, A = self._weights(weights), self.matrix
+        gs, g_abs = stage_weights(A, max_order), stage_weights(np.abs(A), max_order)
+        limit = max_order
+        for tree in trees_up_to(max_order):
+            n = nodes(tree)
+            widest = tol if tol is not None else (16 * math.sqrt(n + self.stages) * _EPS * n * float(np.abs(w) @ g_abs[tree])
+                                                  + 4 * _EPS / density(tree))
+            if abs(float(w @ gs[tree]) - 1.0 / density(tree)) > widest:
+                limit = n - 1
+                break
+        if limit == 0:
+            return 0
+        conditions = self.order_conditions(limit, weights, tol)
+        for p in range(1, limit + 1):
             if not all(c.holds for c in conditions if c.order == p):
                 return p - 1
-        return max_order
+        return limit
 
     def embedded_order(self, max_order: int = 8, tol: float | None = None) -> int | None:
         """The order of the embedded solution (``b_hat``); None without one."""

@@ -28,8 +28,8 @@ def test_the_pages_with_code_are_found():
     assert any(p.parent.name == "scheme_properties" for p in PAGES_WITH_CODE)  # the tutorial
 
 
-@pytest.mark.parametrize("page", [p if p.name == "README.md" else pytest.param(p, marks=pytest.mark.slow) for p in PAGES_WITH_CODE],
-                         ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.slow  # a subprocess per page, each importing torch and running the page's examples
+@pytest.mark.parametrize("page", PAGES_WITH_CODE, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_python_snippet_runs(page, tmp_path):
     code = "\n\n".join(_snippets(page))
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)

@@ -10,6 +10,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow  # a subprocess
 @pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU machine the campaign would really run")
 def test_campaign_without_cuda_says_so_and_measures_nothing():
     r = subprocess.run([sys.executable, str(ROOT / "tools" / "gpu" / "gpu_campaign.py"), "--budget-min", "1"],
@@ -83,6 +84,7 @@ def _campaign():
     return _benchmark_module("gpu_campaign")
 
 
+@pytest.mark.slow  # a subprocess
 def test_a_misspelt_part_is_refused_before_anything_runs():
     """``--only fashion-mnist`` used to match no part and run nothing, a lease's worth of silence."""
     gpu_campaign = _campaign()
