@@ -65,3 +65,25 @@ def paper_operators(draw, kinds=tuple(OPERATOR_FACTORIES), channels=(2, 4), norm
     op = OPERATOR_FACTORIES[arch](c, **kw).to(dtype)
     y0 = draw(states(channels=c, dtype=dtype))
     return op, y0
+
+
+def tableaux(explicit: bool | None = None, min_order: int = 1):
+    """Published Butcher tableaux (:mod:`~pdenet_analysis.schemes.catalogue`), filtered by
+    explicitness and certified order: for a property of your own that must hold for every
+    Runge–Kutta method of some kind (e.g. that your stability analysis of a tableau agrees with
+    its :meth:`~pdenet_analysis.schemes.ButcherTableau.stability_function`)."""
+    from ..schemes import TABLEAUX, get_tableau
+
+    names = [n for n in TABLEAUX if (explicit is None or get_tableau(n).is_explicit == explicit)
+             and get_tableau(n).order() >= min_order]
+    return st.sampled_from(names).map(get_tableau)
+
+
+@st.composite
+def second_order_tableaux(draw, min_c2: float = 0.05):
+    """The two-stage explicit methods of order 2: c₂ = α ∈ [min_c2, 1], b = (1 − 1/(2α), 1/(2α))
+    (Hairer, Nørsett & Wanner I, §II.1): Heun at α = 1, the midpoint rule at 1/2, Ralston at 2/3."""
+    from ..schemes import ButcherTableau
+
+    alpha = draw(st.floats(min_c2, 1.0))
+    return ButcherTableau.explicit([[alpha]], [1 - 1 / (2 * alpha), 1 / (2 * alpha)], name=f"rk2(c2={alpha:.4g})")

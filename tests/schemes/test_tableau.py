@@ -14,6 +14,7 @@ import pdenet_analysis as pa
 from pdenet_analysis.schemes import ADAPTIVE_METHODS, TABLEAUX, ButcherTableau, ExplicitRungeKutta, get_tableau
 from pdenet_analysis.schemes.catalogue import from_torchdiffeq
 from pdenet_analysis.schemes.trees import density, nodes, notation, trees_of_order, trees_up_to
+from pdenet_analysis.testing import strategies as pst
 
 # --------------------------------------------------------------------------------------------
 # Published properties. order, embedded order, stage order, symplectic, symmetric.
@@ -261,11 +262,10 @@ def test_perturbing_any_single_coefficient_by_1e_6_drops_the_certified_order(nam
 
 
 @settings(max_examples=30, deadline=None, derandomize=True, database=None)
-@given(st.floats(0.05, 1.0))
-def test_every_two_stage_second_order_method_has_order_two_and_the_same_stability(alpha):
+@given(pst.second_order_tableaux())
+def test_every_two_stage_second_order_method_has_order_two_and_the_same_stability(tab):
     """c₂ = α, b = (1 − 1/(2α), 1/(2α)) is of order exactly 2 for every α (no two-stage method has
     order 3) and R(z) = 1 + z + z²/2 whatever α (HNW I, §II.1)."""
-    tab = ButcherTableau.explicit([[alpha]], [1 - 1 / (2 * alpha), 1 / (2 * alpha)])
     assert tab.order() == 2
     np.testing.assert_allclose(tab.stability_polynomial(), [1, 1, 0.5], atol=1e-14)
 
@@ -283,6 +283,15 @@ def test_kuttas_two_parameter_family_is_third_order(c2, c3):
     a32 = 1 / (6 * b3 * c2)
     tab = ButcherTableau.explicit([[c2], [c3 - a32, a32]], [1 - b2 - b3, b2, b3])
     assert tab.order() == 3
+
+
+@settings(max_examples=20, deadline=None, derandomize=True, database=None)
+@given(pst.tableaux(explicit=True, min_order=2))
+def test_an_explicit_methods_stability_polynomial_starts_with_the_exponential(tab):
+    """Order p ⇒ R(z) = Σ_{k≤p} z^k/k! + O(z^{p+1}): the first p + 1 coefficients are 1/k!."""
+    coeffs = tab.stability_polynomial()
+    p = tab.order()
+    np.testing.assert_allclose(coeffs[: p + 1], [1 / math.factorial(k) for k in range(p + 1)], rtol=1e-12)
 
 
 # --------------------------------------------------------------------------------------------
