@@ -25,6 +25,7 @@ of :mod:`.trees` assumes). What the tableau certifies is computed from its coeff
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -184,8 +185,12 @@ class ButcherTableau:
         """The highest p ≤ ``max_order`` for which every condition with at most p nodes holds
         (0 when even Σ b_i = 1 fails). A residual beyond the largest tolerance the rounding
         spread can give (S(τ) ≤ |τ| Φ_abs(τ), Φ_abs the elementary weight of |A| and |b|) fails
-        without the spread, so the spreads are estimated only below the first such order."""
-        max_order = _positive_int("max_order", max_order)
+        without the spread, so the spreads are estimated only below the first such order. The
+        answer is remembered per tableau (a frozen value): a scheme checks its order whenever it
+        is built."""
+        return _order(self, _positive_int("max_order", max_order), weights, tol)
+
+    def _order(self, max_order: int, weights: str, tol: float | None) -> int:
         w, A = self._weights(weights), self.matrix
         gs, g_abs = stage_weights(A, max_order), stage_weights(np.abs(A), max_order)
         limit = max_order
@@ -295,6 +300,11 @@ class ButcherTableau:
                     symplectic=self.is_symplectic(), symmetric=self.is_symmetric(), fsal=self.is_fsal(),
                     real_stability_interval=R.real_interval(), imaginary_stability_interval=R.imaginary_interval(),
                     a_stable=R.is_a_stable())
+
+
+@functools.lru_cache(maxsize=4096)
+def _order(tableau: ButcherTableau, max_order: int, weights: str, tol: float | None) -> int:
+    return tableau._order(max_order, weights, tol)
 
 
 #: random directions for the rounding spread S(τ) of :meth:`ButcherTableau.order_conditions`
