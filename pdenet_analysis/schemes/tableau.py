@@ -78,6 +78,19 @@ class ButcherTableau:
     tol: float = field(default=1e-12, repr=False)  # the c = A1 check's tolerance
 
     def __post_init__(self) -> None:
+        def floats(xs):
+            return tuple(float(x) for x in xs)
+
+        # tuples of floats whatever was passed (lists, numpy arrays): the tableau is a hashable value
+        try:
+            object.__setattr__(self, "a", tuple(floats(row) for row in self.a))
+            object.__setattr__(self, "b", floats(self.b))
+            object.__setattr__(self, "c", floats(self.c))
+            if self.b_hat is not None:
+                object.__setattr__(self, "b_hat", floats(self.b_hat))
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgumentError(f"tableau coefficients must be numbers (A as rows, b, c, b_hat as "
+                                       f"sequences): {exc}") from exc
         s = len(self.b)
         if s == 0:
             raise InvalidArgumentError("a Butcher tableau needs at least one stage")
@@ -176,8 +189,8 @@ class ButcherTableau:
         for tree in trees_up_to(order):
             phi, expected, n = float(w @ gs[tree]), 1.0 / density(tree), nodes(tree)
             # S(τ) ≤ Σ_k |x_k ∂Φ/∂x_k| = |τ| Φ_abs (Φ is homogeneous of degree |τ|): the estimate is capped there
-            s_tau = None if tol is not None else min(spread[tree], n * float(np.abs(w) @ g_abs[tree]))
-            bound = tol if tol is not None else 16 * math.sqrt(n + self.stages) * _EPS * s_tau + 4 * _EPS * expected
+            bound = tol if tol is not None else _tolerance(
+                n, self.stages, min(spread[tree], n * float(np.abs(w) @ g_abs[tree])), expected)
             out.append(OrderCondition(tree, phi, expected, bound))
         return out
 
@@ -196,8 +209,8 @@ class ButcherTableau:
         limit = max_order
         for tree in trees_up_to(max_order):
             n = nodes(tree)
-            widest = tol if tol is not None else (16 * math.sqrt(n + self.stages) * _EPS * n * float(np.abs(w) @ g_abs[tree])
-                                                  + 4 * _EPS / density(tree))
+            widest = tol if tol is not None else _tolerance(n, self.stages, n * float(np.abs(w) @ g_abs[tree]),
+                                                            1.0 / density(tree))
             if abs(float(w @ gs[tree]) - 1.0 / density(tree)) > widest:
                 limit = n - 1
                 break
@@ -300,6 +313,11 @@ class ButcherTableau:
                     symplectic=self.is_symplectic(), symmetric=self.is_symmetric(), fsal=self.is_fsal(),
                     real_stability_interval=R.real_interval(), imaginary_stability_interval=R.imaginary_interval(),
                     a_stable=R.is_a_stable())
+
+
+def _tolerance(nodes: int, stages: int, spread: float, expected: float) -> float:
+    """What rounding accounts for in one condition: 16 √(|τ| + s) ε S(τ) + 4 ε/γ(τ)."""
+    return 16 * math.sqrt(nodes + stages) * _EPS * spread + 4 * _EPS * expected
 
 
 @functools.lru_cache(maxsize=4096)

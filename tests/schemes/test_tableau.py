@@ -336,6 +336,11 @@ def test_tableau_rejects_inconsistent_rows_and_bad_shapes():
         ButcherTableau.explicit([[1.0]], [0.5, 0.5], b_hat=[1.0])
     with pytest.raises(pa.InvalidArgumentError, match="finite"):
         ButcherTableau.explicit([[math.nan]], [0.5, 0.5])
+    with pytest.raises(pa.InvalidArgumentError, match="must be numbers"):
+        ButcherTableau([["x", 0.0], [1.0, 0.0]], [0.5, 0.5], [0.0, 1.0])
+    lists = ButcherTableau([[0, 0], [1, 0]], np.array([0.5, 0.5]), [0, 1])  # any sequences: a hashable value
+    heun = ButcherTableau.explicit([[1.0]], [0.5, 0.5])
+    assert lists == heun and hash(lists) == hash(heun) and lists.order() == 2
     with pytest.raises(pa.InvalidArgumentError, match="rational"):
         get_tableau("gauss4").stability_polynomial()
     with pytest.raises(pa.UnknownNameError, match="did you mean 'dopri5'"):
