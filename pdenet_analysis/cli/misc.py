@@ -96,30 +96,26 @@ def tableaux(args) -> int:
                 r[key] = "inf" if r[key] == float("inf") else r[key]  # strict JSON has no Infinity
         print(json.dumps(rows if not args.name else rows[0], indent=1, default=str))
         return 0
-    print(f"{'name':18s} {'stages':>6s} {'order':>5s} {'embedded':>8s} {'stage':>5s}  {'explicit':8s} {'symplectic':10s} "
-          f"{'symmetric':9s} {'FSAL':5s} {'real interval':>13s} {'imag interval':>13s}  A-stable")
-    for r in rows:
-        emb = "–" if r["embedded_order"] is None else str(r["embedded_order"])
-        print(f"{r['name']:18s} {r['stages']:6d} {r['order']:5d} {emb:>8s} {r['stage_order']:5d}  {str(r['explicit']):8s} "
-              f"{str(r['symplectic']):10s} {str(r['symmetric']):9s} {str(r['fsal']):5s} "
-              f"{_interval(r['real_stability_interval']):>13s} {_interval(r['imaginary_stability_interval']):>13s}  "
-              f"{r['a_stable']}")
-    if args.name:
-        tab = get_tableau(args.name)
-        print("\nc | A")
-        for ci, row in zip(tab.c, tab.a):
-            print(f"{ci:.6g} | " + "  ".join(f"{x:.6g}" for x in row))
-        print("b:     " + "  ".join(f"{x:.6g}" for x in tab.b))
-        if tab.b_hat is not None:
-            print("b_hat: " + "  ".join(f"{x:.6g}" for x in tab.b_hat))
-        p = rows[0]["order"]
-        missed = [c for c in tab.order_conditions(p + 1) if c.order == p + 1 and not c.holds]
-        print(f"\norder {p + 1} fails on {len(missed)} of the {sum(1 for c in tab.order_conditions(p + 1) if c.order == p + 1)} "
-              "trees with that many nodes:")
-        for c in missed[:12]:
-            print(f"  {c.notation:12s} Φ = {c.phi:.10g}, 1/γ = {c.expected:.10g}")
-        if len(missed) > 12:
-            print(f"  … and {len(missed) - 12} more (ButcherTableau.order_conditions lists them all)")
+    if not args.name:
+        print(f"{'name':18s} {'stages':>6s} {'order':>5s} {'embedded':>8s} {'stage':>5s}  {'explicit':8s} {'symplectic':10s} "
+              f"{'symmetric':9s} {'FSAL':5s} {'real interval':>13s} {'imag interval':>13s}  A-stable")
+        for r in rows:
+            emb = "–" if r["embedded_order"] is None else str(r["embedded_order"])
+            print(f"{r['name']:18s} {r['stages']:6d} {r['order']:5d} {emb:>8s} {r['stage_order']:5d}  {str(r['explicit']):8s} "
+                  f"{str(r['symplectic']):10s} {str(r['symmetric']):9s} {str(r['fsal']):5s} "
+                  f"{_interval(r['real_stability_interval']):>13s} {_interval(r['imaginary_stability_interval']):>13s}  "
+                  f"{r['a_stable']}")
+        return 0
+    tab = get_tableau(args.name)
+    print(tab.to_markdown())
+    p = rows[0]["order"]
+    at_next = [c for c in tab.order_conditions(p + 1) if c.order == p + 1]
+    missed = [c for c in at_next if not c.holds]
+    print(f"\norder {p + 1} fails on {len(missed)} of the {len(at_next)} trees with that many nodes:")
+    for c in missed[:12]:
+        print(f"  {c.notation:12s} Φ = {c.phi:.10g}, 1/γ = {c.expected:.10g}")
+    if len(missed) > 12:
+        print(f"  … and {len(missed) - 12} more (ButcherTableau.order_conditions lists them all)")
     return 0
 
 

@@ -314,6 +314,34 @@ class ButcherTableau:
                     real_stability_interval=R.real_interval(), imaginary_stability_interval=R.imaginary_interval(),
                     a_stable=R.is_a_stable())
 
+    def to_markdown(self, digits: int = 6) -> str:
+        """The Butcher array (c | A over b, and b̂) and the certificates, as Markdown."""
+        def num(x):
+            return f"{x:.{digits}g}"
+
+        s = self.stages
+        lines = [f"### {self.name or 'tableau'}", "", "| c | " + " | ".join(f"a·{j + 1}" for j in range(s)) + " |",
+                 "|---|" + "---|" * s]
+        lines += [f"| {num(ci)} | " + " | ".join(num(x) for x in row) + " |" for ci, row in zip(self.c, self.a)]
+        lines.append("| **b** | " + " | ".join(num(x) for x in self.b) + " |")
+        if self.b_hat is not None:
+            lines.append("| **b̂** | " + " | ".join(num(x) for x in self.b_hat) + " |")
+        cert = self.summary()
+
+        def interval(x):
+            return "∞" if x == math.inf else f"{x:.4g}"
+
+        lines += ["", "| property | value |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in (
+            ("order (rooted trees)", cert["order"]), ("embedded order", "—" if cert["embedded_order"] is None
+                                                      else cert["embedded_order"]),
+            ("stage order", cert["stage_order"]), ("explicit", cert["explicit"]), ("symplectic", cert["symplectic"]),
+            ("symmetric", cert["symmetric"]), ("FSAL", cert["fsal"]),
+            ("real stability interval", interval(cert["real_stability_interval"])),
+            ("imaginary stability interval", interval(cert["imaginary_stability_interval"])),
+            ("A-stable", cert["a_stable"]))]
+        return "\n".join(lines)
+
 
 def _tolerance(nodes: int, stages: int, spread: float, expected: float) -> float:
     """What rounding accounts for in one condition: 16 √(|τ| + s) ε S(τ) + 4 ε/γ(τ)."""

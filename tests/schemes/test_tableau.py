@@ -369,3 +369,10 @@ def test_partitioned_stability_interval(name):
     z = np.linspace(-4, 0, 41)
     assert np.all(s.amplification(z) <= 1 + 1e-12)
     assert s.amplification(-4.1) > 1 and s.amplification(0.1) > 1
+
+
+def test_to_markdown_shows_the_butcher_array_and_the_certificates():
+    text = get_tableau("dopri5").to_markdown()
+    assert "### dopri5" in text and "| **b̂** |" in text and "| order (rooted trees) | 5 |" in text
+    assert "| embedded order | 4 |" in text and "| A-stable | False |" in text
+    assert "| real stability interval | ∞ |" in get_tableau("radau_iia5").to_markdown()
