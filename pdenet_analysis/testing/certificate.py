@@ -21,6 +21,10 @@ The certificate compares, for any registered scheme or scheme object:
   u + iv by z = a + ib), gives R(z) itself, which is held to the tableau's R(z) (or, without a
   tableau, |R(z)| to the scheme's ``amplification``) at points inside and outside the stability
   region;
+* for a scheme with an explicit tableau, its step against the tableau's own step
+  (:class:`~pdenet_analysis.schemes.ExplicitRungeKutta`) on a nonlinear operator (the paper's
+  parabolic operator with tanh and θ varying in t, float64): a handwritten step that agrees with
+  its tableau on linear problems but not on nonlinear ones differs here;
 * symplecticity of the tableau (Cooper's condition), reported, not required;
 * for a reversible scheme, the inversion error of forward then inverse steps
   (:func:`~pdenet_analysis.testing.checks.check_inversion`).
@@ -54,6 +58,7 @@ class SchemeCertificate:
     embedded_order: int | None             # of the tableau's b_hat, where it has one
     observed_orders: dict = field(default_factory=dict)  # {test problem: fitted slope}
     stability_error: float | None = None   # max |R_stepped(z) − R_declared(z)| over STABILITY_POINTS
+    step_error: float | None = None        # its step against its tableau's, nonlinear operator, relative
     symplectic: bool | None = None         # Cooper's condition on the tableau
     inversion_error: float | None = None   # reversible schemes only
     failures: tuple = ()
@@ -70,6 +75,7 @@ class SchemeCertificate:
                 ("embedded order", fmt(self.embedded_order)),
                 *((f"observed order ({k})", f"{v:.3f}") for k, v in self.observed_orders.items()),
                 ("stability function, stepped vs declared", fmt(self.stability_error, ".1e")),
+                ("step vs its tableau's, nonlinear operator", fmt(self.step_error, ".1e")),
                 ("symplectic tableau", fmt(self.symplectic)), ("inversion error", fmt(self.inversion_error, ".1e"))]
         lines = [f"### certificate of `{self.name}`", "", "| property | value |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in rows]
@@ -123,6 +129,7 @@ def certify_scheme(scheme, check: bool = True, n_steps=None, tolerance: float | 
                 failures.append(f"observed order {slope:.3f} on {kind}, declared {scheme.order}; errors "
                                 f"{', '.join(f'{e:.2e}' for e in errors)}")
     stability = _stability_error(scheme, tableau, failures, stability_tol)
+    step = _step_error(scheme, tableau, failures, stability_tol)
     inversion = None
     if scheme.reversible:
         kind = "hamiltonian" if scheme.accepts("hamiltonian") else sorted(scheme.kinds)[0]
@@ -131,8 +138,8 @@ def certify_scheme(scheme, check: bool = True, n_steps=None, tolerance: float | 
             inversion = check_inversion(scheme, op, y0, n_steps=8, T=2.0)
         except AssertionError as exc:
             failures.append(str(exc))
-    cert = SchemeCertificate(scheme.name, scheme.order, tree, embedded, observed, stability, symplectic, inversion,
-                             tuple(failures))
+    cert = SchemeCertificate(scheme.name, scheme.order, tree, embedded, observed, stability, step, symplectic,
+                             inversion, tuple(failures))
     if check and failures:
         raise AssertionError(f"scheme {scheme.name!r} fails its certificate: " + "; ".join(failures))
     return cert
@@ -162,3 +169,29 @@ def _stability_error(scheme, tableau, failures, tol) -> float | None:
         failures.append(f"one step on y' = λy gives R({z[k]:.3g}) = {stepped[k]:.6g}, but {what} is "
                         f"{declared[k]:.6g}")
     return worst
+
+
+def _step_error(scheme, tableau, failures, tol) -> float | None:
+    """‖step − the tableau's step‖ / ‖state‖ on the paper's parabolic operator (4 channels, 5 × 5,
+    tanh, two weight sets, t and h where θ varies within the step), for schemes with an explicit
+    tableau that integrate first-order operators (None otherwise)."""
+    if tableau is None or not tableau.is_explicit or not scheme.accepts("first_order") or scheme.adaptive:
+        return None
+    certified = tableau.order(max_order=max(scheme.order, 1))
+    if certified < 1:  # not even consistent: already a failure, and nothing to step
+        return None
+    from ..operators import parabolic
+    from ..schemes import ExplicitRungeKutta
+
+    gen = torch.Generator().manual_seed(0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        op = parabolic(4, T=1.0, n_pieces=2, interpolation="linear", activation="tanh", normalise=False).double()
+    state = op.to_state(torch.randn(2, 4, 5, 5, generator=gen, dtype=torch.float64))
+    reference = ExplicitRungeKutta(tableau, order=certified, name="reference")
+    with torch.no_grad():
+        mine, theirs = scheme.step(op, state, 0.3, 0.25), reference.step(op, state, 0.3, 0.25)
+    err = max(float((a - b).abs().max()) for a, b in zip(mine, theirs)) / max(float(state[0].abs().max()), 1e-300)
+    if err > tol:
+        failures.append(f"one step on a nonlinear operator differs from its tableau's step by {err:.2e} (relative)")
+    return err

@@ -24,7 +24,7 @@ def test_every_registered_fixed_step_scheme_passes_its_certificate(name):
     assert cert.ok and cert.observed_orders and cert.declared_order == pa.get_scheme(name).order
     scheme = pa.get_scheme(name)
     if isinstance(getattr(scheme, "tableau", None), ButcherTableau):
-        assert cert.tree_order >= scheme.order and cert.stability_error < 1e-13
+        assert cert.tree_order >= scheme.order and cert.stability_error < 1e-13 and cert.step_error == 0.0
     if scheme.reversible:
         assert cert.inversion_error < 1e-12
     assert f"certificate of `{name}`" in cert.to_markdown() and "All checks pass." in cert.to_markdown()
@@ -63,6 +63,15 @@ class _StepsAnotherTableau(ExplicitRungeKutta):
         return tuple(y + h * k for y, k in zip(state, k2))
 
 
+class _Rk38ClaimsRk4(ExplicitRungeKutta):
+    """Steps with the 3/8 rule but declares RK4's tableau: the same R(z) and order, so only the
+    nonlinear step tells them apart."""
+
+    def __init__(self):
+        super().__init__(get_tableau("rk38"), 4, "rk38_says_rk4")
+        self.tableau = get_tableau("rk4")
+
+
 class _BadInverse(StormerVerlet):
     def inverse_step(self, op, state, t, h):
         a, b = state
@@ -73,11 +82,14 @@ class _BadInverse(StormerVerlet):
 @pytest.mark.parametrize("scheme, says", [
     (_HeunSaysFour(), "declared order 4 but the tableau's order conditions certify 2"),
     (_StepsAnotherTableau(), "one step on y' = λy gives R"),
+    (_Rk38ClaimsRk4(), "one step on a nonlinear operator differs from its tableau's step"),
     (_BadInverse(), "reconstruction error"),
 ])
 def test_each_defect_fails_the_certificate_naming_it(scheme, says):
     cert = certify_scheme(scheme, check=False)
     assert not cert.ok and any(says in f for f in cert.failures), cert.failures
+    if isinstance(scheme, _Rk38ClaimsRk4):  # the linear checks cannot see it
+        assert cert.stability_error < 1e-13 and len(cert.failures) == 1
     with pytest.raises(AssertionError, match="fails its certificate"):
         certify_scheme(scheme)
 
@@ -179,4 +191,4 @@ def test_a_scheme_object_without_a_tableau_is_held_to_its_amplification():
 @pytest.mark.parametrize("name", [n for n in pa.schemes.TABLEAUX if get_tableau(n).is_explicit])
 def test_every_explicit_catalogue_tableau_passes_its_certificate_as_a_scheme(name):
     cert = certify_scheme(ExplicitRungeKutta(get_tableau(name), name=name))
-    assert cert.tree_order == get_tableau(name).order() and cert.stability_error < 1e-12
+    assert cert.tree_order == get_tableau(name).order() and cert.stability_error < 1e-12 and cert.step_error == 0.0
