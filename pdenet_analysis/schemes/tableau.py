@@ -26,7 +26,6 @@ of :mod:`.trees` assumes). What the tableau certifies is computed from its coeff
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -257,21 +256,35 @@ class ButcherTableau:
 
     def is_symmetric(self, tol: float | None = None) -> bool:
         """The tableau equals its adjoint (1bᵀ − A, b, 1 − c) after some permutation σ of the
-        stages: a_{σ(i)σ(j)} = b_j − a_ij and b_{σ(i)} = b_i. Only permutations with
-        c_{σ(i)} = 1 − c_i are tried."""
+        stages: a_{σ(i)σ(j)} = b_j − a_ij and b_{σ(i)} = b_i. The permutation is searched stage by
+        stage among those with c_{σ(i)} = 1 − c_i and b_{σ(i)} = b_i, each choice checked against
+        the stages placed before it. An explicit tableau is never symmetric: its R is a
+        polynomial, and R(z)R(−z) = 1 only holds for a constant."""
+        if self.is_explicit:
+            return False
         A, b, c = self.matrix, np.array(self.b), np.array(self.c)
         adjoint = b[None, :] - A
         bound = tol if tol is not None else 64 * _EPS * (1 + np.abs(A).max() + np.abs(b).max())
-        candidates = [[j for j in range(self.stages) if abs(c[j] - (1 - c[i])) <= bound] for i in range(self.stages)]
-        if any(not options for options in candidates):
-            return False
-        for sigma in itertools.product(*candidates):
-            if len(set(sigma)) != self.stages:
-                continue
-            p = list(sigma)
-            if np.all(np.abs(b[p] - b) <= bound) and np.all(np.abs(A[np.ix_(p, p)] - adjoint) <= bound):
+        s = self.stages
+        options = [[j for j in range(s) if abs(c[j] - (1 - c[i])) <= bound and abs(b[j] - b[i]) <= bound]
+                   for i in range(s)]
+        sigma: list[int] = []
+
+        def place(i: int) -> bool:
+            if i == s:
                 return True
-        return False
+            for j in options[i]:
+                if j in sigma or abs(A[j, j] - adjoint[i, i]) > bound:
+                    continue
+                if all(abs(A[j, sigma[k]] - adjoint[i, k]) <= bound and abs(A[sigma[k], j] - adjoint[k, i]) <= bound
+                       for k in range(i)):
+                    sigma.append(j)
+                    if place(i + 1):
+                        return True
+                    sigma.pop()
+            return False
+
+        return place(0)
 
     # ------------------------------------------------------------------ linear stability
     def stability_function(self) -> StabilityFunction:

@@ -376,3 +376,18 @@ def test_to_markdown_shows_the_butcher_array_and_the_certificates():
     assert "### dopri5" in text and "| **b̂** |" in text and "| order (rooted trees) | 5 |" in text
     assert "| embedded order | 4 |" in text and "| A-stable | False |" in text
     assert "| real stability interval | ∞ |" in get_tableau("radau_iia5").to_markdown()
+
+
+@pytest.mark.parametrize("name", ["gauss6", "lobatto_iiia4", "radau_iia5", "lobatto_iiic4"])
+def test_certificates_do_not_depend_on_the_order_of_the_stages(name):
+    """Relabelling the stages (P A Pᵀ, P b) is the same method: its order, stage order,
+    symplecticity, symmetry and stability function stay (the symmetry search runs over
+    permutations, so a permuted Gauss method is still found symmetric)."""
+    tab = get_tableau(name)
+    p = list(reversed(range(tab.stages)))
+    A = tab.matrix[np.ix_(p, p)]
+    moved = ButcherTableau.from_rows(A, np.array(tab.b)[p])
+    assert (moved.order(), moved.stage_order(), moved.is_symplectic(), moved.is_symmetric()) == (
+        tab.order(), tab.stage_order(), tab.is_symplectic(), tab.is_symmetric())
+    z = np.array([-1.0, 0.5j, -3 + 1j])
+    np.testing.assert_allclose(moved.stability_function()(z), tab.stability_function()(z), rtol=1e-12)
