@@ -104,6 +104,26 @@ def test_monotone_labellings_sum_to_n_minus_1_factorial(n):
     assert sum(math.factorial(n) // (_symmetry(t) * density(t)) for t in trees_of_order(n)) == math.factorial(n - 1)
 
 
+@settings(max_examples=40, deadline=None, derandomize=True, database=None)
+@given(st.integers(1, 5), st.booleans(), st.integers(0, 2**31 - 1))
+def test_elementary_weights_equal_the_textbook_expressions(s, explicit, seed):
+    """For any A and b: Φ of the eight trees up to order 4, and of the tall and bushy trees of
+    order 5, are the textbook sums (HNW I, §II.2): Σb, bᵀc, bᵀc², bᵀAc, bᵀc³,
+    bᵀ(c∘Ac), bᵀAc², bᵀA²c, bᵀc⁴, bᵀA³c, with densities 1, 2, 3, 6, 4, 8, 12, 24, 5, 120."""
+    rng = np.random.default_rng(seed)
+    A = rng.normal(size=(s, s))
+    A = np.tril(A, -1) if explicit else A
+    b = rng.normal(size=s)
+    tab = ButcherTableau.from_rows(A, b)
+    c = A.sum(axis=1)
+    textbook = {"•": (b.sum(), 1), "[•]": (b @ c, 2), "[••]": (b @ c**2, 3), "[[•]]": (b @ A @ c, 6),
+                "[•••]": (b @ c**3, 4), "[•[•]]": (b @ (c * (A @ c)), 8), "[[••]]": (b @ A @ c**2, 12),
+                "[[[•]]]": (b @ A @ A @ c, 24), "[••••]": (b @ c**4, 5), "[[[[•]]]]": (b @ A @ A @ A @ c, 120)}
+    found = {cond.notation: cond for cond in tab.order_conditions(5, tol=1.0)}
+    for name, (phi, gamma) in textbook.items():
+        assert found[name].phi == pytest.approx(phi, rel=1e-12, abs=1e-12) and found[name].expected == 1 / gamma
+
+
 def test_tree_density_and_notation():
     bushy = ((), (), ())          # [•••]: the root with three leaves
     tall = (((),),)               # [[•]]: a root, its child, its grandchild
