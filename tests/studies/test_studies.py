@@ -161,7 +161,9 @@ def test_scheme_properties_study_catches_each_defect_with_the_right_check(tmp_pa
     caught = {k for k, (app, c) in verdict.items() if c}
     assert caught == {("rk4_wrong_weight", "tableau"), ("rk4_wrong_weight", "order"), ("rk4_wrong_weight", "hypothesis"),
                       ("verlet_inverse_sign", "inversion"), ("verlet_inverse_sign", "hypothesis"),
-                      ("midpoint_wrong_node", "order"), ("midpoint_wrong_node", "hypothesis")}
+                      ("midpoint_wrong_node", "order"), ("midpoint_wrong_node", "hypothesis"),
+                      ("rk4_wrong_weight", "certificate"), ("verlet_inverse_sign", "certificate"),
+                      ("midpoint_wrong_node", "certificate")}
     assert verdict[("ralston", "order")] == (True, False) and verdict[("verlet_inverse_sign", "order")] == (True, False)
     assert "rk4_wrong_weight" not in __import__("pdenet_analysis").schemes.available_schemes()  # unregistered again
     assert (tmp_path / "README.md").exists()

@@ -19,7 +19,8 @@ slopes on linear problems of every accepted kind and on a time-dependent one), `
 operator, every state component) and ``hypothesis`` (a Hypothesis property over random paper
 operators from :func:`pdenet_analysis.testing.strategies.paper_operators`: forward then inverse
 recovers the state, for reversible schemes; one step of size h agrees with RK4 at 12 sub-steps to
-O(h^(p+1)) — the local error ratio for h and h/2 is at least 2^(p+1)·0.7 — for the others).
+O(h^(p+1)) — the local error ratio for h and h/2 is at least 2^(p+1)·0.7 — for the others) and
+``certificate`` (:func:`pdenet_analysis.testing.certify_scheme`, every check in one call).
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ USER_SCHEMES = {"ralston": ralston, "rk4_wrong_weight": WrongWeightRK4, "verlet_
 #: cannot be written as a tableau at all: c is derived from the rows of A.
 TABLEAUX = {"ralston": (lambda: ButcherTableau.explicit([[2 / 3]], [1 / 4, 3 / 4]), 2),
             "rk4_wrong_weight": (wrong_rk4_tableau, 4)}
-CHECKS = ("tableau", "order", "inversion", "hypothesis")
+CHECKS = ("tableau", "order", "inversion", "hypothesis", "certificate")
 DEFECT = {"ralston": "none (correct)", "rk4_wrong_weight": "wrong weight b (sums to 1)",
           "verlet_inverse_sign": "sign error in the inverse step", "midpoint_wrong_node": "wrong stage time c₂"}
 
@@ -139,6 +140,13 @@ def _check_inversion(name, scheme):
     return dict(errors=errs)
 
 
+def _check_certificate(name, scheme):
+    from ...testing import certify_scheme
+
+    cert = certify_scheme(scheme)  # raises AssertionError listing every failure
+    return dict(observed=cert.observed_orders, tree_order=cert.tree_order, inversion_error=cert.inversion_error)
+
+
 def _check_hypothesis(name, scheme, max_examples: int):
     from ...testing import inversion_property, local_error_property
 
@@ -169,6 +177,8 @@ def _run(config: dict) -> dict:
                 measured = _check_inversion(name, scheme)
             elif check == "hypothesis":
                 measured = _check_hypothesis(name, scheme, config.get("max_examples", 30))
+            elif check == "certificate":
+                measured = _check_certificate(name, scheme)
             else:
                 raise InvalidArgumentError(f"unknown check {check!r}; valid checks: {', '.join(CHECKS)}")
             caught, message = False, ""
@@ -215,6 +225,7 @@ STUDY = Study(
     title="Property-testing your own schemes",
     question="Which of the library's property checks catches which defect in a user's scheme, and how fast?",
     # version 2: check_order fits its slopes at 32–512 steps (h·ρ ≤ 1/8), not 8–128
-    # version 3: the tableau check certifies by rooted trees; the Hypothesis property is testing's
+    # version 3: the tableau check certifies by rooted trees; the Hypothesis property is testing's;
+    # the one-call certificate is a fifth check
     grid=grid, run=run, aggregate=aggregate, version=3,
 )
