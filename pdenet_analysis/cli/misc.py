@@ -76,14 +76,11 @@ def schemes(args) -> int:
     return 0
 
 
-def _interval(x: float) -> str:
-    return "∞" if x == float("inf") else f"{x:.4g}"
-
-
 def tableaux(args) -> int:
     import json
 
     from ..schemes import TABLEAUX, get_tableau
+    from ..schemes.tableau import interval_text
 
     names = [args.name] if args.name else list(TABLEAUX)
     rows = [get_tableau(n).summary() for n in names]  # an unknown name: UnknownNameError, one line
@@ -103,7 +100,7 @@ def tableaux(args) -> int:
             emb = "–" if r["embedded_order"] is None else str(r["embedded_order"])
             print(f"{r['name']:18s} {r['stages']:6d} {r['order']:5d} {emb:>8s} {r['stage_order']:5d}  {str(r['explicit']):8s} "
                   f"{str(r['symplectic']):10s} {str(r['symmetric']):9s} {str(r['fsal']):5s} "
-                  f"{_interval(r['real_stability_interval']):>13s} {_interval(r['imaginary_stability_interval']):>13s}  "
+                  f"{interval_text(r['real_stability_interval']):>13s} {interval_text(r['imaginary_stability_interval']):>13s}  "
                   f"{r['a_stable']}")
         return 0
     tab = get_tableau(args.name)

@@ -66,11 +66,9 @@ def _built(name: str, factory: Callable[..., Scheme]) -> Scheme:
         raise InvalidArgumentError(f"the factory registered as {name!r} returned a {type(scheme).__name__}, not a "
                                    "pdenet_analysis.schemes.Scheme")
     tableau = getattr(scheme, "tableau", None)
-    if isinstance(tableau, ButcherTableau) and scheme.order > 0:
-        certified = tableau.order(max_order=scheme.order)
-        if certified < scheme.order:
-            raise InvalidArgumentError(f"scheme {name!r} declares order {scheme.order} but its tableau's order "
-                                       f"conditions (rooted trees) certify only order {certified}")
+    if isinstance(tableau, ButcherTableau) and scheme.order > 0 and tableau.missing_condition(scheme.order):
+        raise InvalidArgumentError(f"scheme {name!r} declares order {scheme.order} but its tableau's order "
+                                   f"conditions (rooted trees) certify only order {tableau.order(scheme.order)}")
     return scheme
 
 

@@ -34,16 +34,16 @@ class ExplicitRungeKutta(Scheme):
                 f"tableau {tableau.name or name!r} is implicit (A has entries on or above the diagonal): "
                 "ExplicitRungeKutta steps explicit tableaux only; an implicit tableau's order, stability function "
                 "and symplecticity are still certified by its ButcherTableau methods")
-        certified = tableau.order(max_order=max(int(order or 8), 1))
-        order = certified if order is None else order
-        if isinstance(order, bool) or not isinstance(order, int) or order < 1:
+        if order is not None and (isinstance(order, bool) or not isinstance(order, int) or order < 1):
             raise InvalidArgumentError(f"order must be a positive integer, got {order!r}")
-        if certified < order:
-            failed = next(c for c in tableau.order_conditions(order) if not c.holds)
+        order = tableau.order() if order is None else order
+        failed = tableau.missing_condition(order) if order > 0 else None
+        if order < 1 or failed is not None:
             raise InvalidArgumentError(
-                f"tableau of {name!r} does not satisfy the order conditions of order {order}: Butcher's conditions "
-                f"certify order {certified}; the tree {failed.notation} ({failed.order} nodes) has Φ = {failed.phi!r} "
-                f"against 1/γ = {failed.expected!r}")
+                f"tableau of {name!r} does not satisfy the order conditions of order {max(order, 1)}: Butcher's "
+                f"conditions certify order {tableau.order(max(order, 1))}"
+                + (f"; the tree {failed.notation} ({failed.order} nodes) has Φ = {failed.phi!r} against 1/γ = "
+                   f"{failed.expected!r}" if failed is not None else ""))
         self.tableau, self.order, self.name = tableau, int(order), name
         stepped = tableau.truncated()  # trailing stages of weight 0 (an FSAL stage) change nothing in a step
         self._c = stepped.c
@@ -68,8 +68,8 @@ class ExplicitRungeKutta(Scheme):
         return out
 
     def stability_function(self, z) -> np.ndarray:
-        """R(z) on y' = λy, z = hλ."""
-        return np.polyval(self.tableau.stability_polynomial()[::-1], np.asarray(z, dtype=complex))
+        """R(z) on y' = λy, z = hλ (the tableau's :meth:`~ButcherTableau.stability_function`)."""
+        return self.tableau.stability_function()(z)
 
     def amplification(self, z) -> np.ndarray:
         return np.abs(self.stability_function(z))

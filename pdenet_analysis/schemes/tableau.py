@@ -33,11 +33,8 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import InvalidArgumentError
-from .stability_function import StabilityFunction, det_coefficients
+from .stability_function import _EPS, StabilityFunction, det_coefficients
 from .trees import Tree, density, nodes, notation, stage_weights, trees_up_to
-
-_EPS = float(np.finfo(float).eps)
-
 
 class OrderCondition(NamedTuple):
     """One of Butcher's conditions: Φ(τ) = bᵀ g(τ) against 1/γ(τ) for the tree τ."""
@@ -142,11 +139,6 @@ class ButcherTableau:
         """A strictly lower triangular: each stage from the earlier ones only."""
         return not np.any(np.triu(self.matrix) != 0)
 
-    @property
-    def is_diagonally_implicit(self) -> bool:
-        """A lower triangular with a nonzero diagonal entry: one implicit stage at a time."""
-        return not np.any(np.triu(self.matrix, 1) != 0) and not self.is_explicit
-
     def is_stiffly_accurate(self) -> bool:
         """The last row of A equals b: the step's result is the last stage's value."""
         return bool(np.array_equal(self.matrix[-1], np.array(self.b)))
@@ -220,6 +212,13 @@ class ButcherTableau:
             if not all(c.holds for c in conditions if c.order == p):
                 return p - 1
         return limit
+
+    def missing_condition(self, order: int, weights: str = "b") -> OrderCondition | None:
+        """The first condition with at most ``order`` nodes that fails, or None when the order is
+        certified: what a refusal of a declared order names."""
+        if self.order(order, weights) >= order:
+            return None
+        return next(c for c in self.order_conditions(order, weights) if not c.holds)
 
     def embedded_order(self, max_order: int = 8, tol: float | None = None) -> int | None:
         """The order of the embedded solution (``b_hat``); None without one."""
@@ -341,19 +340,21 @@ class ButcherTableau:
             lines.append("| **b̂** | " + " | ".join(num(x) for x in self.b_hat) + " |")
         cert = self.summary()
 
-        def interval(x):
-            return "∞" if x == math.inf else f"{x:.4g}"
-
         lines += ["", "| property | value |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in (
             ("order (rooted trees)", cert["order"]), ("embedded order", "—" if cert["embedded_order"] is None
                                                       else cert["embedded_order"]),
             ("stage order", cert["stage_order"]), ("explicit", cert["explicit"]), ("symplectic", cert["symplectic"]),
             ("symmetric", cert["symmetric"]), ("FSAL", cert["fsal"]),
-            ("real stability interval", interval(cert["real_stability_interval"])),
-            ("imaginary stability interval", interval(cert["imaginary_stability_interval"])),
+            ("real stability interval", interval_text(cert["real_stability_interval"])),
+            ("imaginary stability interval", interval_text(cert["imaginary_stability_interval"])),
             ("A-stable", cert["a_stable"]))]
         return "\n".join(lines)
+
+
+def interval_text(x: float) -> str:
+    """A stability interval as it is printed: four digits, or ∞."""
+    return "∞" if x == math.inf else f"{x:.4g}"
 
 
 def _tolerance(nodes: int, stages: int, spread: float, expected: float) -> float:
